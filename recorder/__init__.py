@@ -1,0 +1,1 @@
+"""Recorder: a daemon that records WebRTC rooms."""

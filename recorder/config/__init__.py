@@ -1,0 +1,1 @@
+"""Settings: environment variables over an optional TOML file (SPEC section 3)."""

@@ -1,0 +1,136 @@
+"""The recording lifecycle (SPEC section 4) as one pure state machine.
+
+Every status change in the system goes through :func:`apply`: it checks the transition table
+and returns the new state with its timestamps and counters set, or raises
+:class:`InvalidTransition` and changes nothing. The store's compare-and-set writer persists
+what this returns; nothing else decides a status.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from recorder.core.errors import InvalidTransition
+from recorder.core.models import RecordingState, Status, StopReason, UploadState
+
+
+class Action(StrEnum):
+    MEDIA_STARTED = "media_started"  # first frame
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"  # requested, or a limit / timer / drain / recovery (see StopReason)
+    CANCEL = "cancel"  # DELETE
+    FAIL = "fail"  # an error that leaves no usable file, or no media while pending
+    COMPLETE = "complete"  # file final and stored at its target
+    UPLOAD_FAILED = "upload_failed"
+    RETRY_UPLOAD = "retry_upload"
+
+
+ACTIVE: frozenset[Status] = frozenset({Status.PENDING, Status.RECORDING, Status.PAUSED})
+TERMINAL: frozenset[Status] = frozenset({Status.COMPLETED, Status.CANCELLED, Status.FAILED})
+
+# (from, action) -> to. STOP from pending is a cancel (no media, nothing to keep).
+TRANSITIONS: dict[tuple[Status, Action], Status] = {
+    (Status.PENDING, Action.MEDIA_STARTED): Status.RECORDING,
+    (Status.PENDING, Action.STOP): Status.CANCELLED,
+    (Status.PENDING, Action.CANCEL): Status.CANCELLED,
+    (Status.PENDING, Action.FAIL): Status.FAILED,
+    (Status.RECORDING, Action.PAUSE): Status.PAUSED,
+    (Status.PAUSED, Action.RESUME): Status.RECORDING,
+    (Status.RECORDING, Action.STOP): Status.PROCESSING,
+    (Status.PAUSED, Action.STOP): Status.PROCESSING,
+    (Status.RECORDING, Action.CANCEL): Status.CANCELLED,
+    (Status.PAUSED, Action.CANCEL): Status.CANCELLED,
+    (Status.RECORDING, Action.FAIL): Status.FAILED,
+    (Status.PAUSED, Action.FAIL): Status.FAILED,
+    (Status.PROCESSING, Action.FAIL): Status.FAILED,
+    (Status.PROCESSING, Action.COMPLETE): Status.COMPLETED,
+    (Status.PROCESSING, Action.UPLOAD_FAILED): Status.FAILED,
+    (Status.FAILED, Action.RETRY_UPLOAD): Status.PROCESSING,
+}
+
+# Webhook/pub-sub event type for each status reached (SPEC section 9).
+EVENT_TYPES: dict[Status, str] = {
+    Status.PENDING: "recording_pending",
+    Status.RECORDING: "recording_started",
+    Status.PAUSED: "recording_paused",
+    Status.PROCESSING: "recording_stopped",
+    Status.COMPLETED: "recording_completed",
+    Status.FAILED: "recording_failed",
+    Status.CANCELLED: "recording_cancelled",
+}
+
+
+def event_type(before: Status | None, after: Status) -> str:
+    """The pub/sub `type` of a change; a return to `recording` from `paused` is a resume."""
+    if before is Status.PAUSED and after is Status.RECORDING:
+        return "recording_resumed"
+    return EVENT_TYPES[after]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def target_status(current: Status, action: Action) -> Status:
+    to = TRANSITIONS.get((current, action))
+    if to is None:
+        raise InvalidTransition(current.value, action.value)
+    return to
+
+
+def apply(
+    state: RecordingState,
+    action: Action,
+    at: datetime,
+    *,
+    stop_reason: StopReason | None = None,
+    error: str | None = None,
+) -> RecordingState:
+    """Return `state` after `action` at time `at`; raise InvalidTransition if not allowed."""
+    to = target_status(state.status, action)
+    if action is Action.RETRY_UPLOAD and (
+        state.upload is None or state.upload.state is not UploadState.FAILED
+    ):
+        raise InvalidTransition(state.status.value, action.value)
+    new = state.model_copy(deep=True)
+    new.status = to
+    if action is Action.MEDIA_STARTED:
+        new.started_at = at
+    elif action is Action.PAUSE:
+        new.paused_at = at
+    elif action is Action.RESUME:
+        assert state.paused_at is not None
+        new.paused_seconds += (at - state.paused_at).total_seconds()
+        new.resumed_at = at
+    elif action in (Action.STOP, Action.CANCEL) or (action is Action.FAIL and state.status in ACTIVE):
+        if state.status is Status.PAUSED and state.paused_at is not None:
+            new.paused_seconds += (at - state.paused_at).total_seconds()
+        if state.status in ACTIVE:
+            new.stopped_at = at
+            new.duration_seconds = media_seconds(state, at)
+        if action is Action.STOP and to is Status.PROCESSING:
+            new.stop_reason = stop_reason or StopReason.REQUESTED
+    elif action is Action.COMPLETE:
+        new.processed_at = at
+    elif action is Action.RETRY_UPLOAD:
+        assert new.upload is not None
+        new.upload.state = UploadState.QUEUED
+        new.upload.error = None
+        new.error = None
+    if action in (Action.FAIL, Action.UPLOAD_FAILED):
+        new.error = error or "unknown error"
+    return new
+
+
+def media_seconds(state: RecordingState, at: datetime) -> float:
+    """Media time at `at`: wall time since the first frame, pauses cut out."""
+    if state.started_at is None:
+        return 0.0
+    end = at
+    if state.status is Status.PAUSED and state.paused_at is not None:
+        end = state.paused_at
+    elif state.stopped_at is not None and state.status not in ACTIVE:
+        end = state.stopped_at
+    return max(0.0, (end - state.started_at).total_seconds() - state.paused_seconds)

@@ -1,0 +1,160 @@
+"""The recording state object stored in Redis as JSON (SPEC section 7)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recorder.core.presets import Format, Layout, Quality
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    RECORDING = "recording"
+    PAUSED = "paused"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class StopReason(StrEnum):
+    REQUESTED = "requested"
+    MAX_DURATION = "max_duration"
+    MAX_PAUSE = "max_pause"
+    NO_MEDIA = "no_media"
+    SHUTDOWN = "shutdown"
+    RECOVERED = "recovered"
+
+
+class UploadTarget(StrEnum):
+    NONE = "none"
+    S3 = "s3"
+    CLOUDFLARE_STREAM = "cloudflare_stream"
+
+
+class UploadState(StrEnum):
+    QUEUED = "queued"
+    UPLOADING = "uploading"
+    UPLOADED = "uploaded"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # target `none`
+
+
+class Transcode(StrEnum):
+    LIVE = "live"
+    DEFERRED = "deferred"
+
+
+class Playback(BaseModel):
+    state: str = "pending"
+    error: str | None = None
+
+
+class Upload(BaseModel):
+    target: UploadTarget = UploadTarget.NONE
+    state: UploadState = UploadState.QUEUED
+    attempts: int = 0
+    bytes_sent: int = 0
+    error: str | None = None
+
+
+class FileInfo(BaseModel):
+    name: str
+    kind: str  # "composite" or "track"
+    size: int
+    sha256: str
+    duration_seconds: float | None = None
+    s3_key: str | None = None
+    stream_id: str | None = None
+    playback: Playback | None = None
+
+
+class TrackInfo(BaseModel):
+    publisher_id: str
+    kind: str
+    codec: str
+
+
+class Frames(BaseModel):
+    received: int = 0
+    written: int = 0
+    dropped: int = 0
+
+
+class RecordingState(BaseModel):
+    """One recording. `version` increments on every write (compare-and-set)."""
+
+    model_config = ConfigDict(use_enum_values=False)
+
+    recording_id: str
+    room_id: str
+    user_id: str
+    node_id: str
+    version: int = 0
+    format: Format
+    quality: Quality
+    quality_settings: dict[str, str | int]
+    layout: Layout = Layout.COMPOSITE
+    transcode: Transcode = Transcode.LIVE
+    source: dict[str, Any] = Field(default_factory=lambda: {"type": "whip"})
+    status: Status = Status.PENDING
+    stop_reason: StopReason | None = None
+    storage_backend: UploadTarget = UploadTarget.NONE
+    local_path: str
+    file_name: str
+    files: list[FileInfo] = Field(default_factory=list)
+    s3_key: str | None = None
+    stream_id: str | None = None
+    upload: Upload | None = None
+    playback: Playback | None = None
+    recovered: bool = False
+    created_at: datetime
+    started_at: datetime | None = None
+    paused_at: datetime | None = None
+    resumed_at: datetime | None = None
+    stopped_at: datetime | None = None
+    processed_at: datetime | None = None
+    paused_seconds: float = 0.0
+    duration_seconds: float | None = None
+    max_duration_seconds: int
+    file_size_bytes: int | None = None
+    sha256: str | None = None
+    tracks: list[TrackInfo] = Field(default_factory=list)
+    frames: Frames = Field(default_factory=Frames)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    webhook_url: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> RecordingState:
+        return cls.model_validate_json(raw)
+
+
+class WhipSource(BaseModel):
+    """Media from publishers on this node's WHIP endpoint for the room (the default)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["whip"] = "whip"
+
+
+class StartRequest(BaseModel):
+    """The optional JSON body of a start (SPEC section 4). Unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Format | None = None
+    quality: Quality | None = None
+    layout: Layout | None = None
+    transcode: Transcode | None = None
+    source: WhipSource | None = None
+    max_duration_seconds: int | None = Field(None, ge=1)
+    upload: UploadTarget | None = None
+    webhook_url: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)

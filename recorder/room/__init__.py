@@ -1,0 +1,1 @@
+"""Room sessions: one per active room, behind a typed message boundary."""

@@ -1,0 +1,1 @@
+"""WebRTC edge: aiortc peers, WHIP SDP handling, ICE configuration."""

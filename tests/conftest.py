@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from recorder.rtc.ice import restrict_host_addresses
+from tests.support.redis_server import redis_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _loopback_ice() -> None:
+    """Our own aiortc peers gather on 127.0.0.1 only, like the daemon under test."""
+    restrict_host_addresses(["127.0.0.1"])
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server for the whole session; tests flush it through `redis_client`."""
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    await client.flushdb()
+    yield client
+    await client.aclose()
