@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from recorder.core.errors import InvalidTransition
-from recorder.core.models import RecordingState, Status, StopReason, UploadState
+from recorder.core.models import RecordingState, Status, StopReason, Upload, UploadState
 
 
 class Action(StrEnum):
@@ -104,7 +104,9 @@ def apply(
         assert state.paused_at is not None
         new.paused_seconds += (at - state.paused_at).total_seconds()
         new.resumed_at = at
-    elif action in (Action.STOP, Action.CANCEL) or (action is Action.FAIL and state.status in ACTIVE):
+    elif action in (Action.STOP, Action.CANCEL) or (
+        action is Action.FAIL and state.status in ACTIVE
+    ):
         if state.status is Status.PAUSED and state.paused_at is not None:
             new.paused_seconds += (at - state.paused_at).total_seconds()
         if state.status in ACTIVE:
@@ -114,6 +116,11 @@ def apply(
             new.stop_reason = stop_reason or StopReason.REQUESTED
     elif action is Action.COMPLETE:
         new.processed_at = at
+    elif action is Action.UPLOAD_FAILED:
+        # RETRY_UPLOAD requires it: without it a given-up upload could never be retried.
+        if new.upload is None:
+            new.upload = Upload(target=state.storage_backend)
+        new.upload.state = UploadState.FAILED
     elif action is Action.RETRY_UPLOAD:
         assert new.upload is not None
         new.upload.state = UploadState.QUEUED

@@ -1,0 +1,52 @@
+"""The one place a Redis client is made, and where its failures become ours.
+
+``embedded`` is an in-process fakeredis (with Lua, so the store's scripts run unchanged). Every
+``connect("embedded")`` in a process shares one fake server, so the API, the in-process upload
+worker and the webhook sender see the same data, as they would with a real Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import fakeredis
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from recorder.core.errors import Unavailable
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED = "embedded"
+# fakeredis shares one server between clients created with the same host name.
+_EMBEDDED_HOST = "recorder-embedded"
+_CONNECT_TIMEOUT_SECONDS = 5.0
+_HEALTH_CHECK_SECONDS = 30
+
+
+async def connect(redis_url: str) -> aioredis.Redis:
+    """A client that decodes responses to `str`; connects lazily (a down Redis is not fatal)."""
+    if redis_url == EMBEDDED:
+        logger.info("state store: embedded (in-process, nothing survives a restart)")
+        client: aioredis.Redis = fakeredis.FakeAsyncRedis(
+            host=_EMBEDDED_HOST, decode_responses=True
+        )
+        return client
+    return aioredis.from_url(
+        redis_url,
+        decode_responses=True,
+        socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS,
+        health_check_interval=_HEALTH_CHECK_SECONDS,
+    )
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn an unreachable Redis into `Unavailable` (503) so callers handle one error type."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise Unavailable(f"store unreachable: {exc}") from exc

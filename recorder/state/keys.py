@@ -1,0 +1,73 @@
+"""Every Redis key name of the recorder, built from RECORDER_KEY_PREFIX (SPEC section 7).
+
+Besides the contract's keys, two sets make admission atomic without scanning states:
+``{prefix}active:room:{room_id}`` and ``{prefix}active:user:{user_id}`` hold the active
+(pending, recording, paused) recording ids of one room and one user. Like ``{prefix}active``
+they have no TTL: the same atomic writes that change a status add and remove ids there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "webrtc:recording:"
+
+
+def _glob_escape(text: str) -> str:
+    """Escape Redis glob metacharacters so a prefix matches only itself in SCAN."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    prefix: str = DEFAULT_PREFIX
+
+    def state(self, recording_id: str) -> str:
+        return f"{self.prefix}state:{recording_id}"
+
+    def room(self, room_id: str) -> str:
+        return f"{self.prefix}room:{room_id}"
+
+    def user(self, user_id: str) -> str:
+        return f"{self.prefix}user:{user_id}"
+
+    def active(self) -> str:
+        return f"{self.prefix}active"
+
+    def active_room(self, room_id: str) -> str:
+        return f"{self.prefix}active:room:{room_id}"
+
+    def active_user(self, user_id: str) -> str:
+        return f"{self.prefix}active:user:{user_id}"
+
+    def processing(self, node_id: str) -> str:
+        return f"{self.prefix}processing:{node_id}"
+
+    def node(self, node_id: str) -> str:
+        return f"{self.prefix}node:{node_id}"
+
+    def node_pattern(self) -> str:
+        """SCAN pattern of every node key."""
+        return f"{_glob_escape(self.prefix)}node:*"
+
+    def events(self) -> str:
+        """The pub/sub channel of status changes."""
+        return f"{self.prefix}events"
+
+    def room_owner(self, room_id: str) -> str:
+        return f"{self.prefix}room-owner:{room_id}"
+
+    def stream(self, stream_id: str) -> str:
+        return f"{self.prefix}stream:{stream_id}"
+
+    def jobs_upload(self, node_id: str) -> str:
+        return f"{self.prefix}jobs:upload:{node_id}"
+
+    def jobs_webhook(self) -> str:
+        return f"{self.prefix}jobs:webhook"
+
+    def upload(self, recording_id: str, file_name: str) -> str:
+        return f"{self.prefix}upload:{recording_id}:{file_name}"
+
+    def webhooks_dead(self) -> str:
+        return f"{self.prefix}webhooks:dead"

@@ -1,0 +1,263 @@
+"""The recording state store: atomic admission and compare-and-set writes (SPEC section 7).
+
+Every process (main, worker, other nodes) writes states only through :class:`StateStore`.
+Admission checks the room, user and total active counts and writes the new state in one Lua
+script, so concurrent starts on any number of nodes never exceed a limit. Updates read the
+state, apply a pure change (normally :func:`recorder.core.lifecycle.apply`) and write it only
+if the stored ``version`` is still the one read; the same script keeps the active sets,
+``processing:{node_id}`` and the events channel in step with the status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from recorder.core.errors import InvalidInput, LimitReached, NotFound, Unavailable
+from recorder.core.lifecycle import ACTIVE
+from recorder.core.limits import Limits
+from recorder.core.models import RecordingState, Status
+from recorder.state import scripts
+from recorder.state.connection import store_errors
+from recorder.state.events import status_event
+from recorder.state.keys import KeySpace
+from recorder.state.nodes import NodeInfo
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_ATTEMPTS = 50
+_HEARTBEATS_TO_LIVE = 3
+_IMMUTABLE = ("recording_id", "room_id", "user_id")
+
+Change = Callable[[RecordingState], RecordingState]
+
+
+class StateStore:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: KeySpace,
+        state_ttl: int,
+        index_ttl: int,
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._state_ttl = state_ttl
+        self._index_ttl = index_ttl
+        self._max_attempts = max_attempts
+        self._admit = redis.register_script(scripts.ADMIT)
+        self._update = redis.register_script(scripts.UPDATE)
+
+    @property
+    def keys(self) -> KeySpace:
+        return self._keys
+
+    async def admit(self, state: RecordingState, limits: Limits) -> RecordingState:
+        """Write a new `pending` state (version 1) if no limit is reached, else LimitReached."""
+        if state.status is not Status.PENDING:
+            raise ValueError(f"recording {state.recording_id}: admit needs a pending state")
+        new = state.model_copy(update={"version": 1})
+        k = self._keys
+        limited = {
+            "max_per_room": k.active_room(new.room_id),
+            "max_per_user": k.active_user(new.user_id),
+            "max_concurrent": k.active(),
+        }
+        ordered = limits.ordered()
+        script_keys = [k.state(new.recording_id), k.room(new.room_id), k.user(new.user_id)]
+        script_keys += [limited[name] for name, _ in ordered]
+        event = status_event(None, new, datetime.now(UTC))
+        args: list[str | int] = [
+            new.recording_id,
+            new.to_json(),
+            self._state_ttl,
+            self._index_ttl,
+            k.events(),
+            event.model_dump_json(),
+        ]
+        for name, value in ordered:
+            args += [name, value]
+        with store_errors():
+            result = await self._run(self._admit, script_keys, args)
+            if result[0] == "limit" and await self._prune(limited[str(result[1])]):
+                result = await self._run(self._admit, script_keys, args)
+        if result[0] == "exists":
+            raise InvalidInput(f"recording {new.recording_id} already exists")
+        if result[0] == "limit":
+            name = str(result[1])
+            value = dict(ordered)[name]
+            logger.info("recording %s refused: %s (%d) reached", new.recording_id, name, value)
+            raise LimitReached(name, value)
+        logger.info(
+            "recording %s admitted (room %s, user %s, node %s)",
+            new.recording_id,
+            new.room_id,
+            new.user_id,
+            new.node_id,
+        )
+        return new
+
+    async def get(self, recording_id: str) -> RecordingState:
+        with store_errors():
+            raw = await self._redis.get(self._keys.state(recording_id))
+        if raw is None:
+            raise NotFound(f"recording {recording_id} not found")
+        return RecordingState.from_json(raw)
+
+    async def update(self, recording_id: str, change: Change) -> RecordingState:
+        """Apply `change` with compare-and-set on `version`, retrying on concurrent writes.
+
+        `change` must be pure: it may run several times, and whatever it raises (for example
+        InvalidTransition) propagates with nothing written.
+        """
+        for attempt in range(1, self._max_attempts + 1):
+            before = await self.get(recording_id)
+            after = change(before.model_copy(deep=True))
+            for field in _IMMUTABLE:
+                if getattr(after, field) != getattr(before, field):
+                    raise ValueError(f"recording {recording_id}: {field} cannot change")
+            after = after.model_copy(update={"version": before.version + 1})
+            gain, lose = self._set_changes(before, after)
+            changed = after.status is not before.status
+            event = (
+                status_event(before.status, after, datetime.now(UTC)).model_dump_json()
+                if changed
+                else ""
+            )
+            args: list[str | int] = [
+                before.version,
+                after.to_json(),
+                self._state_ttl,
+                recording_id,
+                len(gain),
+                self._keys.events(),
+                event,
+            ]
+            with store_errors():
+                result = await self._run(
+                    self._update, [self._keys.state(recording_id), *gain, *lose], args
+                )
+            if result == "missing":
+                raise NotFound(f"recording {recording_id} not found")
+            if result == "ok":
+                if changed:
+                    logger.info("recording %s %s -> %s", recording_id, before.status, after.status)
+                return after
+            # Someone wrote in between: back off a little so a burst of writers spreads out.
+            await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 20)))
+        raise Unavailable(
+            f"recording {recording_id}: not written after {self._max_attempts} conflicting writes"
+        )
+
+    async def list_room(self, room_id: str) -> list[RecordingState]:
+        return await self._list(self._keys.room(room_id))
+
+    async def list_user(self, user_id: str, status: Status | None = None) -> list[RecordingState]:
+        states = await self._list(self._keys.user(user_id))
+        return [s for s in states if status is None or s.status is status]
+
+    async def active_ids(self) -> set[str]:
+        with store_errors():
+            members: set[str] = await self._await(self._redis.smembers(self._keys.active()))
+        return members
+
+    async def processing_ids(self, node_id: str) -> set[str]:
+        """This node's recordings in `processing`, to resume after a restart (SPEC 8)."""
+        with store_errors():
+            members: set[str] = await self._await(
+                self._redis.smembers(self._keys.processing(node_id))
+            )
+        return members
+
+    async def heartbeat(self, info: NodeInfo, heartbeat_seconds: float) -> None:
+        """Announce this node; the key lives three heartbeats, so two may be missed."""
+        ttl_ms = max(1, round(heartbeat_seconds * _HEARTBEATS_TO_LIVE * 1000))
+        with store_errors():
+            await self._redis.set(self._keys.node(info.node_id), info.model_dump_json(), px=ttl_ms)
+
+    async def node(self, node_id: str) -> NodeInfo | None:
+        """The node's last heartbeat, or None once it has missed three."""
+        with store_errors():
+            raw = await self._redis.get(self._keys.node(node_id))
+        return None if raw is None else NodeInfo.model_validate_json(raw)
+
+    async def nodes(self) -> list[NodeInfo]:
+        """Every node with a live heartbeat."""
+        with store_errors():
+            names = [n async for n in self._redis.scan_iter(match=self._keys.node_pattern())]
+            raws = await self._redis.mget(names) if names else []
+        return sorted(
+            (NodeInfo.model_validate_json(r) for r in raws if r is not None),
+            key=lambda n: n.node_id,
+        )
+
+    async def ping(self) -> None:
+        with store_errors():
+            await self._await(self._redis.ping())
+
+    def _set_changes(
+        self, before: RecordingState, after: RecordingState
+    ) -> tuple[list[str], list[str]]:
+        """Which sets gain and which lose the id when `before` is replaced by `after`."""
+        k = self._keys
+        active_sets = [k.active(), k.active_room(after.room_id), k.active_user(after.user_id)]
+        gain: list[str] = []
+        lose: list[str] = []
+        (gain if after.status in ACTIVE else lose).extend(active_sets)
+        if after.status is Status.PROCESSING:
+            gain.append(k.processing(after.node_id))
+        if before.status is Status.PROCESSING and (
+            after.status is not Status.PROCESSING or after.node_id != before.node_id
+        ):
+            lose.append(k.processing(before.node_id))
+        return gain, lose
+
+    async def _list(self, index_key: str) -> list[RecordingState]:
+        """States of an index's ids; ids whose state expired are dropped from the index."""
+        with store_errors():
+            ids = sorted(await self._await(self._redis.smembers(index_key)))
+            raws = await self._redis.mget([self._keys.state(i) for i in ids]) if ids else []
+            expired = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
+            if expired:
+                await self._await(self._redis.srem(index_key, *expired))
+        states = [RecordingState.from_json(r) for r in raws if r is not None]
+        return sorted(states, key=lambda s: (s.created_at, s.recording_id))
+
+    async def _prune(self, active_key: str) -> bool:
+        """Drop ids whose state expired from an active set; True if any was dropped.
+
+        An active recording's state is rewritten at least on every status change, so an id
+        without a state only remains after a state outlived its TTL untouched: it must not
+        hold a limit slot forever.
+        """
+        ids = sorted(await self._await(self._redis.smembers(active_key)))
+        if not ids:
+            return False
+        raws = await self._redis.mget([self._keys.state(i) for i in ids])
+        stale = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
+        if not stale:
+            return False
+        k = self._keys
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in (k.active(), active_key):
+                pipe.srem(key, *stale)
+            await pipe.execute()
+        logger.warning("dropped %d expired ids from %s: %s", len(stale), active_key, stale)
+        return True
+
+    @staticmethod
+    async def _run(script: Any, keys: Iterable[str], args: list[str | int]) -> Any:
+        return await script(keys=list(keys), args=args)
+
+    @staticmethod
+    async def _await(value: Awaitable[Any] | Any) -> Any:
+        """redis-py types some commands as `Awaitable[T] | T`; the asyncio client awaits."""
+        return await value
