@@ -1,0 +1,31 @@
+"""Typed keys for what the application and each request carry.
+
+The app holds the collaborators handed to :func:`~recorder.api.app.build_app`; a request
+holds what the route guard established before the handler runs (the verified caller and the
+validated inputs), so handlers never re-parse or re-check them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from recorder.api.auth import Authenticator
+from recorder.api.metrics import Metrics
+from recorder.api.service import RecordingsService
+from recorder.config.settings import Settings
+from recorder.core.access import Caller
+
+SERVICE: web.AppKey[RecordingsService] = web.AppKey("recorder.service")
+AUTH = web.AppKey("recorder.auth", Authenticator)
+SETTINGS = web.AppKey("recorder.settings", Settings)
+METRICS = web.AppKey("recorder.metrics", Metrics)
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("recorder.openapi")
+
+CALLER = web.RequestKey("recorder.caller", Caller)
+QUERY = web.RequestKey("recorder.query", BaseModel)
+BODY: web.RequestKey[BaseModel | None] = web.RequestKey("recorder.body")
+TEXT = web.RequestKey("recorder.text", str)
+STARTED = web.RequestKey("recorder.started", float)
