@@ -7,8 +7,6 @@ the only hook, applied once at start-up from RECORDER_ICE_HOST_ADDRESSES.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import aioice.ice
 
 
@@ -21,5 +19,4 @@ def restrict_host_addresses(addresses: list[str]) -> None:
     def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
-    hook: Callable[[bool, bool], list[str]] = get_host_addresses
-    aioice.ice.get_host_addresses = hook
+    aioice.ice.get_host_addresses = get_host_addresses

@@ -1,0 +1,206 @@
+"""One recording running inside a room: the capture, its sources, and what it reports.
+
+The room session routes frames; this module owns the rest of a recording's life in the room:
+which sources the capture has, the one ``MediaStarted``, the progress heartbeat the main
+process uses for its no-media and duration limits, and the blocking finalisation that must
+stay off the event loop (a muxer flush or an encoder drain can take seconds).
+
+The capture is reached through :class:`CaptureLike`, the subset of
+``recorder.media.capture.Capture`` used here, so the room can be exercised without encoders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import av
+
+from recorder.core.presets import Format, Quality
+from recorder.room.messages import (
+    CaptureFailed,
+    CaptureFinished,
+    CaptureProgress,
+    FileResult,
+    FrameCounts,
+    MediaStarted,
+    RoomEvent,
+    TrackAdded,
+)
+
+logger = logging.getLogger(__name__)
+
+Frame = av.AudioFrame | av.VideoFrame
+
+
+class CountsLike(Protocol):
+    @property
+    def received(self) -> int: ...
+    @property
+    def written(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+
+
+class ResultLike(Protocol):
+    @property
+    def path(self) -> Path: ...
+    @property
+    def duration_seconds(self) -> float: ...
+    @property
+    def frames(self) -> CountsLike: ...
+
+
+class CaptureLike(Protocol):
+    def add_source(self, source_id: str, kind: str) -> None: ...
+    def remove_source(self, source_id: str) -> None: ...
+    def push(self, source_id: str, frame: Frame, arrival: float) -> bool: ...
+    def pause(self, at: float) -> None: ...
+    def resume(self, at: float) -> None: ...
+    def stop(self) -> ResultLike: ...
+    def abort(self) -> None: ...
+    @property
+    def frames(self) -> CountsLike: ...
+    @property
+    def media_seconds(self) -> float: ...
+    @property
+    def last_frame_at(self) -> float | None: ...
+
+
+CaptureFactory = Callable[[str, Path, Format, Quality], CaptureLike]
+"""(recording_id, path, format, quality) -> a capture, built in a worker thread."""
+
+
+def media_capture(recording_id: str, path: Path, fmt: Format, quality: Quality) -> CaptureLike:
+    """The real capture pipeline (imported late: the media stack is heavy)."""
+    from recorder.media.capture import Capture, CaptureSpec
+
+    return Capture(CaptureSpec(recording_id, path, fmt, quality))
+
+
+def counts(value: CountsLike) -> FrameCounts:
+    return FrameCounts(value.received, value.written, value.dropped)
+
+
+class CaptureRun:
+    def __init__(
+        self,
+        recording_id: str,
+        directory: Path,
+        capture: CaptureLike,
+        emit: Callable[[RoomEvent], None],
+        progress_interval: float,
+    ) -> None:
+        self.recording_id = recording_id
+        self.directory = directory
+        self.capture = capture
+        self.tracks: list[TrackAdded] = []  # every track that fed this capture
+        self.failure: str | None = None  # set when a push raised; the room then finishes it
+        self._emit = emit
+        self._interval = progress_interval
+        self._sources: set[str] = set()
+        self._started_at = time.monotonic()
+        self._media_started = False
+        self._progress: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._progress = asyncio.create_task(self._report_progress())
+
+    def add_source(self, source_id: str, kind: str, track: TrackAdded) -> None:
+        if source_id in self._sources:
+            return
+        self.capture.add_source(source_id, kind)
+        self._sources.add(source_id)
+        if track not in self.tracks:
+            self.tracks.append(track)
+        logger.info("recording %s: source %s added", self.recording_id, source_id)
+
+    def remove_source(self, source_id: str) -> None:
+        if source_id not in self._sources:
+            return
+        self._sources.discard(source_id)
+        try:
+            self.capture.remove_source(source_id)
+        except Exception as exc:
+            self._fail(f"removing source {source_id}: {exc}")
+            return
+        logger.info("recording %s: source %s removed", self.recording_id, source_id)
+
+    def push(self, source_id: str, frame: Frame, arrival: float) -> None:
+        if self.failure is not None or source_id not in self._sources:
+            return
+        try:
+            started = self.capture.push(source_id, frame, arrival)
+        except Exception as exc:
+            self._fail(f"frame from {source_id}: {exc}")
+            return
+        if started and not self._media_started:
+            self._media_started = True
+            logger.info("recording %s: first media", self.recording_id)
+            self._emit(MediaStarted(self.recording_id, datetime.now(UTC)))
+
+    async def finish(self) -> None:
+        """Finalise the file off the loop and report the outcome; never raises."""
+        await self._stop_progress()
+        rid = self.recording_id
+        try:
+            result = await asyncio.to_thread(self.capture.stop)
+        except Exception as exc:
+            error = self.failure or f"{type(exc).__name__}: {exc}"
+            logger.error("recording %s: finalising failed: %s", rid, error)
+            self._emit(CaptureFailed(rid, error, self._frames_or_empty()))
+            return
+        frames = counts(result.frames)
+        if self.failure is not None:
+            logger.error("recording %s: failed: %s", rid, self.failure)
+            self._emit(CaptureFailed(rid, self.failure, frames))
+            return
+        duration = float(result.duration_seconds)
+        logger.info("recording %s: finished %s (%.1f s, %d frames written)", rid,
+                    result.path, duration, frames.written)
+        self._emit(CaptureFinished(
+            rid, [FileResult(str(result.path), "composite", duration)], duration, frames,
+            tracks=list(self.tracks),
+        ))
+
+    async def abort(self) -> None:
+        await self._stop_progress()
+        await asyncio.to_thread(self.capture.abort)
+        logger.info("recording %s: aborted", self.recording_id)
+
+    def progress(self) -> CaptureProgress:
+        now = time.monotonic()
+        last = self.capture.last_frame_at
+        idle = now - (last if last is not None else self._started_at)
+        return CaptureProgress(self.recording_id, float(self.capture.media_seconds),
+                               max(0.0, idle), counts(self.capture.frames))
+
+    async def _report_progress(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                self._emit(self.progress())
+            except Exception:
+                logger.exception("recording %s: progress not reported", self.recording_id)
+
+    async def _stop_progress(self) -> None:
+        task, self._progress = self._progress, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _fail(self, error: str) -> None:
+        if self.failure is None:
+            self.failure = error
+            logger.error("recording %s: capture failed: %s", self.recording_id, error)
+
+    def _frames_or_empty(self) -> FrameCounts:
+        try:
+            return counts(self.capture.frames)
+        except Exception:
+            return FrameCounts()
