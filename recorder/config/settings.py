@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     state_ttl_seconds: int = Field(604800, ge=1)
     index_ttl_seconds: int = Field(86400, ge=1)
     heartbeat_seconds: float = Field(5, gt=0)
+    drain_seconds: float = Field(60, ge=0)
 
     upload_target: UploadTarget = UploadTarget.NONE
     ice_servers: list[IceServer] = []

@@ -257,3 +257,17 @@ class WhipPublisher:
             await self.delete()
         finally:
             await self._shutdown()
+
+
+async def _publish_for(url: str, token: str, seconds: float) -> None:
+    async with WhipPublisher(url, token, video=(1280, 720), fps=15) as publisher:
+        print(f"publishing a 1280x720 test pattern and a tone to {url} ({publisher.location})")
+        await asyncio.sleep(seconds)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 4:
+        sys.exit("usage: python -m tests.support.publisher WHIP_URL TOKEN SECONDS")
+    asyncio.run(_publish_for(sys.argv[1], sys.argv[2], float(sys.argv[3])))

@@ -1,0 +1,5 @@
+import sys
+
+from recorder.main import main
+
+sys.exit(main())

@@ -1,0 +1,130 @@
+"""`recorderd`: build the settings, then run the node until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+
+import uvloop
+from aiohttp import web
+
+from recorder.api.app import build_app
+from recorder.api.auth import Authenticator, load_or_create_dev_secret, mint_token
+from recorder.api.metrics import Metrics
+from recorder.config.settings import Settings, SettingsError, load_settings
+from recorder.logs import configure_logging
+from recorder.rtc.ice import restrict_host_addresses
+from recorder.service.recordings import RecordingService
+from recorder.state import KeySpace, NodeInfo, StateStore, connect
+
+logger = logging.getLogger("recorder")
+
+DEV_TOKEN_SECONDS = 7 * 24 * 3600
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="recorderd", description=__doc__)
+    parser.add_argument("--config", help="TOML settings file (else RECORDER_CONFIG)")
+    args = parser.parse_args(argv)
+    configure_logging(os.environ.get("RECORDER_LOG_LEVEL", "INFO"))
+    try:
+        settings = load_settings(args.config)
+        auth, dev_secret = _authenticator(settings)
+    except SettingsError as exc:
+        print(f"recorderd: {exc}", file=sys.stderr)
+        return 2
+    return uvloop.run(run(settings, auth, dev_secret))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _authenticator(settings: Settings) -> tuple[Authenticator, str | None]:
+    """Configured JWT auth, or a development secret that only a loopback node may use."""
+    if settings.jwt_secret or settings.jwt_public_key:
+        return Authenticator(settings), None
+    if not _is_loopback(settings.host):
+        raise SettingsError(
+            "invalid setting RECORDER_JWT_SECRET: required (or RECORDER_JWT_PUBLIC_KEY) when "
+            f"RECORDER_HOST={settings.host} is not a loopback address")
+    settings.storage.mkdir(parents=True, exist_ok=True)
+    secret = load_or_create_dev_secret(settings.storage)
+    return Authenticator(settings, dev_secret=secret), secret
+
+
+async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -> int:
+    restrict_host_addresses(settings.ice_host_addresses)
+    settings.storage.mkdir(parents=True, exist_ok=True)
+    redis = await connect(settings.redis_url)
+    store = StateStore(redis, KeySpace(settings.key_prefix), settings.state_ttl_seconds,
+                       settings.index_ttl_seconds)
+    service = RecordingService(settings, store)
+    metrics = Metrics()
+    app = build_app(service, auth, settings, metrics)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    started_at = datetime.now(UTC)
+    try:
+        async with asyncio.TaskGroup() as group:
+            service_task = group.create_task(service.run())
+            await site.start()
+            _announce(settings, dev_secret)
+            heartbeat = group.create_task(_heartbeat(settings, store, service, started_at))
+            await stop.wait()
+            logger.info("shutting down: draining for at most %g s", settings.drain_seconds)
+            await service.drain(settings.drain_seconds)
+            heartbeat.cancel()
+            service_task.cancel()
+    finally:
+        await runner.cleanup()
+        await service.close()
+        await redis.aclose()
+    logger.info("stopped")
+    return 0
+
+
+def _announce(settings: Settings, dev_secret: str | None) -> None:
+    print(f"recorderd listening on {settings.public_url}", flush=True)
+    print(f"recordings are written to {settings.storage}", flush=True)
+    if settings.embedded:
+        print("store: embedded (in-process; state does not survive a restart, files do)",
+              flush=True)
+    if dev_secret is not None:
+        token = mint_token(dev_secret, sub="admin", role="admin", rooms=None,
+                           ttl_seconds=DEV_TOKEN_SECONDS)
+        print("development admin token (valid 7 days):", flush=True)
+        print(token, flush=True)
+
+
+async def _heartbeat(
+    settings: Settings, store: StateStore, service: RecordingService, started_at: datetime
+) -> None:
+    while True:
+        info = NodeInfo(
+            node_id=settings.node, public_url=settings.public_url or "", pid=os.getpid(),
+            started_at=started_at, active=service.active_count,
+            cpu_used=round(time.process_time(), 1), cpu_capacity=float(os.cpu_count() or 1),
+        )
+        try:
+            await store.heartbeat(info, settings.heartbeat_seconds)
+        except Exception as exc:  # the store may be down for a while; keep beating
+            logger.warning("heartbeat failed: %s", exc)
+        await asyncio.sleep(settings.heartbeat_seconds)

@@ -1,0 +1,1 @@
+"""The node's orchestration: admission, lifecycle writes, room sessions and their timers."""

@@ -1,0 +1,452 @@
+"""Recording orchestration on one node.
+
+The service turns API calls and room events into lifecycle writes: it validates and admits
+starts, writes every status change through the store's compare-and-set (the pure
+`lifecycle.apply` decides), tells room sessions what to do, and runs the timers (no media,
+max duration, max pause). The order is always "write the state, then act": a refused
+transition changes nothing anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import shutil
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from recorder.config.settings import Settings
+from recorder.core import lifecycle
+from recorder.core.access import Caller
+from recorder.core.errors import (
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    RecorderError,
+    Unavailable,
+)
+from recorder.core.lifecycle import ACTIVE, Action
+from recorder.core.models import (
+    FileInfo,
+    Frames,
+    RecordingState,
+    StartRequest,
+    Status,
+    StopReason,
+    TrackInfo,
+    Transcode,
+    Upload,
+    UploadState,
+    UploadTarget,
+)
+from recorder.core.presets import CODECS, PRESETS, Layout, quality_settings
+from recorder.room import messages as msg
+from recorder.service.rooms import RoomRegistry
+from recorder.state.store import StateStore
+
+logger = logging.getLogger(__name__)
+
+TIMER_PERIOD_SECONDS = 0.25
+MIN_FREE_DISK_BYTES = 512 * 1024 * 1024
+
+
+@dataclass
+class LiveRecording:
+    """What this node knows of one of its recordings beyond the stored state."""
+
+    state: RecordingState
+    admitted_at: float  # loop time
+    idle_seconds: float = 0.0
+    frames: msg.FrameCounts = field(default_factory=msg.FrameCounts)
+    stopping: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # set when this node lets go
+
+
+@dataclass(frozen=True)
+class WhipSession:
+    room_id: str
+    user_id: str
+
+
+class RecordingService:
+    def __init__(self, settings: Settings, store: StateStore) -> None:
+        self._settings = settings
+        self._store = store
+        self._events: asyncio.Queue[tuple[str, msg.RoomEvent]] = asyncio.Queue()
+        self._rooms = RoomRegistry(settings, lambda room, ev: self._events.put_nowait((room, ev)))
+        self._live: dict[str, LiveRecording] = {}
+        self._whip: dict[str, WhipSession] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.draining = False
+
+    # ---- lifecycle of the service itself --------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume room events and run the timers until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._consume_events())
+            group.create_task(self._run_timers())
+
+    async def close(self) -> None:
+        """Stop every capture (files finalised) and close all peers. Safe to call twice."""
+        await self._rooms.close()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self, deadline_seconds: float) -> None:
+        """Refuse new work, stop active recordings (`shutdown`) and wait for their files."""
+        self.draining = True
+        for recording_id, live in list(self._live.items()):
+            if live.state.status in ACTIVE and not live.stopping:
+                try:
+                    await self._stop(recording_id, StopReason.SHUTDOWN)
+                except RecorderError as exc:
+                    logger.warning("recording %s: drain: %s", recording_id, exc.detail)
+        waits = [asyncio.create_task(live.done.wait()) for live in self._live.values()]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=deadline_seconds)
+            for task in pending:
+                task.cancel()
+        if self._live:
+            logger.warning("drain deadline passed with %d recording(s) unfinished",
+                           len(self._live))
+
+    @property
+    def active_count(self) -> int:
+        return sum(1 for live in self._live.values() if live.state.status in ACTIVE)
+
+    # ---- API --------------------------------------------------------------------------------
+
+    async def start(self, caller: Caller, room_id: str, request: StartRequest) -> RecordingState:
+        caller.check_room(room_id)
+        if self.draining:
+            raise Unavailable("this node is draining: no new recordings")
+        state = self._new_state(caller, room_id, request)
+        state = await self._store.admit(state, self._settings.limits)
+        self._live[state.recording_id] = LiveRecording(state, asyncio.get_running_loop().time())
+        directory = Path(state.local_path)
+        try:
+            await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+            await self._rooms.send(room_id, msg.StartCapture(
+                recording_id=state.recording_id, directory=str(directory),
+                file_name=state.file_name, format=state.format, quality=state.quality,
+                layout=state.layout,
+            ))
+        except (OSError, RecorderError) as exc:
+            await self._fail(state.recording_id, f"capture: {exc}")
+            raise Unavailable(f"recording {state.recording_id} could not start: {exc}") from exc
+        logger.info("recording %s: admitted in room %s for %s (%s/%s)", state.recording_id,
+                    room_id, caller.user_id, state.format, state.quality)
+        return state
+
+    async def stop(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
+        await self._owned(caller, room_id, recording_id)
+        return await self._stop(recording_id, StopReason.REQUESTED)
+
+    async def pause(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
+        await self._owned(caller, room_id, recording_id)
+        state = await self._transition(recording_id, Action.PAUSE)
+        await self._rooms.send(room_id, msg.PauseCapture(recording_id))
+        return state
+
+    async def resume(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
+        await self._owned(caller, room_id, recording_id)
+        state = await self._transition(recording_id, Action.RESUME)
+        await self._rooms.send(room_id, msg.ResumeCapture(recording_id))
+        return state
+
+    async def cancel(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
+        await self._owned(caller, room_id, recording_id)
+        state = await self._transition(recording_id, Action.CANCEL)
+        await self._discard(state)
+        return state
+
+    async def status(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
+        return await self._owned(caller, room_id, recording_id)
+
+    async def list_room(self, caller: Caller, room_id: str) -> list[RecordingState]:
+        caller.check_room(room_id)
+        states = await self._store.list_room(room_id)
+        return [s for s in states if caller.is_admin or s.user_id == caller.user_id]
+
+    async def list_user(
+        self, caller: Caller, user_id: str | None, status: Status | None
+    ) -> list[RecordingState]:
+        user = user_id or caller.user_id
+        caller.check_owner(user)
+        return await self._store.list_user(user, status)
+
+    async def file_path(self, caller: Caller, recording_id: str, name: str | None) -> Path:
+        state = await self._store.get(recording_id)
+        caller.check_owner(state.user_id)
+        names = {f.name for f in state.files}
+        wanted = name or state.file_name
+        if wanted not in names:
+            raise NotFound(f"recording {recording_id} has no finished file {wanted!r}")
+        path = Path(state.local_path) / wanted
+        if not path.is_file():
+            raise NotFound(f"file {wanted!r} of recording {recording_id} is not on this node")
+        return path
+
+    async def publish(
+        self, caller: Caller, room_id: str, role: str, offer_sdp: str
+    ) -> tuple[str, str]:
+        caller.check_room(room_id)
+        if self.draining:
+            raise Unavailable("this node is draining: no new publishers")
+        session_id = uuid.uuid4().hex
+        publisher_id = caller.user_id + ("-screen" if role == "screen" else "")
+        reply = await self._rooms.send(
+            room_id, msg.Publish(session_id, publisher_id, role, offer_sdp))
+        assert isinstance(reply, msg.PublishAnswer)
+        self._whip[session_id] = WhipSession(room_id, caller.user_id)
+        logger.info("room %s: publisher %s joined (session %s)", room_id, publisher_id,
+                    session_id)
+        return session_id, reply.answer_sdp
+
+    async def unpublish(self, caller: Caller, room_id: str, session_id: str) -> None:
+        session = self._whip.get(session_id)
+        if session is None or session.room_id != room_id:
+            raise NotFound(f"no WHIP session {session_id} in room {room_id}")
+        caller.check_owner(session.user_id)
+        del self._whip[session_id]
+        await self._rooms.send(room_id, msg.Unpublish(session_id))
+
+    async def readiness(self) -> list[str]:
+        reasons: list[str] = []
+        try:
+            await self._store.ping()
+        except Unavailable as exc:
+            reasons.append(exc.detail)
+        storage = self._settings.storage
+        if shutil.disk_usage(storage).free < MIN_FREE_DISK_BYTES:
+            reasons.append(f"disk: less than {MIN_FREE_DISK_BYTES >> 20} MiB free in {storage}")
+        if self.draining:
+            reasons.append("draining")
+        return reasons
+
+    # ---- helpers ----------------------------------------------------------------------------
+
+    def _new_state(self, caller: Caller, room_id: str, request: StartRequest) -> RecordingState:
+        s = self._settings
+        fmt = request.format or s.default_format
+        quality = request.quality or s.default_quality
+        if quality not in PRESETS:
+            raise InvalidInput(f"quality {quality.value!r} is not available for live recording "
+                               "on this node yet; choose low, medium or high")
+        if PRESETS[quality].height > 1080:
+            raise InvalidInput(f"quality {quality.value!r} cannot be encoded live on this node; "
+                               "choose low, medium or high")
+        if request.layout not in (None, Layout.COMPOSITE):
+            raise InvalidInput("layout 'tracks' is not available on this node yet")
+        if request.transcode not in (None, Transcode.LIVE):
+            raise InvalidInput("transcode 'deferred' is not available on this node yet")
+        target = request.upload or s.upload_target
+        if target is not UploadTarget.NONE:
+            raise InvalidInput(f"upload target {target.value!r} is not configured on this node")
+        if request.webhook_url is not None:
+            raise InvalidInput("webhook_url is not allowed: RECORDER_WEBHOOK_ALLOWED_URLS is empty")
+        max_duration = request.max_duration_seconds or s.max_duration_seconds
+        if max_duration > s.max_duration_seconds:
+            raise InvalidInput(f"max_duration_seconds exceeds this node's limit of "
+                               f"{s.max_duration_seconds}")
+        recording_id = str(uuid.uuid4())
+        file_name = f"recording_{recording_id}.{CODECS[fmt].extension}"
+        return RecordingState(
+            recording_id=recording_id, room_id=room_id, user_id=caller.user_id,
+            node_id=s.node, format=fmt, quality=quality, quality_settings=quality_settings(quality),
+            layout=Layout.COMPOSITE, transcode=Transcode.LIVE, storage_backend=target,
+            local_path=str(s.storage / recording_id), file_name=file_name,
+            upload=Upload(target=target), created_at=lifecycle.now(),
+            max_duration_seconds=max_duration, metadata=request.metadata,
+        )
+
+    async def _owned(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
+        state = await self._store.get(recording_id)
+        if state.room_id != room_id:
+            raise NotFound(f"recording {recording_id} is not in room {room_id}")
+        caller.check_room(room_id)
+        caller.check_owner(state.user_id)
+        return state
+
+    async def _transition(
+        self,
+        recording_id: str,
+        action: Action,
+        *,
+        stop_reason: StopReason | None = None,
+        error: str | None = None,
+        at: datetime | None = None,
+    ) -> RecordingState:
+        when = at or lifecycle.now()
+        state = await self._store.update(
+            recording_id,
+            lambda s: lifecycle.apply(s, action, when, stop_reason=stop_reason, error=error),
+        )
+        live = self._live.get(recording_id)
+        if live is not None:
+            live.state = state
+        return state
+
+    async def _stop(self, recording_id: str, reason: StopReason) -> RecordingState:
+        state = await self._transition(recording_id, Action.STOP, stop_reason=reason)
+        if state.status is Status.CANCELLED:  # stopped before any media: nothing to keep
+            await self._discard(state)
+        else:
+            live = self._live.get(recording_id)
+            if live is not None:
+                live.stopping = True
+            await self._rooms.send(state.room_id, msg.StopCapture(recording_id))
+        logger.info("recording %s: stopped (%s) -> %s", recording_id, reason.value,
+                    state.status.value)
+        return state
+
+    async def _fail(self, recording_id: str, error: str) -> None:
+        try:
+            state = await self._transition(recording_id, Action.FAIL, error=error)
+        except InvalidTransition:
+            return
+        except NotFound:  # its state expired or was removed: only the capture is left
+            live = self._live.get(recording_id)
+            if live is not None:
+                await self._discard(live.state, keep_files=True)
+            return
+        logger.warning("recording %s: failed: %s", recording_id, error)
+        await self._discard(state, keep_files=True)
+
+    async def _discard(self, state: RecordingState, keep_files: bool = False) -> None:
+        """Drop the capture of a recording that ends without a usable file."""
+        with contextlib.suppress(NotFound):
+            await self._rooms.send(state.room_id, msg.CancelCapture(state.recording_id))
+        if not keep_files:
+            await asyncio.to_thread(shutil.rmtree, state.local_path, True)
+        self._forget(state.recording_id)
+
+    def _forget(self, recording_id: str) -> None:
+        live = self._live.pop(recording_id, None)
+        if live is not None:
+            live.done.set()
+
+    # ---- room events ------------------------------------------------------------------------
+
+    async def _consume_events(self) -> None:
+        while True:
+            room_id, event = await self._events.get()
+            try:
+                await self._on_event(room_id, event)
+            except RecorderError as exc:
+                logger.warning("room %s: event %s not applied: %s", room_id,
+                               type(event).__name__, exc.detail)
+
+    async def _on_event(self, room_id: str, event: msg.RoomEvent) -> None:
+        if isinstance(event, msg.MediaStarted):
+            with contextlib.suppress(InvalidTransition):  # stopped or cancelled meanwhile
+                await self._transition(event.recording_id, Action.MEDIA_STARTED, at=event.at)
+        elif isinstance(event, msg.CaptureProgress):
+            live = self._live.get(event.recording_id)
+            if live is not None:
+                live.idle_seconds = event.idle_seconds
+                live.frames = event.frames
+        elif isinstance(event, msg.CaptureFinished):
+            self._spawn(self._finish(event))
+        elif isinstance(event, msg.CaptureFailed):
+            await self._fail(event.recording_id, f"capture: {event.error}")
+        elif isinstance(event, msg.PublisherLeft):
+            self._whip.pop(event.session_id, None)
+            logger.info("room %s: publisher %s left", room_id, event.publisher_id)
+        elif isinstance(event, msg.TrackAdded):
+            logger.info("room %s: publisher %s sends %s %s", room_id, event.publisher_id,
+                        event.kind, event.codec)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _finish(self, event: msg.CaptureFinished) -> None:
+        """The capture closed its files: describe them in the state and complete it."""
+        try:
+            await self._describe_and_complete(event)
+        finally:
+            self._forget(event.recording_id)
+
+    async def _describe_and_complete(self, event: msg.CaptureFinished) -> None:
+        recording_id = event.recording_id
+        try:
+            files = [await asyncio.to_thread(_describe, Path(f.path), f.kind, f.duration_seconds)
+                     for f in event.files]
+        except OSError as exc:
+            await self._fail(recording_id, f"file: {exc}")
+            return
+        tracks = [TrackInfo(publisher_id=t.publisher_id, kind=t.kind, codec=t.codec)
+                  for t in event.tracks]
+
+        def finished(state: RecordingState) -> RecordingState:
+            state = state.model_copy(deep=True)
+            state.files = files
+            main = files[0] if files else None
+            if main is not None:
+                state.file_name = main.name
+                state.file_size_bytes = main.size
+                state.sha256 = main.sha256
+            state.duration_seconds = round(event.duration_seconds, 3)
+            state.frames = Frames(received=event.frames.received, written=event.frames.written,
+                                  dropped=event.frames.dropped)
+            state.tracks = tracks
+            if state.upload is not None and state.upload.target is UploadTarget.NONE:
+                state.upload.state = UploadState.SKIPPED
+                return lifecycle.apply(state, Action.COMPLETE, lifecycle.now())
+            return state
+
+        try:
+            state = await self._store.update(recording_id, finished)
+        except InvalidTransition:
+            return
+        logger.info("recording %s: %s, %s bytes, %.2f s", recording_id, state.status.value,
+                    state.file_size_bytes, state.duration_seconds or 0.0)
+
+    # ---- timers -----------------------------------------------------------------------------
+
+    async def _run_timers(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(TIMER_PERIOD_SECONDS)
+            for recording_id, live in list(self._live.items()):
+                if live.stopping:
+                    continue
+                try:
+                    await self._check_timers(recording_id, live, loop.time())
+                except RecorderError as exc:
+                    logger.warning("recording %s: timer: %s", recording_id, exc.detail)
+            await self._rooms.close_idle()
+
+    async def _check_timers(self, recording_id: str, live: LiveRecording, now: float) -> None:
+        s = self._settings
+        state = live.state
+        if state.status is Status.PENDING:
+            if now - live.admitted_at >= s.no_media_timeout_seconds:
+                await self._fail(recording_id, f"no media within {s.no_media_timeout_seconds:g} s")
+        elif state.status is Status.RECORDING:
+            if lifecycle.media_seconds(state, lifecycle.now()) >= state.max_duration_seconds:
+                await self._stop(recording_id, StopReason.MAX_DURATION)
+            elif live.idle_seconds >= s.no_media_timeout_seconds:
+                await self._stop(recording_id, StopReason.NO_MEDIA)
+        elif state.status is Status.PAUSED and state.paused_at is not None:
+            paused_for = (lifecycle.now() - state.paused_at).total_seconds()
+            if paused_for >= s.max_pause_seconds:
+                await self._stop(recording_id, StopReason.MAX_PAUSE)
+
+
+def _describe(path: Path, kind: str, duration: float) -> FileInfo:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return FileInfo(name=path.name, kind=kind, size=path.stat().st_size,
+                    sha256=digest.hexdigest(), duration_seconds=round(duration, 3))

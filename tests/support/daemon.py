@@ -1,0 +1,101 @@
+"""Run `recorderd` as a real process, the way the README does, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from tests.support.redis_server import free_port
+
+SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+
+def token(sub: str = "user-1", role: str = "user", rooms: list[str] | None = None,
+          ttl: int = 3600, secret: str = SECRET, **claims: Any) -> str:
+    """A token minted with PyJWT directly, not with the code under test."""
+    payload: dict[str, Any] = {"sub": sub, "role": role, "exp": int(time.time()) + ttl, **claims}
+    if rooms is not None:
+        payload["rooms"] = rooms
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+@dataclass
+class Daemon:
+    url: str
+    storage: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def headers(self, sub: str = "user-1", role: str = "user", **kw: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token(sub, role, **kw)}"}
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def run_daemon(redis_url: str, **settings: Any) -> Iterator[Daemon]:
+    """Start recorderd on a free port with `settings` (RECORDER_* without prefix, lower case).
+
+    On exit it sends SIGTERM and checks that the daemon exits 0 (a clean drain).
+    """
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="recorder-test-") as tmp:
+        storage = Path(tmp) / "recordings"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RECORDER_")}
+        env.update({
+            "RECORDER_REDIS_URL": redis_url,
+            "RECORDER_PORT": str(port),
+            "RECORDER_STORAGE_DIR": str(storage),
+            "RECORDER_JWT_SECRET": SECRET,
+            "RECORDER_ICE_HOST_ADDRESSES": "127.0.0.1",
+            "RECORDER_NODE_ID": f"test-node:{port}",
+            "RECORDER_DRAIN_SECONDS": "20",
+        })
+        env.update({f"RECORDER_{k.upper()}": str(v) for k, v in settings.items()})
+        log_path = Path(tmp) / "recorderd.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen([sys.executable, "-m", "recorder"], env=env,
+                                       stdout=log, stderr=subprocess.STDOUT)
+        daemon = Daemon(f"http://127.0.0.1:{port}", storage, process, log_path)
+        try:
+            _wait_healthy(daemon)
+            yield daemon
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    code = process.wait(40)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    code = process.wait()
+                assert code == 0, f"recorderd exited {code}:\n{daemon.log()[-4000:]}"
+
+
+def _wait_healthy(daemon: Daemon) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        if daemon.process.poll() is not None:
+            raise RuntimeError(f"recorderd exited early:\n{daemon.log()[-4000:]}")
+        try:
+            with urllib.request.urlopen(daemon.url + "/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"recorderd did not become healthy:\n{daemon.log()[-4000:]}")
+        time.sleep(0.1)
