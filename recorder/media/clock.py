@@ -1,0 +1,131 @@
+"""Mapping sender timestamps to one media timeline, with pauses cut out.
+
+Each track's pts count from its own first packet in its own time base, so pts of an audio
+and a video track cannot be compared directly, and counting frames (a fixed 1/30 clock)
+drifts as soon as a sender varies its frame rate. Instead every source is anchored at the
+local arrival time of its first frame, and later frames keep the sender's spacing from
+there, following slow clock drift (``SourceClock``). ``MediaClock`` turns those wall
+times into media time: seconds since the recording's first accepted frame, minus the
+paused spans. Both classes are pure (no I/O, no threads, no clock reads): callers pass
+the times in."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+# A sender whose timestamps disagree with arrival by more than this jumped its clock
+# (restart, wrap, a new encoder); the mapping restarts at the frame's arrival.
+REANCHOR_SECONDS = 1.0
+# Sender and receiver clocks run at slightly different rates (100 ppm is common: 0.36 s
+# an hour), and a first frame may have been unusually late. So the mapping follows the
+# earliest arrivals: over each window, the least late frame says how far off it is; past
+# the tolerance it moves by at most one step, small enough for the audio mixer to absorb
+# without a click (it snaps up to 40 ms) and fast enough for 5000 ppm.
+SLEW_WINDOW_SECONDS = 2.0
+SLEW_TOLERANCE_SECONDS = 0.02
+SLEW_STEP_SECONDS = 0.01
+
+
+class SourceClock:
+    """Wall time of a source's frames: first arrival plus the sender's pts spacing.
+
+    Network jitter moves arrival times but not pts, so frames keep their true spacing.
+    The offset between the two clocks slews slowly with clock drift and jumps only on a
+    mismatch beyond ``reanchor_seconds`` (a sender clock jump).
+    """
+
+    def __init__(self, reanchor_seconds: float = REANCHOR_SECONDS) -> None:
+        self._reanchor = reanchor_seconds
+        self._offset: float | None = None  # wall = pts seconds + offset
+        self._window_start = 0.0
+        self._window_min = float("inf")  # least lateness seen in the current window
+        self.reanchors = 0
+
+    def wall(self, pts: int | None, time_base: Fraction | None, arrival: float) -> float:
+        if pts is None or time_base is None:
+            return arrival
+        seconds = float(pts * time_base)
+        if self._offset is None or abs(seconds + self._offset - arrival) > self._reanchor:
+            if self._offset is not None:
+                self.reanchors += 1
+            self._offset = arrival - seconds
+            self._window_start, self._window_min = arrival, float("inf")
+            return arrival
+        self._window_min = min(self._window_min, arrival - (seconds + self._offset))
+        if arrival - self._window_start >= SLEW_WINDOW_SECONDS:
+            error = self._window_min
+            if abs(error) > SLEW_TOLERANCE_SECONDS:
+                self._offset += max(-SLEW_STEP_SECONDS, min(SLEW_STEP_SECONDS, error))
+            self._window_start, self._window_min = arrival, float("inf")
+        return seconds + self._offset
+
+
+class MediaClock:
+    """Wall time to media time: since the first accepted frame, paused spans removed.
+
+    While paused the media clock stands still; a frame whose wall time falls inside a
+    paused span has no media time (it is cut). Resume continues at the media time where
+    the pause began, so the file has no gap.
+    """
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self._spans: list[tuple[float, float]] = []  # closed paused spans, wall times
+        self._paused_since: float | None = None
+        self._paused_total = 0.0  # sum of the closed spans
+
+    @property
+    def started(self) -> bool:
+        return self.start is not None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_since is not None
+
+    def begin(self, wall: float) -> None:
+        if self.start is None:
+            self.start = wall
+
+    def pause(self, at: float) -> None:
+        if self._paused_since is None:
+            self._paused_since = at
+
+    def resume(self, at: float) -> None:
+        since = self._paused_since
+        if since is None:
+            return
+        self._paused_since = None
+        if self.start is None or at <= self.start:
+            return  # nothing was recorded yet: there is no span to cut
+        since = max(since, self.start)
+        if at > since:
+            self._spans.append((since, at))
+            self._paused_total += at - since
+
+    def media_time(self, wall: float) -> float | None:
+        """Media time of a frame at ``wall``; None before the start or inside a pause."""
+        if self.start is None:
+            return None
+        if self._paused_since is not None and wall >= self._paused_since:
+            return None
+        cut = 0.0
+        # Spans are few (one per pause) and ordered, and most frames are after the last.
+        if self._spans and wall >= self._spans[-1][1]:
+            cut = self._paused_total
+        else:
+            for begin, end in self._spans:
+                if wall >= end:
+                    cut += end - begin
+                elif wall >= begin:
+                    return None
+                else:
+                    break
+        return wall - self.start - cut
+
+    def now(self, at: float) -> float:
+        """Media time reached at ``at`` (frozen while paused, 0 before the start)."""
+        if self.start is None:
+            return 0.0
+        if self._paused_since is not None:
+            at = max(self._paused_since, self.start)
+        return max(0.0, at - self.start - self._paused_total)
