@@ -21,7 +21,7 @@ from tests.support.publisher import WhipPublisher
 def nodes(redis_url: str) -> Iterator[tuple[Daemon, Daemon]]:
     """Two nodes on one Redis, with a short no-media timeout."""
     settings = {"max_concurrent": 10, "max_per_user": 3, "max_per_room": 1,
-                "no_media_timeout_seconds": 2}
+                "no_media_timeout_seconds": 2, "max_pause_seconds": 2}
     with run_daemon(redis_url, **settings) as a, run_daemon(redis_url, **settings) as b:
         yield a, b
 
@@ -138,3 +138,48 @@ async def test_max_duration_stops_the_recording_with_its_reason(
     assert abs(info.duration - 2.0) < 0.5, info
     stored = json.loads(await clean_redis.get(f"{PREFIX}state:{state['recording_id']}") or "null")
     assert stored["status"] == "completed"
+
+
+async def test_a_long_pause_stops_the_recording_and_keeps_the_file(
+    nodes: tuple[Daemon, Daemon], clean_redis: aioredis.Redis
+) -> None:
+    node = nodes[1]
+    room = "paused-too-long"
+    headers = node.headers("pauser")
+    async with WhipPublisher(f"{node.url}/whip/{room}", headers["Authorization"][7:],
+                             video=(640, 360), fps=15), aiohttp.ClientSession() as http:
+        state = await call(http, "POST", f"{node.url}/api/webrtc/rooms/{room}/recording/start",
+                           headers, 201, params={"quality": "low"})
+        base = f"{node.url}/api/webrtc/rooms/{room}/recording/{state['recording_id']}"
+        await wait_status(http, base, headers, {"recording"})
+        await asyncio.sleep(1.5)
+        await call(http, "POST", f"{base}/pause", headers, 200)
+        final = await wait_status(http, base, headers, {"completed", "failed"}, within=30)
+    assert final["status"] == "completed", final
+    assert final["stop_reason"] == "max_pause"
+    assert (final["paused_seconds"]) >= 2
+    info = probe(Path(final["local_path"]) / final["file_name"])
+    assert abs(info.duration - 1.5) < 0.5, info
+
+
+async def test_a_publisher_that_leaves_ends_the_recording_with_no_media(
+    nodes: tuple[Daemon, Daemon], clean_redis: aioredis.Redis
+) -> None:
+    node = nodes[0]
+    room = "left-alone"
+    headers = node.headers("leaver")
+    async with aiohttp.ClientSession() as http:
+        async with WhipPublisher(f"{node.url}/whip/{room}", headers["Authorization"][7:],
+                                 video=(640, 360), fps=15):
+            state = await call(http, "POST",
+                               f"{node.url}/api/webrtc/rooms/{room}/recording/start",
+                               headers, 201, params={"quality": "low"})
+            base = f"{node.url}/api/webrtc/rooms/{room}/recording/{state['recording_id']}"
+            await wait_status(http, base, headers, {"recording"})
+            await asyncio.sleep(2)
+        # The publisher is gone (WHIP DELETE): no frame from any source for 2 s.
+        final = await wait_status(http, base, headers, {"completed", "failed"}, within=30)
+    assert final["status"] == "completed", final
+    assert final["stop_reason"] == "no_media"
+    info = probe(Path(final["local_path"]) / final["file_name"])
+    assert info.duration >= 1.5, info
