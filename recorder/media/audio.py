@@ -19,7 +19,7 @@ from av.audio.resampler import AudioResampler
 
 from recorder.media.counts import FrameCounter
 from recorder.media.mixer import AudioMixer, Samples
-from recorder.media.timeline import Timeline
+from recorder.media.timeline import HorizonSource
 from recorder.media.worker import PipelineWorker
 from recorder.media.writer import AUDIO_LAYOUT, AUDIO_RATE, MediaWriter
 
@@ -62,7 +62,7 @@ class _Converter:
 
 
 class AudioPipeline(PipelineWorker[AudioItem]):
-    def __init__(self, recording_id: str, timeline: Timeline, writer: MediaWriter,
+    def __init__(self, recording_id: str, timeline: HorizonSource, writer: MediaWriter,
                  counts: FrameCounter) -> None:
         super().__init__("audio", recording_id, timeline, INBOX_FRAMES, tick=0.01)
         self._writer = writer

@@ -1,11 +1,18 @@
-"""A room's decoded frames into one file at a quality preset (the composite capture).
+"""A room's decoded frames into files at a quality preset, in the recording's layout.
 
 This is the seam the room session uses: it adds and removes sources as publishers come
 and go, pushes every decoded frame on the event loop, pauses, resumes, and finally stops
 (or aborts) from a thread. Everything on the loop is cheap: a timestamp mapping, a lock,
-a hand-off to the video or audio thread. The first video source added and still present
-is the picture; every audio source is mixed.
+a hand-off to an encoder thread. Layouts differ only in where a source goes:
 
+- ``composite``: one file, every video source in one picture (a grid that re-flows as
+  publishers join and leave; the first screen share gets the large tile), every audio
+  source mixed;
+- ``tracks``: one file per publisher (:mod:`recorder.media.tracks` names them), its own
+  audio and video, each starting at the publisher's first frame
+  (:mod:`recorder.media.output`).
+
+All files share one media clock, so a pause cuts the same span from each.
 Frame accounting is described in :mod:`recorder.media.counts`.
 """
 
@@ -14,19 +21,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 
 from recorder.core.errors import MediaError
-from recorder.core.presets import PRESETS, Format, Quality
-from recorder.media.audio import AudioInput, AudioPipeline, RemoveAudio
+from recorder.core.presets import CODECS, PRESETS, Format, Layout, Quality
 from recorder.media.clock import SourceClock
 from recorder.media.counts import FrameCounter
+from recorder.media.output import COMPOSITE, TRACK, Output, OutputFile
+from recorder.media.sources import Publisher
 from recorder.media.timeline import DEFAULT_LATENCY, Timeline
-from recorder.media.video import Select, VideoInput, VideoPipeline
-from recorder.media.writer import MediaWriter
+from recorder.media.tracks import TrackNames
 from recorder.room.messages import FrameCounts
 
 logger = logging.getLogger(__name__)
@@ -39,30 +46,35 @@ KINDS = ("audio", "video")
 @dataclass(frozen=True)
 class CaptureSpec:
     recording_id: str
-    path: Path  # the output file; its folder exists
+    path: Path  # composite: the output file; tracks: the folder of the files (it exists)
     format: Format
     quality: Quality
+    layout: Layout = Layout.COMPOSITE
 
 
 @dataclass(frozen=True)
 class CaptureResult:
-    path: Path
-    duration_seconds: float  # media time of the file, pauses cut
+    path: Path  # the composite, or the first publisher's file (the folder if none)
+    duration_seconds: float  # media time of the recording, pauses cut
     frames: FrameCounts
+    files: tuple[OutputFile, ...] = field(default=())  # every file, in the order made
 
 
 @dataclass
 class _Source:
     kind: str
     clock: SourceClock
+    output: Output
+    publisher: Publisher
 
 
 class Capture:
-    """Decoded frames in, one file at the preset out (see the module docstring).
+    """Decoded frames in, files at the preset out (see the module docstring).
 
     ``clock`` is the monotonic clock the ``arrival``/``at`` arguments come from; tests
-    inject a fake one to run faster than real time. Construction opens the encoders and
-    writes the file header (milliseconds; raises MediaError if the file cannot be made).
+    inject a fake one to run faster than real time. For ``composite``, construction opens
+    the encoders and writes the file header (milliseconds; raises MediaError if the file
+    cannot be made); ``tracks`` files open with their publisher's first frame.
     """
 
     def __init__(self, spec: CaptureSpec, *, clock: Callable[[], float] = time.monotonic,
@@ -71,54 +83,76 @@ class Capture:
             raise ValueError("quality 'source' is not transcoded by this capture")
         self.spec = spec
         self._rid = spec.recording_id
+        self._preset = PRESETS[spec.quality]
         self._timeline = Timeline(clock, latency)
         self._counts = FrameCounter()
-        self._writer = MediaWriter(spec.recording_id, spec.path, spec.format,
-                                   PRESETS[spec.quality])
-        self._video = VideoPipeline(self._rid, self._timeline, self._writer, self._counts)
-        self._audio = AudioPipeline(self._rid, self._timeline, self._writer, self._counts)
+        self._outputs: list[Output] = []
+        self._by_name: dict[str, Output] = {}
+        self._names = TrackNames()
+        self._sessions: dict[str, set[str]] = {}  # publisher session -> its source ids
         self._sources: dict[str, _Source] = {}
-        self._video_order: list[str] = []
-        self._selected: str | None = None
         self._last_frame_at: float | None = None
         self._result: CaptureResult | None = None
         self._finished = False
         self._aborted = False
         self._warned_drop = False
-        self._video.start()
-        self._audio.start()
+        if spec.layout is Layout.TRACKS:
+            if not spec.path.is_dir():
+                raise MediaError(f"cannot create files in {spec.path}: not a folder")
+        else:
+            self._outputs.append(self._output(spec.path, COMPOSITE))
+
+    def _output(self, path: Path, kind: str) -> Output:
+        return Output(self._rid, path, kind, self.spec.format, self._preset, self._timeline,
+                      self._counts, lazy=kind == TRACK)
 
     # ---- sources ----------------------------------------------------------------------
 
-    def add_source(self, source_id: str, kind: str) -> None:
+    def add_source(self, source_id: str, kind: str, publisher: Publisher | None = None) -> None:
+        """A track of ``publisher`` (default: a publisher of its own) starts feeding."""
         if kind not in KINDS:
             raise ValueError(f"unknown track kind {kind!r}")
         previous = self._sources.get(source_id)
-        if previous is not None and previous.kind != kind:
+        if previous is not None:
+            if previous.kind == kind:
+                return
             self.remove_source(source_id)
-        self._sources[source_id] = _Source(kind, SourceClock())
-        if kind == "video" and source_id not in self._video_order:
-            self._video_order.append(source_id)
-            self._reselect()
-        logger.info("recording %s: %s source %s added", self._rid, kind, source_id)
+        publisher = publisher or Publisher(source_id, source_id)
+        output = self._route(publisher)
+        self._sources[source_id] = _Source(kind, SourceClock(), output, publisher)
+        self._sessions.setdefault(publisher.session_id, set()).add(source_id)
+        output.add(source_id, kind, publisher.role)
+        logger.info("recording %s: %s source %s of %s (%s) added to %s", self._rid, kind,
+                    source_id, publisher.publisher_id, publisher.role, output.path.name)
+
+    def _route(self, publisher: Publisher) -> Output:
+        if self.spec.layout is not Layout.TRACKS:
+            return self._outputs[0]
+        name, new = self._names.claim(publisher.session_id, publisher.publisher_id)
+        output = self._by_name.get(name)
+        if output is None:
+            extension = CODECS[self.spec.format].extension
+            output = self._output(self.spec.path / f"{name}.{extension}", TRACK)
+            self._outputs.append(output)
+            self._by_name[name] = output
+        elif not new:
+            logger.info("recording %s: %s is back, continuing %s", self._rid,
+                        publisher.publisher_id, output.path.name)
+        return output
 
     def remove_source(self, source_id: str) -> None:
         source = self._sources.pop(source_id, None)
         if source is None:
             return
-        if source.kind == "video":
-            self._video_order.remove(source_id)
-            self._reselect()
-        else:
-            self._audio.inbox.put(RemoveAudio(source_id))
+        source.output.remove(source_id, source.kind)
+        session = source.publisher.session_id
+        left = self._sessions.get(session)
+        if left is not None:
+            left.discard(source_id)
+            if not left:
+                del self._sessions[session]
+                self._names.release(session)
         logger.info("recording %s: %s source %s removed", self._rid, source.kind, source_id)
-
-    def _reselect(self) -> None:
-        selected = self._video_order[0] if self._video_order else None
-        if selected != self._selected:
-            self._selected = selected
-            self._video.inbox.put(Select(selected, self._timeline.media_now()))
-            logger.info("recording %s: showing video source %s", self._rid, selected)
 
     # ---- frames -----------------------------------------------------------------------
 
@@ -140,15 +174,7 @@ class Capture:
             logger.info("recording %s: media started with %s source %s", self._rid,
                         source.kind, source_id)
         self._counts.received()
-        if isinstance(frame, av.VideoFrame):
-            if source_id != self._selected:
-                return first
-            pipeline_ok = not self._video.failed and self._video.inbox.offer(
-                VideoInput(source_id, frame, media_time))
-        else:
-            pipeline_ok = not self._audio.failed and self._audio.inbox.offer(
-                AudioInput(source_id, frame, media_time))
-        if not pipeline_ok:
+        if not source.output.offer(source_id, frame, media_time):
             self._counts.dropped()
             if not self._warned_drop:
                 self._warned_drop = True
@@ -167,7 +193,7 @@ class Capture:
         logger.info("recording %s: resumed at media %.2f s", self._rid, self.media_seconds)
 
     def stop(self) -> CaptureResult:
-        """Encode what is due up to now, flush, close the file. Blocking; idempotent."""
+        """Encode what is due up to now, flush, close the files. Blocking; idempotent."""
         if self._result is not None:
             return self._result
         if self._aborted:
@@ -175,44 +201,43 @@ class Capture:
         self._finished = True
         end = self._timeline.end()
         errors = self._join()
-        try:
-            self._writer.close()
-        except MediaError as exc:
-            errors.append(str(exc))
+        for output in self._outputs:
+            errors += output.close()
         frames = self._counts.snapshot()
         if errors:
             logger.error("recording %s: capture failed: %s", self._rid, "; ".join(errors))
             raise MediaError(errors[0])
-        self._result = CaptureResult(self.spec.path, round(end, 3), frames)
-        logger.info("recording %s: file %s closed, %.2f s, frames %s", self._rid,
-                    self.spec.path.name, end, frames)
+        files = tuple(f for f in (output.result(end) for output in self._outputs)
+                      if f is not None)
+        path = files[0].path if files else self.spec.path
+        self._result = CaptureResult(path, round(end, 3), frames, files)
+        for f in files:
+            logger.info("recording %s: file %s closed, %.2f s from %.2f s", self._rid,
+                        f.path.name, f.duration_seconds, f.offset_seconds)
+        logger.info("recording %s: capture finished, %.2f s, %d file(s), frames %s",
+                    self._rid, end, len(files), frames)
         return self._result
 
     def abort(self) -> None:
-        """Stop the threads without finishing the file, and delete it. Blocking."""
+        """Stop the threads without finishing the files, and delete them. Blocking."""
         self._finished = True
         self._aborted = True
         self._timeline.end(aborted=True)
         self._join()
-        try:
-            self._writer.close()
-        except MediaError as exc:
-            logger.info("recording %s: closing an aborted file: %s", self._rid, exc)
-        if self.spec.path.is_file():  # never a device or folder handed in by mistake
-            self.spec.path.unlink()
-        logger.info("recording %s: capture aborted, %s deleted", self._rid,
-                    self.spec.path.name)
+        for output in self._outputs:
+            for problem in output.close():
+                logger.info("recording %s: closing an aborted file: %s", self._rid, problem)
+            output.delete()
+        logger.info("recording %s: capture aborted, %d file(s) deleted", self._rid,
+                    len(self._outputs))
 
     def _join(self) -> list[str]:
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for output in self._outputs:
+            output.wake()
         errors: list[str] = []
-        for worker in (self._video, self._audio):
-            worker.inbox.wake()
-        for worker in (self._video, self._audio):
-            worker.join(STOP_TIMEOUT_SECONDS)
-            if worker.is_alive():
-                errors.append(f"{worker.kind} encoder did not finish")
-            elif worker.error is not None:
-                errors.append(f"{worker.kind} encoding failed: {worker.error}")
+        for output in self._outputs:
+            errors += output.join(deadline)
         return errors
 
     # ---- progress ---------------------------------------------------------------------
@@ -227,8 +252,9 @@ class Capture:
 
     @property
     def encoded_seconds(self) -> float:
-        """Media time both audio and video have been handed to the encoders up to."""
-        return min(self._video.emitted, self._audio.emitted)
+        """Media time every started file handed to its encoders (audio and video) up to."""
+        reached = [t for t in (o.encoded_until for o in self._outputs) if t is not None]
+        return min(reached) if reached else self.media_seconds
 
     @property
     def last_frame_at(self) -> float | None:
@@ -237,7 +263,7 @@ class Capture:
     @property
     def error(self) -> str | None:
         """Why a pipeline failed, as soon as it did (stop() will raise it), else None."""
-        for worker in (self._video, self._audio):
-            if worker.error is not None:
-                return f"{worker.kind} encoding failed: {worker.error}"
+        for output in self._outputs:
+            if output.error is not None:
+                return output.error
         return None

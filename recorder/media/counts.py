@@ -4,15 +4,15 @@ What each number means, so that they stay honest:
 
 - ``received``: frames pushed while the recording runs and placed on its timeline (frames
   cut by a pause, or pushed before the start or after the stop, are not counted);
-- ``written``: received frames that reached the file. An audio frame counts when its
+- ``written``: received frames that reached a file. An audio frame counts when its
   samples enter the mix. A video frame counts when it is shown in at least one output
-  slot of the constant frame rate;
+  slot of the constant frame rate (every video source has a tile in its file);
 - ``dropped``: received frames lost because a pipeline fell behind (its inbox was full)
   or failed.
 
 The rest of ``received`` is neither written nor dropped: video frames superseded by a newer
-frame before their slot came (the sender's rate is above the preset's), and frames of
-video sources the layout does not show (composite shows the first video publisher).
+frame before their slot came (the sender's rate is above the preset's, or a source's
+frames came before its tile did).
 """
 
 from __future__ import annotations

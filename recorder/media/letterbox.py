@@ -49,7 +49,8 @@ def fit_rect(src_width: int, src_height: int, width: int, height: int) -> Rect:
     return Rect(x, y, w, h)
 
 
-def _plane_view(frame: VideoFrame, index: int) -> np.ndarray[tuple[int, int], np.dtype[np.uint8]]:
+def plane_view(frame: VideoFrame, index: int) -> np.ndarray[tuple[int, int], np.dtype[np.uint8]]:
+    """A writable view of one plane without its row padding."""
     plane = frame.planes[index]
     rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
     return rows[: plane.height, : plane.width]
@@ -57,9 +58,9 @@ def _plane_view(frame: VideoFrame, index: int) -> np.ndarray[tuple[int, int], np
 
 def black_frame(width: int, height: int) -> VideoFrame:
     frame = VideoFrame(width, height, "yuv420p")
-    _plane_view(frame, 0)[:] = BLACK_Y
-    _plane_view(frame, 1)[:] = BLACK_UV
-    _plane_view(frame, 2)[:] = BLACK_UV
+    plane_view(frame, 0)[:] = BLACK_Y
+    plane_view(frame, 1)[:] = BLACK_UV
+    plane_view(frame, 2)[:] = BLACK_UV
     return frame
 
 
@@ -91,7 +92,7 @@ class Letterbox:
         out = black_frame(self.width, self.height)
         for index, (x, y) in enumerate(((rect.x, rect.y), (rect.x // 2, rect.y // 2),
                                         (rect.x // 2, rect.y // 2))):
-            src = _plane_view(scaled, index)
-            dst = _plane_view(out, index)
+            src = plane_view(scaled, index)
+            dst = plane_view(out, index)
             dst[y: y + src.shape[0], x: x + src.shape[1]] = src
         return out

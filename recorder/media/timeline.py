@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from recorder.media.clock import MediaClock
 
@@ -25,6 +26,12 @@ class Horizon:
     until: float
     final: bool
     aborted: bool = False
+
+
+class HorizonSource(Protocol):
+    """What an encoder thread reads: the recording's timeline, or one file's view of it."""
+
+    def horizon(self) -> Horizon: ...
 
 
 class Timeline:

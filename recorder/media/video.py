@@ -1,13 +1,18 @@
-"""The video pipeline: the selected source's pictures at a constant frame rate.
+"""The video pipeline: every shown source's pictures at a constant frame rate.
 
 Senders deliver a variable frame rate (browsers drop to 15 fps in low light or under load,
 screen shares send a frame only when something changes), and players and editors want a
 constant one. So output slot ``n`` sits at media time ``n / fps`` and, once the media clock
-passed it, shows the latest picture whose media time is at or before the slot (rounded to
-the nearest slot): the last picture repeats across gaps, black fills the time before the
-first one and after the last video source left, and pictures that a newer one replaced
-before their slot are skipped. Each
-picture is scaled once, when it first becomes visible, not once per slot.
+passed it, shows for each source the latest picture whose media time is at or before the
+slot (rounded to the nearest slot): a source's last picture repeats across its gaps,
+pictures that a newer one replaced before their slot are skipped, and black fills a tile
+before its source's first picture and the whole frame while no video source is present
+(rather than freezing on the last face of someone who left).
+
+Which sources are shown, and where, changes at media times too (:class:`Arrange`, sent as
+publishers join and leave), so a re-flow lands in the file exactly when it happened.
+Drawing is :class:`recorder.media.compose.Compositor`'s: each picture is scaled once, when
+it first becomes visible, not once per slot.
 """
 
 from __future__ import annotations
@@ -20,15 +25,15 @@ from typing import Final
 
 from av.video.frame import PictureType, VideoFrame
 
+from recorder.media.compose import Compositor
 from recorder.media.counts import FrameCounter
-from recorder.media.letterbox import Letterbox, black_frame
-from recorder.media.timeline import Timeline
+from recorder.media.timeline import HorizonSource
 from recorder.media.worker import PipelineWorker
 from recorder.media.writer import MediaWriter
 
 logger = logging.getLogger(__name__)
 
-INBOX_FRAMES: Final = 32
+INBOX_FRAMES: Final = 32  # per shown source
 # Further behind than this, the encoder cannot keep up: skip slots (the last picture
 # stays on screen longer) instead of falling ever further behind and stalling the stop.
 MAX_LAG_SECONDS: Final = 2.0
@@ -37,25 +42,25 @@ MAX_LAG_SECONDS: Final = 2.0
 @dataclass(frozen=True)
 class VideoInput:
     source_id: str
-    frame: VideoFrame | None  # None: black from this media time on
+    frame: VideoFrame
     media_time: float
 
 
 @dataclass(frozen=True)
-class Select:
-    """From now on show this source; None: no video source is left, so after what was
-    already sent the picture turns black at ``media_time`` (rather than freezing on the
-    last face of someone who left)."""
+class Arrange:
+    """From ``media_time`` on show ``sources`` (join order), ``featured`` in the large
+    tile; no sources: black."""
 
-    source_id: str | None
+    sources: tuple[str, ...]
+    featured: str | None = None
     media_time: float = 0.0
 
 
-VideoItem = VideoInput | Select
+VideoItem = VideoInput | Arrange
 
 
 class VideoPipeline(PipelineWorker[VideoItem]):
-    def __init__(self, recording_id: str, timeline: Timeline, writer: MediaWriter,
+    def __init__(self, recording_id: str, timeline: HorizonSource, writer: MediaWriter,
                  counts: FrameCounter) -> None:
         fps = writer.preset.fps
         super().__init__("video", recording_id, timeline, INBOX_FRAMES, tick=0.5 / fps)
@@ -63,25 +68,24 @@ class VideoPipeline(PipelineWorker[VideoItem]):
         self._counts = counts
         self._fps = fps
         self._half_slot = 0.5 / fps
-        self._letterbox = Letterbox(writer.preset.width, writer.preset.height)
-        self._selected: str | None = None
-        self._pending: deque[VideoInput] = deque()
-        self._current: VideoFrame | None = None
-        self._black: VideoFrame | None = None
+        self.compositor = Compositor(writer.preset.width, writer.preset.height)
+        self._pending: dict[str, deque[VideoInput]] = {}
+        self._arrangements: deque[Arrange] = deque()
+        self._announced: frozenset[str] = frozenset()  # sources of the latest Arrange
         self._next_slot = 0
         self.skipped_slots = 0
 
     def handle(self, item: VideoItem) -> None:
-        if isinstance(item, Select):
-            self._selected = item.source_id
-            if item.source_id is None:
-                self._queue(VideoInput("", None, item.media_time))
+        if isinstance(item, Arrange):
+            arrangements = self._arrangements
+            while arrangements and arrangements[-1].media_time >= item.media_time:
+                arrangements.pop()  # superseded before it was shown
+            arrangements.append(item)
+            self._announced = frozenset(item.sources)
             return
-        if item.source_id == self._selected:
-            self._queue(item)
-
-    def _queue(self, item: VideoInput) -> None:
-        pending = self._pending
+        pending = self._pending.get(item.source_id)
+        if pending is None:
+            pending = self._pending[item.source_id] = deque()
         while pending and pending[-1].media_time >= item.media_time:
             pending.pop()  # a clock jump back: the later arrival replaces what it overlaps
         pending.append(item)
@@ -109,21 +113,21 @@ class VideoPipeline(PipelineWorker[VideoItem]):
 
     def _emit_slot(self, slot: int) -> None:
         limit = slot / self._fps + self._half_slot
-        newest: VideoInput | None = None
-        pending = self._pending
-        while pending and pending[0].media_time <= limit:
-            newest = pending.popleft()
-        if newest is not None:
-            if newest.frame is None:
-                self._current = None
-            else:
-                self._current = self._letterbox.fit(newest.frame)
+        arrangement: Arrange | None = None
+        while self._arrangements and self._arrangements[0].media_time <= limit:
+            arrangement = self._arrangements.popleft()
+        if arrangement is not None:
+            self.compositor.arrange(arrangement.sources, arrangement.featured)
+        for source_id, pending in list(self._pending.items()):
+            newest: VideoInput | None = None
+            while pending and pending[0].media_time <= limit:
+                newest = pending.popleft()
+            if newest is not None and self.compositor.show(source_id, newest.frame):
                 self._counts.written()
-        frame = self._current
-        if frame is None:
-            if self._black is None:
-                self._black = black_frame(self._letterbox.width, self._letterbox.height)
-            frame = self._black
+            if not pending and source_id not in self._announced:
+                del self._pending[source_id]  # it left and everything it sent is placed
+                self.compositor.forget(source_id)
+        frame = self.compositor.render()
         frame.pts = slot
         frame.time_base = self._writer.video_time_base
         # A decoded keyframe keeps its picture type, which encoders take as "force a
@@ -134,4 +138,4 @@ class VideoPipeline(PipelineWorker[VideoItem]):
 
     def close(self) -> None:
         self._pending.clear()
-        self._current = None
+        self._arrangements.clear()

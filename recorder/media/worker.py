@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from typing import Generic, TypeVar
 
-from recorder.media.timeline import Timeline
+from recorder.media.timeline import HorizonSource
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class Inbox(Generic[T]):
     """A deque with a bound for frames and none for control messages."""
 
     def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
+        self.capacity = capacity  # frames; the owner may raise it as sources join
         self._items: deque[T] = deque()
         self._cond = threading.Condition()
         self._woken = False
@@ -37,7 +37,7 @@ class Inbox(Generic[T]):
 
     def offer(self, item: T) -> bool:
         with self._cond:
-            if len(self._items) >= self._capacity:
+            if len(self._items) >= self.capacity:
                 return False
             self._items.append(item)
             self._cond.notify()
@@ -72,7 +72,7 @@ class PipelineWorker(ABC, Generic[T], threading.Thread):
     """
 
     def __init__(
-        self, kind: str, recording_id: str, timeline: Timeline, capacity: int, tick: float
+        self, kind: str, recording_id: str, timeline: HorizonSource, capacity: int, tick: float
     ) -> None:
         threading.Thread.__init__(self, name=f"{kind}-{recording_id[:8]}", daemon=True)
         self.kind = kind

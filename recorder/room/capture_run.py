@@ -14,14 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 import av
 
-from recorder.core.presets import Format, Quality
+from recorder.core.presets import Format, Layout, Quality
+from recorder.media.sources import CAMERA, Publisher
 from recorder.room.messages import (
     CaptureFailed,
     CaptureFinished,
@@ -47,6 +48,17 @@ class CountsLike(Protocol):
     def dropped(self) -> int: ...
 
 
+class FileLike(Protocol):
+    @property
+    def path(self) -> Path: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def duration_seconds(self) -> float: ...
+    @property
+    def offset_seconds(self) -> float: ...
+
+
 class ResultLike(Protocol):
     @property
     def path(self) -> Path: ...
@@ -54,10 +66,13 @@ class ResultLike(Protocol):
     def duration_seconds(self) -> float: ...
     @property
     def frames(self) -> CountsLike: ...
+    @property
+    def files(self) -> Sequence[FileLike]: ...
 
 
 class CaptureLike(Protocol):
-    def add_source(self, source_id: str, kind: str) -> None: ...
+    def add_source(self, source_id: str, kind: str,
+                   publisher: Publisher | None = None) -> None: ...
     def remove_source(self, source_id: str) -> None: ...
     def push(self, source_id: str, frame: Frame, arrival: float) -> bool: ...
     def pause(self, at: float) -> None: ...
@@ -72,15 +87,17 @@ class CaptureLike(Protocol):
     def last_frame_at(self) -> float | None: ...
 
 
-CaptureFactory = Callable[[str, Path, Format, Quality], CaptureLike]
-"""(recording_id, path, format, quality) -> a capture, built in a worker thread."""
+CaptureFactory = Callable[[str, Path, Format, Quality, Layout], CaptureLike]
+"""(recording_id, path, format, quality, layout) -> a capture, built in a worker thread.
+``path`` is the composite's file, or with ``tracks`` the folder of the per-publisher files."""
 
 
-def media_capture(recording_id: str, path: Path, fmt: Format, quality: Quality) -> CaptureLike:
+def media_capture(recording_id: str, path: Path, fmt: Format, quality: Quality,
+                  layout: Layout = Layout.COMPOSITE) -> CaptureLike:
     """The real capture pipeline (imported late: the media stack is heavy)."""
     from recorder.media.capture import Capture, CaptureSpec
 
-    return Capture(CaptureSpec(recording_id, path, fmt, quality))
+    return Capture(CaptureSpec(recording_id, path, fmt, quality, layout))
 
 
 def counts(value: CountsLike) -> FrameCounts:
@@ -111,10 +128,13 @@ class CaptureRun:
     def start(self) -> None:
         self._progress = asyncio.create_task(self._report_progress())
 
-    def add_source(self, source_id: str, kind: str, track: TrackAdded) -> None:
+    def add_source(self, source_id: str, kind: str, track: TrackAdded,
+                   role: str = CAMERA) -> None:
+        """``track`` says whose it is; ``role`` (``screen``) decides its place in a layout."""
         if source_id in self._sources:
             return
-        self.capture.add_source(source_id, kind)
+        self.capture.add_source(source_id, kind,
+                                Publisher(track.session_id, track.publisher_id, role))
         self._sources.add(source_id)
         if track not in self.tracks:
             self.tracks.append(track)
@@ -161,12 +181,11 @@ class CaptureRun:
             self._emit(CaptureFailed(rid, self.failure, frames))
             return
         duration = float(result.duration_seconds)
-        logger.info("recording %s: finished %s (%.1f s, %d frames written)", rid,
-                    result.path, duration, frames.written)
-        self._emit(CaptureFinished(
-            rid, [FileResult(str(result.path), "composite", duration)], duration, frames,
-            tracks=list(self.tracks),
-        ))
+        logger.info("recording %s: finished %d file(s), first %s (%.1f s, %d frames written)",
+                    rid, len(result.files), result.path, duration, frames.written)
+        files = [FileResult(str(f.path), f.kind, float(f.duration_seconds),
+                            float(f.offset_seconds)) for f in result.files]
+        self._emit(CaptureFinished(rid, files, duration, frames, tracks=list(self.tracks)))
 
     async def abort(self) -> None:
         await self._stop_progress()

@@ -45,12 +45,15 @@ class Action:
     run: Callable[[Capture, float], Any] = field(compare=False)
 
 
-def video_frame(width: int, height: int, luma: int, pts: int) -> VideoFrame:
-    """A flat picture of one brightness (with a gradient so it is not trivially flat)."""
+def video_frame(width: int, height: int, luma: int, pts: int,
+                uv: tuple[int, int] = (128, 128)) -> VideoFrame:
+    """A flat picture of one brightness (with a gradient so it is not trivially flat);
+    ``uv`` colours it (128, 128: grey)."""
     y = np.full((height, width), luma, dtype=np.uint8)
     y[:, : width // 16] = np.uint8(min(255, luma + 20))
-    uv = np.full((height // 2, width // 2), 128, dtype=np.uint8)
-    data = np.concatenate([y, uv.reshape(height // 4, width), uv.reshape(height // 4, width)])
+    u = np.full((height // 4, width), uv[0], dtype=np.uint8)
+    v = np.full((height // 4, width), uv[1], dtype=np.uint8)
+    data = np.concatenate([y, u, v])
     frame = VideoFrame.from_ndarray(data, format="yuv420p")
     frame.pts = pts
     frame.time_base = VIDEO_TB
@@ -73,8 +76,8 @@ def tone(freq: float, start_sample: int, count: int, level: float = 0.3) -> np.n
 
 
 def _push_video(source: str, width: int, height: int, luma: int, pts: int,
-                capture: Capture, now: float) -> bool:
-    return capture.push(source, video_frame(width, height, luma, pts), now)
+                uv: tuple[int, int], capture: Capture, now: float) -> bool:
+    return capture.push(source, video_frame(width, height, luma, pts, uv), now)
 
 
 def _push_audio(source: str, frame: AudioFrame, capture: Capture, now: float) -> bool:
@@ -98,7 +101,8 @@ class Scenario:
 
     def video(self, source: str, start: float, end: float, *, fps: float = 30.0,
               size: Callable[[float], tuple[int, int]] = lambda t: (640, 360),
-              luma: Callable[[float], int] = lambda t: 100) -> None:
+              luma: Callable[[float], int] = lambda t: 100,
+              uv: tuple[int, int] = (128, 128)) -> None:
         """Frames at ``fps`` from ``start`` to ``end`` (seconds on the scenario's clock)."""
         k, last = 0, start
         while start + k / fps < end:
@@ -109,7 +113,7 @@ class Scenario:
             pts = round((t - start) * 90_000)
             y = luma(t)
             # Frames are made when pushed, so a long scenario does not hold them all.
-            self._add(arrival, partial(_push_video, source, w, h, y, pts))
+            self._add(arrival, partial(_push_video, source, w, h, y, pts, uv))
             self.pushed += 1
             k += 1
 
