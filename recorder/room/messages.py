@@ -32,13 +32,39 @@ class Unpublish:
 
 
 @dataclass(frozen=True)
+class WhepPull:
+    """Pull the recording's media from a WHEP server."""
+
+    url: str
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class CloudflarePull:
+    """Pull named tracks of a publisher's session from a Cloudflare Realtime SFU app."""
+
+    api_base: str  # RECORDER_CF_REALTIME_API_BASE
+    app_id: str
+    session_id: str  # the publisher's
+    track_names: tuple[str, ...]
+    app_secret: str = field(default="", repr=False)
+
+
+PullSource = WhepPull | CloudflarePull
+
+
+@dataclass(frozen=True)
 class StartCapture:
+    """Reply :class:`Ack` once the capture runs; with a ``source`` only after the upstream
+    answered and its media connected (a refusal raises ``SourceFailed``)."""
+
     recording_id: str
     directory: str  # {storage_dir}/{recording_id}
     file_name: str  # recording_{recording_id}.{ext}
     format: Format
     quality: Quality
     layout: Layout = Layout.COMPOSITE
+    source: PullSource | None = None  # None: the room's WHIP publishers
 
 
 @dataclass(frozen=True)
@@ -131,6 +157,7 @@ class FileResult:
     path: str
     kind: str  # "composite" | "track"
     duration_seconds: float
+    offset_seconds: float = 0.0  # media time of the recording where the file begins
 
 
 @dataclass(frozen=True)

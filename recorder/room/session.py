@@ -7,6 +7,12 @@ It never touches Redis: the main process owns state and decides what the events 
 Frames flow publisher track -> :meth:`RoomSession._on_frame` -> every running capture. A
 source is offered to captures when its first frame arrives (a negotiated track that never
 delivers is not a track of the recording), in the order the publishers joined.
+
+A recording started with a pull source (WHEP, Cloudflare Realtime) records that upstream
+only, not the room's WHIP publishers: its :class:`recorder.rtc.pull.Pull` feeds it through
+:class:`_PullFeed`. While the upstream is broken the capture's timeline is held, like a
+pause, so the file goes on without the gap; a hold for a user's pause and one for a broken
+upstream are counted apart, so neither ends the other.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 from aiortc import RTCIceServer
 
 from recorder.core.errors import (
@@ -26,6 +34,7 @@ from recorder.core.errors import (
     MediaError,
     NotFound,
     RecorderError,
+    SourceFailed,
     Unavailable,
     Unprocessable,
 )
@@ -54,6 +63,8 @@ from recorder.room.messages import (
     Unpublish,
 )
 from recorder.rtc.publisher import CONNECT_TIMEOUT_SECONDS, PeerCallbacks, PublisherPeer, Source
+from recorder.rtc.pull import Pull, PullTiming, make_upstream
+from recorder.rtc.receiver import Frame as PulledFrame
 from recorder.rtc.sdp import check_offer
 
 logger = logging.getLogger(__name__)
@@ -68,6 +79,7 @@ class RoomConfig:
     connect_timeout: float = CONNECT_TIMEOUT_SECONDS
     progress_interval: float = 1.0
     capture_factory: CaptureFactory = field(default=media_capture)
+    pull_timing: PullTiming = field(default_factory=PullTiming)
 
 
 class RoomSession:
@@ -80,6 +92,9 @@ class RoomSession:
         self._tracks: dict[str, TrackAdded] = {}  # source id -> its event
         self._runs: dict[str, CaptureRun] = {}  # recording id -> running capture
         self._finishing: dict[str, asyncio.Task[None]] = {}
+        self._pulls: dict[str, Pull] = {}  # recording id -> the upstream it records
+        self._holds: dict[str, set[str]] = {}  # recording id -> why its timeline stands
+        self._http: aiohttp.ClientSession | None = None  # the pulls' signalling
         self._closed = False
 
     @property
@@ -89,7 +104,7 @@ class RoomSession:
     @property
     def idle(self) -> bool:
         """No publishers and no captures: the owner may close the room."""
-        return not self._peers and not self._runs and not self._finishing
+        return not self._peers and not self._runs and not self._finishing and not self._pulls
 
     async def handle(self, command: RoomCommand) -> RoomReply:
         """Apply one command; refusals raise RecorderError subclasses."""
@@ -124,6 +139,9 @@ class RoomSession:
         peers = list(self._peers.values())
         await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
         self._peers.clear()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     # ---- publishers ----------------------------------------------------------------------
 
@@ -166,12 +184,15 @@ class RoomSession:
         self._tracks[source.source_id] = track
         self._emit(track)
         for run in self._runs.values():
-            self._add_source(run, source)
+            if run.recording_id not in self._pulls:
+                self._add_source(run, source)
 
     def _on_frame(self, source: Source, frame: Frame) -> None:
         arrival = time.monotonic()
         failed = []
         for run in self._runs.values():
+            if run.recording_id in self._pulls:
+                continue
             run.push(source.source_id, frame, arrival)
             if run.failure is not None:
                 failed.append(run)
@@ -199,10 +220,9 @@ class RoomSession:
         rid = command.recording_id
         if rid in self._runs or rid in self._finishing:
             raise InvalidInput(f"recording {rid} is already capturing in room {self.room_id}")
-        if command.layout is not Layout.COMPOSITE:
-            raise Unprocessable(f"layout {command.layout} is not supported by room sessions yet")
         directory = Path(command.directory)
-        path = directory / command.file_name
+        # tracks: the capture names one file per publisher inside the folder
+        path = directory / command.file_name if command.layout is Layout.COMPOSITE else directory
         try:
             capture = await asyncio.to_thread(self._make_capture, rid, path, command)
         except RecorderError:
@@ -215,24 +235,28 @@ class RoomSession:
             await asyncio.to_thread(capture.abort)
             raise Unavailable(f"room {self.room_id} is closing")
         run = CaptureRun(rid, directory, capture, self._emit, self._config.progress_interval)
-        for peer in self._peers.values():
-            for source in peer.sources:
-                self._add_source(run, source)
-        self._runs[rid] = run
+        if command.source is not None:
+            await self._start_pull(run, command)
+        else:
+            for peer in self._peers.values():
+                for source in peer.sources:
+                    self._add_source(run, source)
+            self._runs[rid] = run
         run.start()
         logger.info("recording %s: capturing room %s to %s (%s, %s), %d sources", rid,
                     self.room_id, path, command.format, command.quality, len(run.tracks))
 
     def _make_capture(self, rid: str, path: Path, command: StartCapture) -> CaptureLike:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return self._config.capture_factory(rid, path, command.format, command.quality)
+        Path(command.directory).mkdir(parents=True, exist_ok=True)
+        return self._config.capture_factory(rid, path, command.format, command.quality,
+                                            command.layout)
 
     def _add_source(self, run: CaptureRun, source: Source) -> None:
         track = self._tracks.get(source.source_id)
         if track is None:
             return
         try:
-            run.add_source(source.source_id, source.kind, track)
+            run.add_source(source.source_id, source.kind, track, source.role)
         except Exception:
             logger.exception("recording %s: source %s refused", run.recording_id,
                              source.source_id)
@@ -247,9 +271,9 @@ class RoomSession:
         rid = run.recording_id
         try:
             if action == "pause":
-                run.capture.pause(time.monotonic())
+                self._hold(run, "pause", time.monotonic())
             else:
-                run.capture.resume(time.monotonic())
+                self._release(run, "pause", time.monotonic())
         except RecorderError:
             raise
         except Exception as exc:
@@ -260,7 +284,8 @@ class RoomSession:
         """Take the capture off the frame path now; finalise it in the background."""
         rid = run.recording_id
         self._runs.pop(rid, None)
-        task = asyncio.create_task(run.finish())
+        self._holds.pop(rid, None)
+        task = asyncio.create_task(self._end_pull_then(rid, run.finish))
         self._finishing[rid] = task
         task.add_done_callback(lambda _: self._finishing.pop(rid, None))
 
@@ -268,6 +293,116 @@ class RoomSession:
         """Abort and delete the file; the folder goes too when nothing else is in it."""
         run = self._run(command.recording_id)
         del self._runs[run.recording_id]
-        await run.abort()
+        self._holds.pop(run.recording_id, None)
+        await self._end_pull_then(run.recording_id, run.abort)
         with contextlib.suppress(OSError):
             run.directory.rmdir()
+
+    # ---- pulled recordings ---------------------------------------------------------------
+
+    async def _start_pull(self, run: CaptureRun, command: StartCapture) -> None:
+        """Connect the upstream before the start is answered; on failure keep nothing."""
+        assert command.source is not None
+        rid = run.recording_id
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        pull = Pull(rid, make_upstream(command.source, self._http, rid), self._config.ice_servers,
+                    _PullFeed(self, rid), self._config.pull_timing)
+        self._pulls[rid] = pull
+        self._runs[rid] = run
+        try:
+            await pull.start()
+            if self._closed:
+                raise Unavailable(f"room {self.room_id} is closing")
+        except BaseException as exc:
+            self._runs.pop(rid, None)
+            self._pulls.pop(rid, None)
+            await asyncio.shield(pull.close())
+            await asyncio.shield(asyncio.to_thread(run.capture.abort))
+            with contextlib.suppress(OSError):
+                run.directory.rmdir()
+            if isinstance(exc, SourceFailed):
+                logger.warning("recording %s: source failed: %s", rid, exc.detail)
+            raise
+        logger.info("recording %s: pulling from %s", rid, pull.upstream.label)
+
+    async def _end_pull_then(self, rid: str,
+                             then: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Stop a pulled recording's upstream (DELETE, tracks/close) before its capture ends."""
+        pull = self._pulls.pop(rid, None)
+        if pull is not None:
+            await pull.close()
+        await then()
+
+    def _hold(self, run: CaptureRun, reason: str, at: float) -> None:
+        """Stand the timeline still for `reason`; the first hold pauses the capture."""
+        holds = self._holds.setdefault(run.recording_id, set())
+        if not holds:
+            run.capture.pause(at)
+        holds.add(reason)
+
+    def _release(self, run: CaptureRun, reason: str, at: float) -> None:
+        """End the hold for `reason`; the last one resumes the capture."""
+        holds = self._holds.get(run.recording_id, set())
+        if reason not in holds:
+            return
+        holds.discard(reason)
+        if not holds:
+            run.capture.resume(at)
+
+
+class _PullFeed:
+    """The room's side of a pull: its sources and frames into the one recording it feeds."""
+
+    def __init__(self, room: RoomSession, recording_id: str) -> None:
+        self._room = room
+        self._rid = recording_id
+
+    def _target(self) -> CaptureRun | None:
+        return self._room._runs.get(self._rid)
+
+    def source(self, source: Source, replaces: str | None) -> None:
+        track = TrackAdded(source.session_id, source.publisher_id, source.kind, source.codec)
+        self._room._emit(track)
+        run = self._target()
+        if run is None:
+            return
+        # The old source goes first, so the same publisher comes back (it continues its file
+        # in a `tracks` layout); the swap happens at the new source's first frame, so the
+        # picture shows no gap either.
+        if replaces is not None:
+            run.remove_source(replaces)
+        try:
+            run.add_source(source.source_id, source.kind, track, source.role)
+        except Exception:
+            logger.exception("recording %s: source %s refused", self._rid, source.source_id)
+
+    def frame(self, source: Source, frame: PulledFrame) -> None:
+        run = self._target()
+        if run is None:
+            return
+        run.push(source.source_id, frame, time.monotonic())
+        if run.failure is not None:
+            self._room._finish(run)
+
+    def lost(self, at: float) -> None:
+        run = self._target()
+        if run is not None:
+            logger.info("recording %s: upstream lost, the timeline waits for it", self._rid)
+            self._hold_safely(run, True, at)
+
+    def restored(self, at: float) -> None:
+        run = self._target()
+        if run is not None:
+            logger.info("recording %s: upstream back, the timeline goes on", self._rid)
+            self._hold_safely(run, False, at)
+
+    def _hold_safely(self, run: CaptureRun, hold: bool, at: float) -> None:
+        try:
+            if hold:
+                self._room._hold(run, "upstream", at)
+            else:
+                self._room._release(run, "upstream", at)
+        except Exception:
+            logger.exception("recording %s: the timeline could not be %s", self._rid,
+                             "held" if hold else "released")

@@ -1,0 +1,222 @@
+"""A recording's pull from an upstream, kept alive across broken connections.
+
+The first session must succeed (``start`` raises SourceFailed otherwise: the start of the
+recording fails with 502). After that, a session that breaks (the connection fails, the
+upstream ends its tracks, or no frame arrives for ``stall_seconds``) is replaced by a new
+one, with backoff between attempts (the upstream's ``Retry-After`` wins when it gives one),
+until the pull is closed. aiortc 1.16 has no ICE restart, so every new session is a new
+peer: new SSRCs, new RTP clocks, and video that starts at its next keyframe. That is why
+each session's tracks become new sources (``{name}/{n}/video``, n counting sessions): the
+capture anchors every source's clock at its first frame, and a source that replaces
+another (same kind and position) is reported with the id it replaces, so the capture can
+swap them.
+
+The sink hears ``lost`` when a session breaks and ``restored`` just before the first frame
+of the next one, which is what lets the room cut the gap out of the recording's timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+from aiortc import RTCIceServer
+
+from recorder.core.errors import SourceFailed
+from recorder.room.messages import CloudflarePull, PullSource, WhepPull
+from recorder.rtc.cloudflare import CloudflareApi, CloudflareUpstream
+from recorder.rtc.publisher import Source
+from recorder.rtc.receiver import Frame, ReceivedTrack, ReceiverPeer
+from recorder.rtc.upstream import Upstream, UpstreamRefused, UpstreamSession
+from recorder.rtc.whep import WhepUpstream
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PullTiming:
+    connect_timeout: float = 15.0  # ICE + DTLS after the answer
+    stall_seconds: float = 10.0  # connected but silent this long: treated as broken
+    backoff_first: float = 0.5
+    backoff_max: float = 5.0
+
+
+class PullSink(Protocol):
+    def source(self, source: Source, replaces: str | None) -> None:
+        """A track's first frame is about to arrive; it takes over from ``replaces``."""
+
+    def frame(self, source: Source, frame: Frame) -> None: ...
+
+    def lost(self, at: float) -> None:
+        """The session broke at monotonic time ``at``; nothing arrives until ``restored``."""
+
+    def restored(self, at: float) -> None:
+        """A new session delivers again from monotonic time ``at``."""
+
+
+def make_upstream(source: PullSource, http: aiohttp.ClientSession,
+                  recording_id: str) -> Upstream:
+    match source:
+        case WhepPull():
+            return WhepUpstream(source.url, source.token, http, recording_id)
+        case CloudflarePull():
+            api = CloudflareApi(http, source.api_base, source.app_id, source.app_secret,
+                                recording_id)
+            return CloudflareUpstream(api, source.app_id, source.session_id,
+                                      source.track_names)
+    raise TypeError(f"unknown pull source {type(source).__name__}")
+
+
+class Pull:
+    def __init__(self, name: str, upstream: Upstream, ice_servers: list[RTCIceServer],
+                 sink: PullSink, timing: PullTiming = PullTiming(),
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name  # the recording id: every log line and source id carries it
+        self.upstream = upstream
+        self.sessions_opened = 0
+        self._ice_servers = list(ice_servers)
+        self._sink = sink
+        self._timing = timing
+        self._clock = clock
+        self._session: UpstreamSession | None = None
+        self._generation = 0  # attempts: frames of an abandoned attempt are dropped
+        self._numbers: dict[int, int] = {}  # attempt -> session number, for source ids
+        self._current: dict[tuple[str, int], str] = {}  # (kind, index) -> current source id
+        self._sources: dict[tuple[int, str, int], Source] = {}
+        self._gap = False
+        self._closed = False
+        self._watch: asyncio.Task[None] | None = None
+        self._endings: set[asyncio.Task[None]] = set()
+
+    @property
+    def connected(self) -> bool:
+        return self._session is not None and not self._session.peer.lost.is_set()
+
+    async def start(self) -> None:
+        """Open the first session and wait for its media connection; raises SourceFailed."""
+        self._session = await self._open()
+        self._watch = asyncio.create_task(self._keep_alive())
+
+    async def close(self) -> None:
+        """End the current session upstream and stop reconnecting; safe to call twice."""
+        self._closed = True
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+        if self._endings:
+            await asyncio.gather(*self._endings, return_exceptions=True)
+
+    # ---- sessions -----------------------------------------------------------------------
+
+    async def _open(self) -> UpstreamSession:
+        self._generation += 1
+        generation = self._generation
+        self._numbers = {generation: self.sessions_opened + 1}
+
+        def make_peer(learned: list[RTCIceServer]) -> ReceiverPeer:
+            return ReceiverPeer(f"recording {self.name}: {self.upstream.label} #{generation}",
+                                [*self._ice_servers, *learned],
+                                lambda track, frame: self._on_frame(generation, track, frame))
+
+        session = await self.upstream.open(make_peer)
+        try:
+            async with asyncio.timeout(self._timing.connect_timeout):
+                connected = await session.peer.wait_connected()
+        except TimeoutError:
+            connected = False
+        except BaseException:
+            await asyncio.shield(session.close())
+            raise
+        if not connected:
+            await session.close()
+            raise SourceFailed(f"{self.upstream.label}: media did not connect within "
+                               f"{self._timing.connect_timeout:g} s")
+        self.sessions_opened += 1
+        logger.info("recording %s: %s connected (session %d)", self.name, self.upstream.label,
+                    self.sessions_opened)
+        return session
+
+    async def _keep_alive(self) -> None:
+        while not self._closed:
+            session = self._session
+            assert session is not None
+            await self._until_broken(session.peer)
+            at = self._clock()
+            logger.warning("recording %s: %s broke (session %d); reconnecting", self.name,
+                           self.upstream.label, self.sessions_opened)
+            self._session = None
+            self._end(session)
+            if not self._gap:
+                self._gap = True
+                self._sink.lost(at)
+            self._session = await self._reconnect()
+
+    async def _until_broken(self, peer: ReceiverPeer) -> None:
+        connected_at = self._clock()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(peer.lost.wait(), timeout=1.0)
+            if peer.lost.is_set():
+                return
+            last = peer.last_frame_at if peer.last_frame_at is not None else connected_at
+            if self._clock() - max(last, connected_at) >= self._timing.stall_seconds:
+                logger.warning("recording %s: no media from %s for %.0f s", self.name,
+                               self.upstream.label, self._timing.stall_seconds)
+                return
+
+    async def _reconnect(self) -> UpstreamSession:
+        delay = self._timing.backoff_first
+        attempt = 0
+        while True:
+            attempt += 1
+            wait = delay
+            try:
+                return await self._open()
+            except UpstreamRefused as exc:
+                if exc.retry_after is not None:
+                    wait = max(exc.retry_after, self._timing.backoff_first)
+                logger.info("recording %s: reconnect %d refused: %s", self.name, attempt,
+                            exc.detail)
+            except SourceFailed as exc:
+                logger.info("recording %s: reconnect %d failed: %s", self.name, attempt,
+                            exc.detail)
+            except Exception:  # keep trying: the recording outlives any one bad attempt
+                logger.exception("recording %s: reconnect %d failed", self.name, attempt)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, self._timing.backoff_max)
+
+    def _end(self, session: UpstreamSession) -> None:
+        """End a broken session upstream in the background: reconnecting must not wait."""
+        task = asyncio.create_task(session.close())
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
+
+    # ---- frames -------------------------------------------------------------------------
+
+    def _on_frame(self, generation: int, track: ReceivedTrack, frame: Frame) -> None:
+        if self._closed or generation != self._generation:
+            return  # a late frame of a session already given up
+        key = (generation, track.kind, track.index)
+        source = self._sources.get(key)
+        if source is None:
+            if self._gap:
+                self._gap = False
+                self._sink.restored(self._clock())
+            suffix = "" if track.index == 1 else f"-{track.index}"
+            number = self._numbers.get(generation, generation)
+            source = Source(f"{self.name}/{number}/{track.kind}{suffix}", self.name,
+                            self.upstream.publisher_id, "camera", track.kind, track.codec)
+            self._sources[key] = source
+            replaces = self._current.get((track.kind, track.index))
+            self._current[(track.kind, track.index)] = source.source_id
+            self._sink.source(source, replaces)
+        self._sink.frame(source, frame)

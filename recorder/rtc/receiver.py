@@ -1,0 +1,208 @@
+"""A receive-only aiortc peer for pulling media from an upstream (WHEP server, SFU).
+
+Unlike a WHIP publisher, the upstream may be either side of the offer/answer: a WHEP client
+offers (``offer`` then ``accept``), while a WHEP counter-offer or a Cloudflare Realtime
+renegotiation makes us answer (``answer``). Either way the tracks are drained for as long as
+they live (aiortc queues decoded frames without bound otherwise) and every decoded frame is
+handed to ``on_frame`` with the track it came from.
+
+``lost`` is set when the upstream goes away without us closing: the connection fails or
+closes, or a track ends (aiortc ends the remote tracks when the far side shuts DTLS down,
+while its connection state can stay `connected`). aiortc 1.16 has no ICE restart, so the
+only cure is a new peer (:mod:`recorder.rtc.pull` does that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import av
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc import sdp as aiortc_sdp
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+logger = logging.getLogger(__name__)
+
+Frame = av.AudioFrame | av.VideoFrame
+
+_NOT_MEDIA = {"rtx", "red", "ulpfec", "flexfec-03"}
+
+
+class UnusableSdp(ValueError):
+    """The upstream's SDP could not be applied (malformed, or nothing we can receive)."""
+
+
+@dataclass(frozen=True)
+class ReceivedTrack:
+    kind: str  # "audio" | "video"
+    codec: str  # "vp8", "h264", "opus"...
+    mid: str | None
+    index: int  # 1 for the first track of its kind, 2 for the next...
+
+
+FrameSink = Callable[[ReceivedTrack, Frame], None]
+
+
+class ReceiverPeer:
+    def __init__(self, name: str, ice_servers: list[RTCIceServer], on_frame: FrameSink) -> None:
+        self.name = name  # for logs: the recording id and the attempt
+        self.lost = asyncio.Event()
+        self.last_frame_at: float | None = None  # monotonic
+        self.frames = 0
+        self._on_frame = on_frame
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
+        self._pc.on("track", self._on_track)
+        self._pc.on("connectionstatechange", self._on_state)
+        self._connected = asyncio.Event()
+        self._answer_sdp: str | None = None  # the answer of our exchange, whoever wrote it
+        self._kinds_seen: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing: asyncio.Task[None] | None = None
+
+    # ---- negotiation --------------------------------------------------------------------
+
+    async def offer(self) -> str:
+        """A recvonly audio + video offer with our candidates in it (no trickle)."""
+        self._pc.addTransceiver("audio", direction="recvonly")
+        self._pc.addTransceiver("video", direction="recvonly")
+        await self._pc.setLocalDescription(await self._pc.createOffer())
+        return str(self._pc.localDescription.sdp)
+
+    async def accept(self, answer_sdp: str) -> None:
+        """Apply the upstream's answer to our offer; UnusableSdp if it cannot be."""
+        _check_sdp(answer_sdp)
+        try:
+            await self._pc.setRemoteDescription(
+                RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        except Exception as exc:  # aiortc raises ValueError, KeyError, AssertionError...
+            raise UnusableSdp(f"{type(exc).__name__}: {exc}") from exc
+        self._answer_sdp = answer_sdp
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Answer the upstream's offer (receiving only); UnusableSdp if it cannot be."""
+        _check_sdp(offer_sdp)
+        try:
+            await self._pc.setRemoteDescription(
+                RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            await self._pc.setLocalDescription(await self._pc.createAnswer())
+        except Exception as exc:
+            raise UnusableSdp(f"{type(exc).__name__}: {exc}") from exc
+        self._answer_sdp = str(self._pc.localDescription.sdp)
+        return self._answer_sdp
+
+    async def wait_connected(self) -> bool:
+        """True once ICE and DTLS are up, False if the peer was lost first (callers bound
+        the wait with ``asyncio.timeout``)."""
+        connected = asyncio.ensure_future(self._connected.wait())
+        lost = asyncio.ensure_future(self.lost.wait())
+        try:
+            await asyncio.wait((connected, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (connected, lost):
+                task.cancel()
+            await asyncio.gather(connected, lost, return_exceptions=True)
+        return self._connected.is_set() and not self.lost.is_set()
+
+    @property
+    def mids(self) -> list[str]:
+        return [t.mid for t in self._pc.getTransceivers() if t.mid is not None]
+
+    # ---- teardown -----------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the connection and wait for the drains; safe to call twice."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        await self._pc.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        logger.info("%s: closed after %d frames", self.name, self.frames)
+
+    # ---- media --------------------------------------------------------------------------
+
+    def _on_state(self) -> None:
+        state = self._pc.connectionState
+        logger.info("%s: connection %s", self.name, state)
+        if state == "connected":
+            self._connected.set()
+        elif state in ("failed", "closed") and self._closing is None:
+            self.lost.set()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        mid = next((t.mid for t in self._pc.getTransceivers() if t.receiver.track is track),
+                   None)
+        n = self._kinds_seen.get(track.kind, 0) + 1
+        self._kinds_seen[track.kind] = n
+        self._spawn(self._drain(track, mid, n))
+
+    def _codec_of(self, mid: str | None) -> str:
+        """The first media codec the answer lists for the section: what will be sent."""
+        if self._answer_sdp is None or mid is None:
+            return "unknown"
+        with contextlib.suppress(Exception):
+            for media in aiortc_sdp.SessionDescription.parse(self._answer_sdp).media:
+                if media.rtp.muxId == mid:
+                    for codec in media.rtp.codecs:
+                        if codec.payloadType in media.fmt and codec.name.lower() not in _NOT_MEDIA:
+                            return codec.name.lower()
+        return "unknown"
+
+    async def _drain(self, track: MediaStreamTrack, mid: str | None, index: int) -> None:
+        received: ReceivedTrack | None = None
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                if self._closing is None:
+                    logger.info("%s: %s track %d ended", self.name, track.kind, index)
+                    self.lost.set()
+                return
+            if not isinstance(frame, av.AudioFrame | av.VideoFrame):
+                continue
+            if received is None:  # the track event fires before the exchange completes
+                received = ReceivedTrack(track.kind, self._codec_of(mid), mid, index)
+                logger.info("%s: receiving %s track %d (mid %s, %s)", self.name, track.kind,
+                            index, mid, received.codec)
+            self.last_frame_at = time.monotonic()
+            self.frames += 1
+            try:
+                self._on_frame(received, frame)
+            except Exception:  # keep draining whatever the receiver of frames did
+                logger.exception("%s: a %s frame could not be handed on", self.name,
+                                 received.kind)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _check_sdp(text: str) -> None:
+    """Refuse what is plainly not an SDP before aiortc reads it (it parses almost anything)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0] != "v=0":
+        raise UnusableSdp("not an SDP description (no v=0 first line)")
+    if not any(line.startswith("m=") for line in lines):
+        raise UnusableSdp("SDP has no media section")
+
+
+def is_offer(sdp: str) -> bool:
+    """Whether a description an upstream returned is an offer: JSEP offers always say
+    ``a=setup:actpass``, answers never do (RFC 8842 section 5)."""
+    return any(line.strip() == "a=setup:actpass" for line in sdp.splitlines())
