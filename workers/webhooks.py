@@ -1,0 +1,153 @@
+"""Webhook delivery: the consumers of the `{prefix}jobs:webhook` outbox (group `webhooks`).
+
+Each attempt POSTs the stored body with its own ``webhook-timestamp`` and signature (the
+``webhook-id`` never changes). A 2xx settles the job. A 410 disables the endpoint (until an
+admin replays) and sends the job, and every later one for that URL, to the dead letters.
+Anything else (another status, a timeout, a refused connection) schedules the next attempt
+RECORDER_WEBHOOK_RETRY_SCHEDULE's next delay after this one, later if the receiver's
+Retry-After asks; after the last attempt the job goes to the dead letters. Delivery is at
+least once: a job is settled only after its outcome is known.
+
+Several consumers run per process (one slow endpoint does not hold up the rest); events of
+one recording may therefore arrive out of order when some were retried: receivers order
+them by the body's ``timestamp``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import aiohttp
+
+from recorder.core.errors import Unavailable
+from recorder.core.webhooks import RetrySchedule, WebhookJob, headers
+from workers.errors import retry_after_seconds
+from workers.outbox import WebhookOutbox
+
+logger = logging.getLogger(__name__)
+
+READ_BLOCK_MS = 1000  # also how often delayed jobs are promoted
+STORE_RETRY_SECONDS = 2.0
+CONSUMERS = 4
+USER_AGENT = "recorder-webhooks/1"
+
+
+class WebhookDeliverer:
+    def __init__(self, outbox: WebhookOutbox, key: bytes, schedule: RetrySchedule, *,
+                 name: str, timeout_seconds: float, consumers: int = CONSUMERS) -> None:
+        self._outbox = outbox
+        self._key = key
+        self._schedule = schedule
+        self.name = name
+        self._timeout = timeout_seconds
+        self._consumers = consumers
+        # A consumer that died mid-attempt held its entry at most one timeout: after two
+        # (and some slack) it is surely gone.
+        self._claim_ms = round((2 * timeout_seconds + 5) * 1000)
+        self.delivered = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        logger.info("webhook consumer %s: %d consumer(s), schedule %s", self.name,
+                    self._consumers, list(self._schedule.delays))
+        while not stop.is_set():
+            try:
+                await self._outbox.ensure_group()
+                break
+            except Unavailable as exc:
+                logger.warning("webhook consumer: %s", exc.detail)
+                await _sleep_or_stop(stop, STORE_RETRY_SECONDS)
+        timeout = aiohttp.ClientTimeout(total=self._timeout)
+        async with (aiohttp.ClientSession(timeout=timeout,
+                                          headers={"User-Agent": USER_AGENT}) as http,
+                    asyncio.TaskGroup() as group):
+            for n in range(self._consumers):
+                group.create_task(self._consume(http, f"{self.name}-{n}", stop))
+
+    async def _consume(self, http: aiohttp.ClientSession, consumer: str,
+                       stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            started = loop.time()
+            try:
+                await self._outbox.promote_due()
+                got = await self._outbox.claim_stale(consumer, self._claim_ms)
+                if got is None:
+                    got = await self._outbox.read(consumer, READ_BLOCK_MS)
+            except Unavailable as exc:
+                logger.warning("webhook consumer: %s", exc.detail)
+                await _sleep_or_stop(stop, STORE_RETRY_SECONDS)
+                continue
+            if got is None:
+                # The embedded store does not block on XREADGROUP: wait out the block here.
+                await _sleep_or_stop(stop, READ_BLOCK_MS / 1000 - (loop.time() - started))
+                continue
+            entry_id, job = got
+            try:
+                if job is None:
+                    await self._outbox.delivered(entry_id, "malformed")
+                else:
+                    await self._attempt(http, entry_id, job)
+            except Unavailable as exc:  # the entry stays pending and is claimed again
+                logger.warning("webhook entry %s not settled: %s", entry_id, exc.detail)
+
+    async def _attempt(self, http: aiohttp.ClientSession, entry_id: str,
+                       job: WebhookJob) -> None:
+        rid = job.recording_id
+        if await self._outbox.is_disabled(job.url):
+            job = job.model_copy(update={"last_error": "endpoint disabled (410)"})
+            await self._outbox.bury(entry_id, job, "disabled")
+            logger.warning("recording %s: webhook %s %s not sent: endpoint %s is disabled",
+                           rid, job.event, job.id, job.url)
+            return
+        attempt = job.attempts + 1
+        sent_at = int(time.time())
+        status: int | None = None
+        retry_after: float | None = None
+        error: str | None = None
+        try:
+            async with http.post(job.url, data=job.body.encode(),
+                                 headers=headers(self._key, job.id, sent_at, job.body),
+                                 allow_redirects=False) as response:
+                status = response.status
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                await response.read()
+        except TimeoutError:
+            error = f"timed out after {self._timeout:g} s"
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        job = job.model_copy(update={"attempts": attempt, "last_status": status,
+                                     "last_error": error or (f"HTTP {status}"
+                                                             if status and status >= 300
+                                                             else None)})
+        if status is not None and 200 <= status < 300:
+            await self._outbox.delivered(entry_id)
+            self.delivered += 1
+            logger.info("recording %s: webhook %s %s delivered (attempt %d, HTTP %d)", rid,
+                        job.event, job.id, attempt, status)
+            return
+        if status == 410:
+            await self._outbox.disable(job.url, status)
+            await self._outbox.bury(entry_id, job, "gone")
+            logger.error("recording %s: webhook endpoint %s answered 410 Gone: disabled until "
+                         "an admin replays; %s %s is a dead letter", rid, job.url, job.event,
+                         job.id)
+            return
+        delay = self._schedule.next_delay(attempt, retry_after)
+        if delay is None:
+            await self._outbox.bury(entry_id, job)
+            logger.error("recording %s: webhook %s %s given up after %d attempt(s): %s", rid,
+                         job.event, job.id, attempt, job.last_error)
+            return
+        await self._outbox.retry_later(entry_id, job, sent_at + delay)
+        logger.warning("recording %s: webhook %s %s attempt %d failed (%s); next in %g s", rid,
+                       job.event, job.id, attempt, job.last_error, delay)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    if seconds <= 0:
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
