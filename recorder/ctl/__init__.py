@@ -1,0 +1,1 @@
+"""`recorderctl`: the command-line client of the control API."""
