@@ -12,6 +12,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
+import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
 
@@ -19,10 +20,18 @@ from recorder.api.app import build_app
 from recorder.api.auth import Authenticator, load_or_create_dev_secret, mint_token
 from recorder.api.metrics import Metrics
 from recorder.config.settings import Settings, SettingsError, load_settings
+from recorder.core.errors import Unavailable
 from recorder.logs import configure_logging
+from recorder.notify import Notifier
 from recorder.rtc.ice import restrict_host_addresses
+from recorder.service.playback import PlaybackService
 from recorder.service.recordings import RecordingService
 from recorder.state import KeySpace, NodeInfo, StateStore, connect
+from recorder.state.feed import EventFeed
+from recorder.state.jobs import UploadQueue
+from workers.main import serve_embedded as serve_uploads
+from workers.outbox import WebhookOutbox
+from workers.retention import disk_usage
 
 logger = logging.getLogger("recorder")
 
@@ -70,10 +79,15 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
     settings.storage.mkdir(parents=True, exist_ok=True)
     redis = await connect(settings.redis_url)
     store = StateStore(redis, KeySpace(settings.key_prefix), settings.state_ttl_seconds,
-                       settings.index_ttl_seconds)
-    service = RecordingService(settings, store)
+                       settings.index_ttl_seconds, webhooks=settings.webhook_routing)
+    service = RecordingService(settings, store,
+                               lambda node_id: UploadQueue(redis, store.keys, node_id))
     metrics = Metrics()
-    app = build_app(service, auth, settings, metrics)
+    url_secret = settings.url_signing_secret or settings.jwt_secret or dev_secret or ""
+    playback = PlaybackService(settings, store, redis, url_secret)
+    outbox = WebhookOutbox(redis, store.keys)
+    app = build_app(service, auth, settings, metrics, uploads=service, playback=playback,
+                    webhook_admin=outbox, status_feed=EventFeed(redis, store.keys))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -82,16 +96,27 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     started_at = datetime.now(UTC)
+    uploads_stop = asyncio.Event()
     try:
         async with asyncio.TaskGroup() as group:
             service_task = group.create_task(service.run())
             await site.start()
             _announce(settings, dev_secret)
+            notifier = Notifier()
+            notifier.ready(f"listening on {settings.public_url}")
+            watchdog = group.create_task(_watchdog(notifier, store, service))
             heartbeat = group.create_task(_heartbeat(settings, store, service, started_at))
+            gauges = group.create_task(_gauges(settings, store, metrics, redis, outbox))
+            if settings.embedded:  # no shared store: this process is the node's worker
+                group.create_task(serve_uploads(settings, redis, store, uploads_stop))
             await stop.wait()
             logger.info("shutting down: draining for at most %g s", settings.drain_seconds)
+            notifier.stopping(f"draining {service.active_count} active recording(s)")
             await service.drain(settings.drain_seconds)
+            uploads_stop.set()
             heartbeat.cancel()
+            watchdog.cancel()
+            gauges.cancel()
             service_task.cancel()
     finally:
         await runner.cleanup()
@@ -114,6 +139,25 @@ def _announce(settings: Settings, dev_secret: str | None) -> None:
         print(token, flush=True)
 
 
+async def _gauges(settings: Settings, store: StateStore, metrics: Metrics,
+                  redis: aioredis.Redis, outbox: WebhookOutbox) -> None:
+    """Disk, upload-queue and webhook gauges of /metrics, refreshed with the heartbeat."""
+    queue = UploadQueue(redis, store.keys, settings.node)
+    configured = [settings.webhook_url] if settings.webhook_url else []
+    while True:
+        try:
+            usage = await asyncio.to_thread(disk_usage, settings.storage)
+            metrics.set_storage(usage.free_bytes, usage.used_bytes)
+            metrics.set_upload_queue(*await queue.depth())
+            hooks = await outbox.status(configured)
+            metrics.set_webhooks(hooks.queue.depth, hooks.queue.oldest_age_seconds or 0.0,
+                                 hooks.dead, hooks.deliveries,
+                                 {e.url: e.disabled for e in hooks.endpoints})
+        except (OSError, Unavailable) as exc:
+            logger.warning("metrics not refreshed: %s", exc)
+        await asyncio.sleep(settings.heartbeat_seconds)
+
+
 async def _heartbeat(
     settings: Settings, store: StateStore, service: RecordingService, started_at: datetime
 ) -> None:
@@ -125,6 +169,24 @@ async def _heartbeat(
         )
         try:
             await store.heartbeat(info, settings.heartbeat_seconds)
-        except Exception as exc:  # the store may be down for a while; keep beating
+        except Unavailable as exc:  # the store may be down for a while; keep beating
             logger.warning("heartbeat failed: %s", exc)
         await asyncio.sleep(settings.heartbeat_seconds)
+
+
+async def _watchdog(notifier: Notifier, store: StateStore, service: RecordingService) -> None:
+    """WATCHDOG=1 while the event loop turns (a blocked loop gets the node restarted).
+
+    An unreachable store is not a reason to be killed: captures are local and keep going, so
+    it only shows in STATUS= (and /readyz).
+    """
+    period = (notifier.watchdog_seconds or 30.0) / 3
+    while True:
+        notifier.watchdog()
+        try:
+            await store.ping()
+            store_state = ""
+        except Unavailable as exc:
+            store_state = f", {exc.detail}"
+        notifier.status(f"{service.active_count} active recording(s){store_state}")
+        await asyncio.sleep(period)

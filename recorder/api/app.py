@@ -12,22 +12,49 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from recorder.api import health, openapi, recordings, whip
+from recorder.api import (
+    admin,
+    events,
+    health,
+    openapi,
+    playback,
+    recordings,
+    webhooks,
+    whip,
+)
 from recorder.api.auth import Authenticator
-from recorder.api.context import AUTH, METRICS, OPENAPI, SERVICE, SETTINGS, STARTED
+from recorder.api.context import (
+    AUTH,
+    EVENTS,
+    METRICS,
+    OPENAPI,
+    PLAYBACK,
+    SERVICE,
+    SETTINGS,
+    STARTED,
+    UPLOADS,
+    WEBHOOKS,
+)
 from recorder.api.cors import cors_middleware
 from recorder.api.inputs import JSON_LIMIT
 from recorder.api.metrics import Metrics
 from recorder.api.problems import problems_middleware
 from recorder.api.routing import Route, register
-from recorder.api.service import RecordingsService
+from recorder.api.service import (
+    PlaybackService,
+    RecordingsService,
+    StatusFeed,
+    UploadsService,
+    WebhookAdmin,
+)
 from recorder.config.settings import Settings
 
 UNMATCHED_ROUTE = "unmatched"  # one label for every unknown path: bounded cardinality
 
 
 def all_routes() -> tuple[Route, ...]:
-    return (*recordings.ROUTES, *whip.ROUTES, *health.ROUTES, openapi.ROUTE)
+    return (*recordings.ROUTES, *events.ROUTES, *admin.ROUTES, *playback.ROUTES,
+            *webhooks.ROUTES, *whip.ROUTES, *health.ROUTES, openapi.ROUTE)
 
 
 @web.middleware
@@ -48,7 +75,9 @@ async def _count_response(request: web.Request, response: web.StreamResponse) ->
 
 
 def build_app(
-    service: RecordingsService, auth: Authenticator, settings: Settings, metrics: Metrics
+    service: RecordingsService, auth: Authenticator, settings: Settings, metrics: Metrics,
+    uploads: UploadsService | None = None, playback: PlaybackService | None = None,
+    webhook_admin: WebhookAdmin | None = None, status_feed: StatusFeed | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[timing_middleware, cors_middleware(settings.cors_origins),
@@ -59,6 +88,15 @@ def build_app(
     app[AUTH] = auth
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    if uploads is not None:
+        app[UPLOADS] = uploads
+    if playback is not None:
+        app[PLAYBACK] = playback
+    if webhook_admin is not None:
+        app[WEBHOOKS] = webhook_admin
+    if status_feed is not None:
+        app[EVENTS] = status_feed
+    events.install(app)
     routes = all_routes()
     register(app, routes)
     app[OPENAPI] = openapi.build_document(routes)

@@ -7,6 +7,7 @@ validated inputs), so handlers never re-parse or re-check them.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -14,11 +15,22 @@ from pydantic import BaseModel
 
 from recorder.api.auth import Authenticator
 from recorder.api.metrics import Metrics
-from recorder.api.service import RecordingsService
+from recorder.api.service import (
+    PlaybackService,
+    RecordingsService,
+    StatusFeed,
+    UploadsService,
+    WebhookAdmin,
+)
 from recorder.config.settings import Settings
 from recorder.core.access import Caller
 
 SERVICE: web.AppKey[RecordingsService] = web.AppKey("recorder.service")
+UPLOADS: web.AppKey[UploadsService] = web.AppKey("recorder.uploads")
+PLAYBACK: web.AppKey[PlaybackService] = web.AppKey("recorder.playback")
+WEBHOOKS: web.AppKey[WebhookAdmin] = web.AppKey("recorder.webhooks")
+EVENTS: web.AppKey[StatusFeed] = web.AppKey("recorder.events")
+CLOSING: web.AppKey[asyncio.Event] = web.AppKey("recorder.closing")
 AUTH = web.AppKey("recorder.auth", Authenticator)
 SETTINGS = web.AppKey("recorder.settings", Settings)
 METRICS = web.AppKey("recorder.metrics", Metrics)

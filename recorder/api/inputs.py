@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from recorder.api.problems import InvalidRequest
 
@@ -22,12 +23,21 @@ M = TypeVar("M", bound=BaseModel)
 
 def invalid(exc: ValidationError, where: str) -> InvalidRequest:
     errors = [
-        {"location": ".".join([where, *(str(part) for part in err["loc"])]),
+        {"location": ".".join([where, *(str(part) for part in _loc(err))]),
          "message": err["msg"]}
         for err in exc.errors(include_url=False, include_input=False)
     ]
     detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors[:3])
     return InvalidRequest(detail, errors)
+
+
+def _loc(err: ErrorDetails) -> tuple[int | str, ...]:
+    """A discriminated union's bad or missing tag is the fault of its tag field."""
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        tag = str((err.get("ctx") or {}).get("discriminator", "")).strip("'")
+        if tag:
+            return (*err["loc"], tag)
+    return tuple(err["loc"])
 
 
 def parse_query(request: web.Request, model: type[M]) -> M:

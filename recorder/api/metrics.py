@@ -47,6 +47,47 @@ class Metrics:
             "recorder_frames_received", "Media frames received from publishers", registry=r)
         self.frames_dropped = Counter(
             "recorder_frames_dropped", "Media frames received but not written", registry=r)
+        self.storage_free_bytes = Gauge(
+            "recorder_storage_free_bytes",
+            "Free bytes on the filesystem of the storage directory", registry=r)
+        self.storage_used_bytes = Gauge(
+            "recorder_storage_used_bytes", "Bytes the files in the storage directory take",
+            registry=r)
+        self.upload_queue_depth = Gauge(
+            "recorder_upload_queue_depth",
+            "Upload jobs of this node not finished yet (waiting or being worked on)", registry=r)
+        self.upload_jobs_in_progress = Gauge(
+            "recorder_upload_jobs_in_progress",
+            "Upload jobs of this node delivered to a worker and not finished", registry=r)
+
+        self.webhook_queue_depth = Gauge(
+            "recorder_webhook_queue_depth",
+            "Webhook events not delivered yet (due now or waiting for a retry)", registry=r)
+        self.webhook_queue_age = Gauge(
+            "recorder_webhook_queue_oldest_age_seconds",
+            "How long the oldest undelivered webhook event has waited", registry=r)
+        self.webhook_dead = Gauge(
+            "recorder_webhook_dead_letters", "Webhook events given up (until replayed)",
+            registry=r)
+        self.webhook_deliveries = Gauge(
+            "recorder_webhook_deliveries",
+            "Webhook attempts by outcome, all workers sharing the Redis (running totals)",
+            ["outcome"], registry=r)
+        self.webhook_endpoint_disabled = Gauge(
+            "recorder_webhook_endpoint_disabled",
+            "1 while an endpoint is disabled after a 410 (until an admin replays)", ["url"],
+            registry=r)
+
+    def set_webhooks(self, depth: int, oldest_age: float, dead: int,
+                     deliveries: dict[str, int], endpoints: dict[str, bool]) -> None:
+        self.webhook_queue_depth.set(depth)
+        self.webhook_queue_age.set(oldest_age)
+        self.webhook_dead.set(dead)
+        for outcome, count in deliveries.items():
+            self.webhook_deliveries.labels(outcome).set(count)
+        self.webhook_endpoint_disabled.clear()  # a replayed endpoint's label goes away
+        for url, disabled in endpoints.items():
+            self.webhook_endpoint_disabled.labels(url).set(1 if disabled else 0)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in HTTP_METHODS else "other"
@@ -71,6 +112,14 @@ class Metrics:
     def count_frames(self, received: int, dropped: int) -> None:
         self.frames_received.inc(received)
         self.frames_dropped.inc(dropped)
+
+    def set_storage(self, free_bytes: int, used_bytes: int) -> None:
+        self.storage_free_bytes.set(free_bytes)
+        self.storage_used_bytes.set(used_bytes)
+
+    def set_upload_queue(self, depth: int, in_progress: int) -> None:
+        self.upload_queue_depth.set(depth)
+        self.upload_jobs_in_progress.set(in_progress)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

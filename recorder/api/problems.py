@@ -22,6 +22,7 @@ from recorder.core.errors import (
     InvalidTransition,
     LimitReached,
     RecorderError,
+    SourceFailed,
     Unauthorized,
     Unavailable,
 )
@@ -100,6 +101,9 @@ def from_recorder_error(exc: RecorderError, request: web.Request) -> web.Respons
         headers[hdrs.WWW_AUTHENTICATE] = bearer_challenge(request)
     elif isinstance(exc, InvalidRequest):
         extensions["errors"] = exc.errors
+    elif isinstance(exc, SourceFailed):  # SPEC 4: the failed recording and what upstream said
+        extensions["recording_id"] = exc.recording_id
+        extensions["upstream_status"] = exc.upstream_status
     return problem(
         exc.status, exc.title, exc.detail, slug=_slug(type(exc).__name__),
         instance=request.path, headers=headers, **extensions,

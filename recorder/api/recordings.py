@@ -14,7 +14,7 @@ from urllib.parse import quote
 from aiohttp import hdrs, web
 from pydantic import BaseModel, ConfigDict, Field
 
-from recorder.api.context import METRICS, SERVICE
+from recorder.api.context import AUTH, METRICS, PLAYBACK, SERVICE
 from recorder.api.routing import Route, body_of, caller_of, query_of
 from recorder.api.schemas import RecordingList
 from recorder.core.access import Caller
@@ -51,6 +51,9 @@ class FileQuery(BaseModel):
     name: str | None = Field(
         None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$",
         description="One of the recording's `files` (default: the composite file)")
+    exp: int | None = Field(None, ge=0, description="Signed URL: unix time it expires")
+    sig: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$",
+                            description="Signed URL: its signature (no token needed then)")
 
 
 def state_response(state: RecordingState, status: int = 200) -> web.Response:
@@ -149,10 +152,16 @@ async def list_user(request: web.Request) -> web.StreamResponse:
 async def download(request: web.Request) -> web.StreamResponse:
     """The file itself; aiohttp's FileResponse answers Range (206) and conditional requests
     from its ETag, which video players rely on to seek."""
-    caller = caller_of(request)
     recording_id = request.match_info["recording_id"]
-    name = query_of(request, FileQuery).name
-    path = await request.app[SERVICE].file_path(caller, recording_id, name)
+    query = query_of(request, FileQuery)
+    if query.exp is not None or query.sig is not None:
+        playback = request.app.get(PLAYBACK)
+        if query.exp is None or query.sig is None or query.name is None or playback is None:
+            raise InvalidInput("a signed file URL needs name, exp and sig")
+        path = await playback.signed_file(recording_id, query.name, query.exp, query.sig)
+    else:  # no signature: the route's bearer token, checked here (the route is public)
+        caller = request.app[AUTH].authenticate(request.headers.get(hdrs.AUTHORIZATION))
+        path = await request.app[SERVICE].file_path(caller, recording_id, query.name)
     if not path.is_file():
         raise NotFound(f"recording {recording_id}: file {path.name} is not on this node")
     media_type = FILE_TYPES.get(path.suffix, "application/octet-stream")
@@ -166,8 +175,11 @@ _FILE_MEDIA = (*FILE_TYPES.values(), "application/octet-stream")
 ROUTES: tuple[Route, ...] = (
     Route("POST", ROOM + "/recording/start", start, "startRecording", "Start a recording",
           "recordings", query=StartQuery, body=StartRequest, response=RecordingState,
-          success=201, success_headers=("Location",), errors=(403, 404, 409, 422, 429, 503),
-          description="Query values fill what the body leaves out; a disagreement is 400."),
+          success=201, success_headers=("Location",),
+          errors=(403, 404, 409, 422, 429, 502, 503),
+          description="Query values fill what the body leaves out; a disagreement is 400. "
+          "With a pull source the answer waits for the upstream; 502 if it fails (the "
+          "recording is stored as failed; the problem names it and the upstream status)."),
     Route("POST", RECORDING + "/stop", stop, "stopRecording", "Stop a recording",
           "recordings", response=RecordingState, errors=_STATE_ERRORS),
     Route("POST", RECORDING + "/pause", pause, "pauseRecording", "Pause a recording",
@@ -187,5 +199,8 @@ ROUTES: tuple[Route, ...] = (
           query=ListQuery, response=RecordingList, errors=(403, 503)),
     Route("GET", "/api/webrtc/recordings/{recording_id}/file", download, "getRecordingFile",
           "Download a recording's file (supports Range)", "recordings", query=FileQuery,
-          response_media=_FILE_MEDIA, other_statuses=(206,), errors=(403, 404, 416, 503)),
+          auth=False, response_media=_FILE_MEDIA, other_statuses=(206,),
+          errors=(401, 403, 404, 416, 503),
+          description="A bearer token, or a signed URL from playback-url (`name`, `exp`, `sig`:"
+          " 403 when the signature is wrong, 401 once it expired)."),
 )

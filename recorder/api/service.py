@@ -6,11 +6,13 @@ satisfy it structurally, and the edge never imports the node's machinery.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from recorder.core.access import Caller
 from recorder.core.models import RecordingState, StartRequest, Status
+from recorder.state.events import StatusEvent
 
 
 class RecordingsService(Protocol):
@@ -56,4 +58,54 @@ class RecordingsService(Protocol):
 
     async def readiness(self) -> list[str]:
         """[] when ready; otherwise why not (store unreachable, disk full, draining)."""
+        ...
+
+
+class PlaybackService(Protocol):
+    """Signed playback URLs and Stream's webhook; see recorder.service.playback."""
+
+    async def playback_url(self, caller: Caller, recording_id: str, expiry_hours: float,
+                           name: str | None = None) -> Any:
+        """A model with `recording_id`, `signed_url`, `expires_at`."""
+        ...
+
+    async def signed_file(self, recording_id: str, name: str, exp: int, sig: str) -> Path:
+        ...
+
+    async def stream_notification(self, body: bytes, signature: str | None) -> Any:
+        """A model saying what Stream's webhook changed; Unauthorized when unsigned."""
+        ...
+
+    async def register_stream_webhook(self, url: str) -> dict[str, Any]:
+        ...
+
+
+class WebhookAdmin(Protocol):
+    """The outgoing webhook outbox, for admins; see workers.outbox."""
+
+    async def status(self, configured: list[str]) -> Any:
+        ...
+
+    async def replay(self) -> Any:
+        ...
+
+
+class UploadsService(Protocol):
+    """Upload administration; a node without uploads leaves it out of the app."""
+
+    async def retry_upload(self, caller: Caller, recording_id: str) -> RecordingState:
+        """Admin: a recording whose upload failed goes back to `processing`, job re-queued."""
+        ...
+
+
+class StatusSubscription(Protocol):
+    async def next_event(self, wait_seconds: float) -> StatusEvent | None:
+        """The next status event of any recording, or None after `wait_seconds`."""
+        ...
+
+
+class StatusFeed(Protocol):
+    """Live status events (the `{prefix}events` channel); see recorder.state.feed."""
+
+    def subscribe(self) -> AbstractAsyncContextManager[StatusSubscription]:
         ...

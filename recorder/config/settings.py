@@ -24,8 +24,12 @@ from pydantic_settings import (
 from recorder.core.limits import Limits
 from recorder.core.models import UploadTarget
 from recorder.core.presets import Format, Quality
+from recorder.core.webhooks import DEFAULT_SCHEDULE, WebhookRouting, parse_schedule, parse_secret
 
 ENV_PREFIX = "RECORDER_"
+MIB = 1 << 20
+TUS_CHUNK_MULTIPLE = 256 << 10  # Cloudflare Stream: chunks are multiples of 256 KiB
+MIN_PART_BYTES = 5 * MIB  # S3's smallest part, and Stream's smallest tus chunk
 
 
 class IceServer(BaseModel):
@@ -73,11 +77,39 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(60, ge=0)
 
     upload_target: UploadTarget = UploadTarget.NONE
+    s3_bucket: str | None = None
+    s3_prefix: str = "webrtc-recordings/"
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_part_bytes: int = Field(8 * MIB, ge=MIN_PART_BYTES)
+    cf_account_id: str | None = None
+    cf_api_token: str | None = Field(None, repr=False)
+    cf_api_base: str = "https://api.cloudflare.com/client/v4"
+    cf_stream_key_id: str | None = None
+    cf_stream_key_pem: str | None = Field(None, repr=False)
+    cf_stream_customer_code: str | None = None
+    cf_webhook_secret: str | None = Field(None, repr=False)
+    cf_realtime_app_id: str | None = None
+    cf_realtime_app_secret: str | None = Field(None, repr=False)
+    cf_realtime_api_base: str = "https://rtc.live.cloudflare.com/v1"
+    tus_chunk_bytes: int = Field(52428800, ge=MIN_PART_BYTES)
+    job_claim_seconds: float = Field(300, gt=0)
+    keep_local_after_upload: bool = False
+    retention_days: float = Field(7, ge=0)
+    upload_retry_attempts: int = Field(10, ge=1)
+    upload_retry_max_seconds: float = Field(60, gt=0)
     ice_servers: list[IceServer] = []
     ice_host_addresses: Annotated[list[str], NoDecode] = []
     cors_origins: Annotated[list[str], NoDecode] = []
+    webhook_url: str | None = None
+    webhook_secret: str | None = Field(None, repr=False)
+    webhook_retry_schedule: str = DEFAULT_SCHEDULE
+    webhook_allowed_urls: Annotated[list[str], NoDecode] = []
+    webhook_timeout_seconds: float = Field(15, gt=0)
+    url_signing_secret: str | None = Field(None, repr=False)
 
-    @field_validator("jwt_algorithms", "ice_host_addresses", "cors_origins", mode="before")
+    @field_validator("jwt_algorithms", "ice_host_addresses", "cors_origins",
+                     "webhook_allowed_urls", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -90,6 +122,48 @@ class Settings(BaseSettings):
         bad = [alg for alg in value if alg not in allowed]
         if bad or not value:
             raise ValueError(f"unsupported algorithm(s) {bad or value}; 'none' is never accepted")
+        return value
+
+    @field_validator("tus_chunk_bytes")
+    @classmethod
+    def _tus_chunk(cls, value: int) -> int:
+        if value % TUS_CHUNK_MULTIPLE:
+            raise ValueError(f"must be a multiple of 256 KiB ({TUS_CHUNK_MULTIPLE} bytes)")
+        return value
+
+    @field_validator("s3_endpoint_url", "cf_api_base", "cf_realtime_api_base")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value is not None else None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_secret(value)
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _webhook_schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value or None
+
+    @field_validator("webhook_allowed_urls")
+    @classmethod
+    def _webhook_prefixes(cls, value: list[str]) -> list[str]:
+        bad = [p for p in value if not p.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"prefixes must start with http:// or https:// ({bad})")
         return value
 
     @field_validator("redis_url")
@@ -145,6 +219,32 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         return self.redis_url == "embedded"
 
+    def upload_target_missing(self, target: UploadTarget) -> list[str]:
+        """The settings `target` needs that this node lacks ([] when it can upload there)."""
+        needed: dict[UploadTarget, dict[str, str | None]] = {
+            UploadTarget.S3: {"RECORDER_S3_BUCKET": self.s3_bucket},
+            UploadTarget.CLOUDFLARE_STREAM: {"RECORDER_CF_ACCOUNT_ID": self.cf_account_id,
+                                             "RECORDER_CF_API_TOKEN": self.cf_api_token},
+        }
+        return [name for name, value in needed.get(target, {}).items() if not value]
+
+    @property
+    def signed_stream_urls(self) -> bool:
+        """Stream videos require signed URLs when this node can sign them."""
+        return bool(self.cf_stream_key_id and self.cf_stream_key_pem)
+
+    @property
+    def webhook_routing(self) -> WebhookRouting:
+        """Where status-change webhooks go; no secret means no webhooks are queued."""
+        if not self.webhook_secret:
+            return WebhookRouting(customer_code=self.cf_stream_customer_code)
+        return WebhookRouting(self.webhook_url, tuple(self.webhook_allowed_urls),
+                              self.cf_stream_customer_code)
+
+    @property
+    def webhook_schedule(self) -> tuple[float, ...]:
+        return parse_schedule(self.webhook_retry_schedule)
+
     def ice_servers_json(self) -> str:
         return json.dumps([s.model_dump(exclude_none=True) for s in self.ice_servers])
 
@@ -162,9 +262,20 @@ def load_settings(config_path: str | None = None, **overrides: Any) -> Settings:
     elif (path := os.environ.get(f"{ENV_PREFIX}CONFIG")) and not Path(path).is_file():
         raise SettingsError(f"{ENV_PREFIX}CONFIG: no such file {path}")
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = "_".join(str(part) for part in err["loc"]) or "settings"
         name = f"{ENV_PREFIX}{loc.upper()}" if err["type"] != "extra_forbidden" else loc
         raise SettingsError(f"invalid setting {name}: {err['msg']}") from exc
+    if (settings.webhook_url or settings.webhook_allowed_urls) and not settings.webhook_secret:
+        raise SettingsError(f"invalid setting {ENV_PREFIX}WEBHOOK_SECRET: required (whsec_ + "
+                            "base64) when webhooks are configured")
+    if settings.jwt_public_key and not (settings.jwt_secret or settings.url_signing_secret):
+        raise SettingsError(f"invalid setting {ENV_PREFIX}URL_SIGNING_SECRET: required with "
+                            "public-key JWT auth (RECORDER_JWT_PUBLIC_KEY)")
+    missing = settings.upload_target_missing(settings.upload_target)
+    if missing:
+        raise SettingsError(f"invalid setting {ENV_PREFIX}UPLOAD_TARGET: "
+                            f"{settings.upload_target.value} needs {' and '.join(missing)}")
+    return settings

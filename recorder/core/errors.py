@@ -9,6 +9,7 @@
     ├── LimitReached          429: a concurrency limit (named) is reached
     ├── Unprocessable         422: understood but unusable (no codec we can record)
     ├── Unavailable           503: draining, full, or the store cannot be reached
+    ├── SourceFailed          502: a pull source (WHEP, Cloudflare Realtime) refused or failed
     └── MediaError            a capture or peer failed (mapped to `failed` with `error`)
 
 Foreign errors (redis, aiortc, PyAV) are converted at the edge with ``raise ... from exc``.
@@ -84,3 +85,21 @@ class Unavailable(RecorderError):
 
 class MediaError(RecorderError):
     title = "Media error"
+
+
+class SourceFailed(RecorderError):
+    """The upstream a recording pulls from refused, failed or answered nonsense.
+
+    ``upstream_status`` is the HTTP status the upstream answered (None when it never
+    answered: unreachable, timed out, or its media never connected); ``recording_id`` is
+    set by the service once the failed recording is stored.
+    """
+
+    status = 502
+    title = "Source failed"
+
+    def __init__(self, detail: str, upstream_status: int | None = None,
+                 recording_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.upstream_status = upstream_status
+        self.recording_id = recording_id

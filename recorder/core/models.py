@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,6 +68,7 @@ class FileInfo(BaseModel):
     size: int
     sha256: str
     duration_seconds: float | None = None
+    offset_seconds: float | None = None  # where in the recording's media time it begins
     s3_key: str | None = None
     stream_id: str | None = None
     playback: Playback | None = None
@@ -144,6 +145,40 @@ class WhipSource(BaseModel):
     type: Literal["whip"] = "whip"
 
 
+class WhepSource(BaseModel):
+    """Pull the room from a WHEP server (the node is the viewer)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["whep"]
+    url: str = Field(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_length=2048,
+                     description="The WHEP endpoint URL")
+    token: str | None = Field(None, min_length=1, max_length=8192, repr=False,
+                              description="Sent as `Authorization: Bearer`; never stored")
+
+    def stored(self) -> dict[str, Any]:
+        """What the recording's state keeps: everything but the token."""
+        return {"type": self.type, "url": self.url}
+
+
+class CloudflareSource(BaseModel):
+    """Pull named tracks of a publisher's session from a Cloudflare Realtime SFU app."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["cloudflare"]
+    app_id: str | None = Field(None, min_length=1, max_length=128,
+                               description="Default: RECORDER_CF_REALTIME_APP_ID")
+    session_id: str = Field(min_length=1, max_length=128,
+                            description="The publisher's session id")
+    track_names: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        min_length=1, max_length=64, description="The publisher's track names to record")
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+Source = Annotated[WhipSource | WhepSource | CloudflareSource, Field(discriminator="type")]
+
+
 class StartRequest(BaseModel):
     """The optional JSON body of a start (SPEC section 4). Unknown fields are rejected."""
 
@@ -153,7 +188,7 @@ class StartRequest(BaseModel):
     quality: Quality | None = None
     layout: Layout | None = None
     transcode: Transcode | None = None
-    source: WhipSource | None = None
+    source: Source | None = None
     max_duration_seconds: int | None = Field(None, ge=1)
     upload: UploadTarget | None = None
     webhook_url: str | None = None

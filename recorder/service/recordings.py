@@ -15,7 +15,7 @@ import hashlib
 import logging
 import shutil
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,14 +25,17 @@ from recorder.config.settings import Settings
 from recorder.core import lifecycle
 from recorder.core.access import Caller
 from recorder.core.errors import (
+    Forbidden,
     InvalidInput,
     InvalidTransition,
     NotFound,
     RecorderError,
+    SourceFailed,
     Unavailable,
 )
 from recorder.core.lifecycle import ACTIVE, Action
 from recorder.core.models import (
+    CloudflareSource,
     FileInfo,
     Frames,
     RecordingState,
@@ -44,16 +47,21 @@ from recorder.core.models import (
     Upload,
     UploadState,
     UploadTarget,
+    WhepSource,
 )
 from recorder.core.presets import CODECS, PRESETS, Layout, quality_settings
+from recorder.core.webhooks import url_allowed
 from recorder.room import messages as msg
 from recorder.service.rooms import RoomRegistry
+from recorder.state.jobs import UploadQueue
 from recorder.state.store import StateStore
 
 logger = logging.getLogger(__name__)
 
 TIMER_PERIOD_SECONDS = 0.25
 MIN_FREE_DISK_BYTES = 512 * 1024 * 1024
+QUEUE_RETRY_SECONDS = 5.0  # pause before queueing an upload again while the store is down
+QUEUE_TRIES = 12  # then the next start finds it through `processing:{node_id}`
 
 
 @dataclass
@@ -75,9 +83,12 @@ class WhipSession:
 
 
 class RecordingService:
-    def __init__(self, settings: Settings, store: StateStore) -> None:
+    def __init__(self, settings: Settings, store: StateStore,
+                 upload_queue: Callable[[str], UploadQueue] | None = None) -> None:
+        """`upload_queue(node_id)` is a node's upload stream; without it only target `none`."""
         self._settings = settings
         self._store = store
+        self._upload_queue = upload_queue
         self._events: asyncio.Queue[tuple[str, msg.RoomEvent]] = asyncio.Queue()
         self._rooms = RoomRegistry(settings, lambda room, ev: self._events.put_nowait((room, ev)))
         self._live: dict[str, LiveRecording] = {}
@@ -92,6 +103,7 @@ class RecordingService:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._consume_events())
             group.create_task(self._run_timers())
+            group.create_task(self._requeue_uploads())
 
     async def close(self) -> None:
         """Stop every capture (files finalised) and close all peers. Safe to call twice."""
@@ -128,6 +140,9 @@ class RecordingService:
         if self.draining:
             raise Unavailable("this node is draining: no new recordings")
         state = self._new_state(caller, room_id, request)
+        pull = self._pull_of(request)
+        if pull is not None:
+            state.source = _stored_source(pull)
         state = await self._store.admit(state, self._settings.limits)
         self._live[state.recording_id] = LiveRecording(state, asyncio.get_running_loop().time())
         directory = Path(state.local_path)
@@ -136,8 +151,11 @@ class RecordingService:
             await self._rooms.send(room_id, msg.StartCapture(
                 recording_id=state.recording_id, directory=str(directory),
                 file_name=state.file_name, format=state.format, quality=state.quality,
-                layout=state.layout,
+                layout=state.layout, source=pull,
             ))
+        except SourceFailed as exc:  # the upstream refused: 502, stored as failed
+            await self._fail(state.recording_id, f"source: {exc.detail}")
+            raise SourceFailed(exc.detail, exc.upstream_status, state.recording_id) from exc
         except (OSError, RecorderError) as exc:
             await self._fail(state.recording_id, f"capture: {exc}")
             raise Unavailable(f"recording {state.recording_id} could not start: {exc}") from exc
@@ -148,6 +166,24 @@ class RecordingService:
     async def stop(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
         await self._owned(caller, room_id, recording_id)
         return await self._stop(recording_id, StopReason.REQUESTED)
+
+    def _pull_of(self, request: StartRequest) -> msg.PullSource | None:
+        """The room command for a pull source, with the credentials the state never keeps."""
+        source = request.source
+        if isinstance(source, WhepSource):
+            return msg.WhepPull(source.url, source.token)
+        if isinstance(source, CloudflareSource):
+            s = self._settings
+            app_id = source.app_id or s.cf_realtime_app_id
+            secret = s.cf_realtime_app_secret
+            if not app_id or not secret:
+                missing = [name for name, value in (("RECORDER_CF_REALTIME_APP_ID", app_id),
+                           ("RECORDER_CF_REALTIME_APP_SECRET", secret)) if not value]
+                raise InvalidInput("source 'cloudflare' is not configured on this node "
+                                   f"({' and '.join(missing)} not set)")
+            return msg.CloudflarePull(s.cf_realtime_api_base, app_id, source.session_id,
+                                      tuple(source.track_names), secret)
+        return None
 
     async def pause(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
         await self._owned(caller, room_id, recording_id)
@@ -169,6 +205,20 @@ class RecordingService:
 
     async def status(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
         return await self._owned(caller, room_id, recording_id)
+
+    async def retry_upload(self, caller: Caller, recording_id: str) -> RecordingState:
+        """Admin: send a recording whose upload was given up back to `processing`."""
+        if not caller.is_admin:
+            raise Forbidden("only admins may retry an upload")
+        await self._store.get(recording_id)  # 404 before anything else
+        state = await self._transition(recording_id, Action.RETRY_UPLOAD)
+        logger.info("recording %s: upload retry requested by %s", recording_id, caller.user_id)
+        if self._upload_queue is not None:
+            try:
+                await self._upload_queue(state.node_id).enqueue(recording_id, "retry")
+            except Unavailable:
+                self._spawn(self._queue_upload(state, "retry"))
+        return state
 
     async def list_room(self, caller: Caller, room_id: str) -> list[RecordingState]:
         caller.check_room(room_id)
@@ -243,28 +293,38 @@ class RecordingService:
         if PRESETS[quality].height > 1080:
             raise InvalidInput(f"quality {quality.value!r} cannot be encoded live on this node; "
                                "choose low, medium or high")
-        if request.layout not in (None, Layout.COMPOSITE):
-            raise InvalidInput("layout 'tracks' is not available on this node yet")
         if request.transcode not in (None, Transcode.LIVE):
             raise InvalidInput("transcode 'deferred' is not available on this node yet")
         target = request.upload or s.upload_target
-        if target is not UploadTarget.NONE:
-            raise InvalidInput(f"upload target {target.value!r} is not configured on this node")
-        if request.webhook_url is not None:
-            raise InvalidInput("webhook_url is not allowed: RECORDER_WEBHOOK_ALLOWED_URLS is empty")
+        missing = s.upload_target_missing(target)
+        if missing:
+            raise InvalidInput(f"upload target {target.value!r} is not configured on this node "
+                               f"({' and '.join(missing)} not set)")
+        if target is not UploadTarget.NONE and self._upload_queue is None:
+            raise InvalidInput(f"upload target {target.value!r} is not available on this node")
+        if request.webhook_url is not None and not url_allowed(request.webhook_url,
+                                                               s.webhook_allowed_urls):
+            raise InvalidInput("webhook_url must start with one of RECORDER_WEBHOOK_ALLOWED_URLS"
+                               if s.webhook_allowed_urls else
+                               "webhook_url is not allowed: RECORDER_WEBHOOK_ALLOWED_URLS is empty")
         max_duration = request.max_duration_seconds or s.max_duration_seconds
         if max_duration > s.max_duration_seconds:
             raise InvalidInput(f"max_duration_seconds exceeds this node's limit of "
                                f"{s.max_duration_seconds}")
         recording_id = str(uuid.uuid4())
-        file_name = f"recording_{recording_id}.{CODECS[fmt].extension}"
+        layout = request.layout or Layout.COMPOSITE
+        # tracks: the files are named for publishers, known as they come; until the
+        # capture finishes file_name is "" and then names the first publisher's file
+        file_name = (f"recording_{recording_id}.{CODECS[fmt].extension}"
+                     if layout is Layout.COMPOSITE else "")
         return RecordingState(
             recording_id=recording_id, room_id=room_id, user_id=caller.user_id,
             node_id=s.node, format=fmt, quality=quality, quality_settings=quality_settings(quality),
-            layout=Layout.COMPOSITE, transcode=Transcode.LIVE, storage_backend=target,
+            layout=layout, transcode=Transcode.LIVE, storage_backend=target,
             local_path=str(s.storage / recording_id), file_name=file_name,
             upload=Upload(target=target), created_at=lifecycle.now(),
             max_duration_seconds=max_duration, metadata=request.metadata,
+            webhook_url=request.webhook_url,
         )
 
     async def _owned(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
@@ -379,7 +439,8 @@ class RecordingService:
     async def _describe_and_complete(self, event: msg.CaptureFinished) -> None:
         recording_id = event.recording_id
         try:
-            files = [await asyncio.to_thread(_describe, Path(f.path), f.kind, f.duration_seconds)
+            files = [await asyncio.to_thread(_describe, Path(f.path), f.kind, f.duration_seconds,
+                                             f.offset_seconds)
                      for f in event.files]
         except OSError as exc:
             await self._fail(recording_id, f"file: {exc}")
@@ -402,6 +463,8 @@ class RecordingService:
             if state.upload is not None and state.upload.target is UploadTarget.NONE:
                 state.upload.state = UploadState.SKIPPED
                 return lifecycle.apply(state, Action.COMPLETE, lifecycle.now())
+            if state.upload is not None:
+                state.upload.state = UploadState.QUEUED
             return state
 
         try:
@@ -410,6 +473,49 @@ class RecordingService:
             return
         logger.info("recording %s: %s, %s bytes, %.2f s", recording_id, state.status.value,
                     state.file_size_bytes, state.duration_seconds or 0.0)
+        if state.status is Status.PROCESSING and _upload_waiting(state):
+            await self._queue_upload(state, "finished")
+
+    # ---- uploads ----------------------------------------------------------------------------
+
+    async def _queue_upload(self, state: RecordingState, reason: str) -> None:
+        """Queue the job on the stream of the node whose disk has the files; while the store
+        is down try again for a while (a restart finds it through `processing:` anyway)."""
+        if self._upload_queue is None:
+            return
+        queue = self._upload_queue(state.node_id)
+        for _ in range(QUEUE_TRIES):
+            try:
+                await queue.enqueue(state.recording_id, reason)
+                return
+            except Unavailable as exc:
+                logger.warning("recording %s: upload not queued yet: %s", state.recording_id,
+                               exc.detail)
+                await asyncio.sleep(QUEUE_RETRY_SECONDS)
+        logger.error("recording %s: upload not queued; the node's next start queues it",
+                     state.recording_id)
+
+    async def _requeue_uploads(self) -> None:
+        """At start-up: this node's `processing` recordings whose upload waits but whose job
+        is not in the stream (lost in a crash before it was queued) are queued again."""
+        if self._upload_queue is None:
+            return
+        queue = self._upload_queue(self._settings.node)
+        while True:
+            try:
+                waiting = await self._store.processing_ids(self._settings.node)
+                queued = await queue.queued_recordings()
+                for recording_id in sorted(waiting - queued):
+                    try:
+                        state = await self._store.get(recording_id)
+                    except NotFound:
+                        continue
+                    if _upload_waiting(state):
+                        await queue.enqueue(recording_id, "requeued")
+                return
+            except Unavailable as exc:
+                logger.warning("uploads not re-queued yet: %s", exc.detail)
+                await asyncio.sleep(QUEUE_RETRY_SECONDS)
 
     # ---- timers -----------------------------------------------------------------------------
 
@@ -443,10 +549,25 @@ class RecordingService:
                 await self._stop(recording_id, StopReason.MAX_PAUSE)
 
 
-def _describe(path: Path, kind: str, duration: float) -> FileInfo:
+def _upload_waiting(state: RecordingState) -> bool:
+    return (bool(state.files) and state.upload is not None
+            and state.upload.target is not UploadTarget.NONE
+            and state.upload.state in (UploadState.QUEUED, UploadState.UPLOADING))
+
+
+def _describe(path: Path, kind: str, duration: float, offset: float = 0.0) -> FileInfo:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return FileInfo(name=path.name, kind=kind, size=path.stat().st_size,
-                    sha256=digest.hexdigest(), duration_seconds=round(duration, 3))
+                    sha256=digest.hexdigest(), duration_seconds=round(duration, 3),
+                    offset_seconds=round(offset, 3))
+
+
+def _stored_source(pull: msg.PullSource) -> dict[str, Any]:
+    """What the state says of a pull source: where from, never a token or secret."""
+    if isinstance(pull, msg.WhepPull):
+        return {"type": "whep", "url": pull.url}
+    return {"type": "cloudflare", "app_id": pull.app_id, "session_id": pull.session_id,
+            "track_names": list(pull.track_names)}

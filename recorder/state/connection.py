@@ -7,6 +7,7 @@ worker and the webhook sender see the same data, as they would with a real Redis
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,4 +50,18 @@ def store_errors() -> Iterator[None]:
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError) as exc:
+        _raise_if_cancelling(exc)
         raise Unavailable(f"store unreachable: {exc}") from exc
+    _raise_if_cancelling(None)
+
+
+def _raise_if_cancelling(cause: BaseException | None) -> None:
+    """End a task whose cancellation the client lost.
+
+    On Python 3.11 a cancellation that meets redis-py's own socket timeout can come out as a
+    timeout, which redis-py retries: the command then succeeds (or fails as "unreachable")
+    and the cancelled task would carry on forever. A task that is being cancelled ends here.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from cause

@@ -23,9 +23,10 @@ from recorder.core.errors import InvalidInput, LimitReached, NotFound, Unavailab
 from recorder.core.lifecycle import ACTIVE
 from recorder.core.limits import Limits
 from recorder.core.models import RecordingState, Status
+from recorder.core.webhooks import Notice, WebhookRouting, build_job, webhook_event
 from recorder.state import scripts
 from recorder.state.connection import store_errors
-from recorder.state.events import status_event
+from recorder.state.events import StatusEvent, iso_utc, status_event
 from recorder.state.keys import KeySpace
 from recorder.state.nodes import NodeInfo
 
@@ -47,8 +48,10 @@ class StateStore:
         index_ttl: int,
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        webhooks: WebhookRouting | None = None,
     ) -> None:
         self._redis = redis
+        self._webhooks = webhooks or WebhookRouting()
         self._keys = keys
         self._state_ttl = state_ttl
         self._index_ttl = index_ttl
@@ -112,11 +115,14 @@ class StateStore:
             raise NotFound(f"recording {recording_id} not found")
         return RecordingState.from_json(raw)
 
-    async def update(self, recording_id: str, change: Change) -> RecordingState:
+    async def update(self, recording_id: str, change: Change, *,
+                     notice: Notice | None = None) -> RecordingState:
         """Apply `change` with compare-and-set on `version`, retrying on concurrent writes.
 
         `change` must be pure: it may run several times, and whatever it raises (for example
-        InvalidTransition) propagates with nothing written.
+        InvalidTransition) propagates with nothing written. A status change publishes its
+        event and queues its webhook in the same atomic write; `notice` does so for a write
+        that changes no status (Stream's playback outcome).
         """
         for attempt in range(1, self._max_attempts + 1):
             before = await self.get(recording_id)
@@ -127,11 +133,8 @@ class StateStore:
             after = after.model_copy(update={"version": before.version + 1})
             gain, lose = self._set_changes(before, after)
             changed = after.status is not before.status
-            event = (
-                status_event(before.status, after, datetime.now(UTC)).model_dump_json()
-                if changed
-                else ""
-            )
+            at = datetime.now(UTC)
+            event, job = self._event_and_job(before, after, at, notice)
             args: list[str | int] = [
                 before.version,
                 after.to_json(),
@@ -140,22 +143,46 @@ class StateStore:
                 len(gain),
                 self._keys.events(),
                 event,
+                job,
             ]
+            script_keys = [self._keys.state(recording_id), self._keys.jobs_webhook(), *gain,
+                           *lose]
             with store_errors():
-                result = await self._run(
-                    self._update, [self._keys.state(recording_id), *gain, *lose], args
-                )
+                result = await self._run(self._update, script_keys, args)
             if result == "missing":
                 raise NotFound(f"recording {recording_id} not found")
             if result == "ok":
                 if changed:
                     logger.info("recording %s %s -> %s", recording_id, before.status, after.status)
+                if job:
+                    logger.info("recording %s: webhook queued", recording_id)
                 return after
             # Someone wrote in between: back off a little so a burst of writers spreads out.
             await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 20)))
         raise Unavailable(
             f"recording {recording_id}: not written after {self._max_attempts} conflicting writes"
         )
+
+    def _event_and_job(self, before: RecordingState, after: RecordingState, at: datetime,
+                       notice: Notice | None) -> tuple[str, str]:
+        """The pub/sub message and the webhook job of a write ('' when there is none)."""
+        error: str | None = None
+        if after.status is not before.status:
+            message = status_event(before.status, after, at)
+        elif notice is not None:
+            message = StatusEvent(type=notice.type, recording_id=after.recording_id,
+                                  room_id=after.room_id, user_id=after.user_id,
+                                  status=after.status, at=iso_utc(at))
+            error = notice.error
+        else:
+            return "", ""
+        name = webhook_event(message.type)
+        url = self._webhooks.url_for(after)
+        if name is None or url is None:
+            return message.model_dump_json(), ""
+        job = build_job(url, name, after, at, error=error,
+                        customer_code=self._webhooks.customer_code)
+        return message.model_dump_json(), job.to_json()
 
     async def list_room(self, room_id: str) -> list[RecordingState]:
         return await self._list(self._keys.room(room_id))

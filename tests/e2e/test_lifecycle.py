@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -20,7 +21,7 @@ from tests.support.publisher import WhipPublisher
 @pytest.fixture(scope="module")
 def nodes(redis_url: str) -> Iterator[tuple[Daemon, Daemon]]:
     """Two nodes on one Redis, with a short no-media timeout."""
-    settings = {"max_concurrent": 10, "max_per_user": 3, "max_per_room": 1,
+    settings: dict[str, Any] = {"max_concurrent": 10, "max_per_user": 3, "max_per_room": 1,
                 "no_media_timeout_seconds": 2, "max_pause_seconds": 2}
     with run_daemon(redis_url, **settings) as a, run_daemon(redis_url, **settings) as b:
         yield a, b

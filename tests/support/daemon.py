@@ -47,7 +47,8 @@ class Daemon:
 
 
 @contextmanager
-def run_daemon(redis_url: str, **settings: Any) -> Iterator[Daemon]:
+def run_daemon(redis_url: str, extra_env: dict[str, str] | None = None,
+               **settings: Any) -> Iterator[Daemon]:
     """Start recorderd on a free port with `settings` (RECORDER_* without prefix, lower case).
 
     On exit it sends SIGTERM and checks that the daemon exits 0 (a clean drain).
@@ -66,6 +67,7 @@ def run_daemon(redis_url: str, **settings: Any) -> Iterator[Daemon]:
             "RECORDER_DRAIN_SECONDS": "20",
         })
         env.update({f"RECORDER_{k.upper()}": str(v) for k, v in settings.items()})
+        env.update(extra_env or {})
         log_path = Path(tmp) / "recorderd.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen([sys.executable, "-m", "recorder"], env=env,
