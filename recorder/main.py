@@ -36,6 +36,7 @@ from workers.retention import disk_usage
 logger = logging.getLogger("recorder")
 
 DEV_TOKEN_SECONDS = 7 * 24 * 3600
+FORCED_EXIT = 128 + signal.SIGINT  # a drain cut short, as a shell reports an interrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +113,7 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
             await stop.wait()
             logger.info("shutting down: draining for at most %g s", settings.drain_seconds)
             notifier.stopping(f"draining {service.active_count} active recording(s)")
-            await service.drain(settings.drain_seconds)
+            forced = await _drain(service, settings.drain_seconds, loop)
             uploads_stop.set()
             heartbeat.cancel()
             watchdog.cancel()
@@ -123,7 +124,29 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
         await service.close()
         await redis.aclose()
     logger.info("stopped")
-    return 0
+    return FORCED_EXIT if forced else 0
+
+
+async def _drain(service: RecordingService, deadline: float,
+                 loop: asyncio.AbstractEventLoop) -> bool:
+    """Drain; a second SIGTERM/SIGINT meanwhile cancels it (the operator will not wait).
+
+    Returns whether it was forced: the recordings it left are finished by crash recovery at
+    the next start.
+    """
+    task = asyncio.create_task(service.drain(deadline))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+        logger.warning("drain forced by a second signal: what it left is finished by the "
+                       "next start")
+        return True
+    return False
 
 
 def _announce(settings: Settings, dev_secret: str | None) -> None:

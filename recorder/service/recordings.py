@@ -52,6 +52,7 @@ from recorder.core.models import (
 from recorder.core.presets import CODECS, PRESETS, Layout, quality_settings
 from recorder.core.webhooks import url_allowed
 from recorder.room import messages as msg
+from recorder.service.recovery import OrphanRecovery
 from recorder.service.rooms import RoomRegistry
 from recorder.state.jobs import UploadQueue
 from recorder.state.store import StateStore
@@ -103,7 +104,7 @@ class RecordingService:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._consume_events())
             group.create_task(self._run_timers())
-            group.create_task(self._requeue_uploads())
+            group.create_task(self._recover_then_requeue())
 
     async def close(self) -> None:
         """Stop every capture (files finalised) and close all peers. Safe to call twice."""
@@ -494,6 +495,20 @@ class RecordingService:
                 await asyncio.sleep(QUEUE_RETRY_SECONDS)
         logger.error("recording %s: upload not queued; the node's next start queues it",
                      state.recording_id)
+
+    async def _recover_then_requeue(self) -> None:
+        """At start-up: finish what a crash of this node left (SPEC 10), then resume its
+        uploads; in this order, so a recovered recording is queued once."""
+        recovery = OrphanRecovery(self._settings.node, self._store, self._describe_and_complete,
+                                  lambda recording_id: recording_id in self._live)
+        while True:
+            try:
+                await recovery.run()
+                break
+            except Unavailable as exc:
+                logger.warning("orphaned recordings not recovered yet: %s", exc.detail)
+                await asyncio.sleep(QUEUE_RETRY_SECONDS)
+        await self._requeue_uploads()
 
     async def _requeue_uploads(self) -> None:
         """At start-up: this node's `processing` recordings whose upload waits but whose job

@@ -48,14 +48,15 @@ class Daemon:
 
 @contextmanager
 def run_daemon(redis_url: str, extra_env: dict[str, str] | None = None,
-               **settings: Any) -> Iterator[Daemon]:
-    """Start recorderd on a free port with `settings` (RECORDER_* without prefix, lower case).
+               storage: Path | None = None, **settings: Any) -> Iterator[Daemon]:
+    """Start recorderd on a free port with `settings` (RECORDER_* without prefix, lower case);
+    `storage` (else a fresh folder) lets a restarted daemon find an earlier one's files.
 
     On exit it sends SIGTERM and checks that the daemon exits 0 (a clean drain).
     """
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="recorder-test-") as tmp:
-        storage = Path(tmp) / "recordings"
+        storage = storage or Path(tmp) / "recordings"
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECORDER_")}
         env.update({
             "RECORDER_REDIS_URL": redis_url,

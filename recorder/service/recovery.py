@@ -1,0 +1,161 @@
+"""Finding this node's orphaned recordings after a crash, and finishing them.
+
+A node killed in the middle of recordings leaves their states `pending`, `recording` or
+`paused` in the store (and, after a forced drain, `processing` without any file described),
+with files on its disk that have no trailer. No other process will ever finish them, so
+the restarted node (same node id, same storage) does: files are made playable with
+:func:`recorder.media.recovery.recover_file`, the state stops with `stop_reason: recovered`
+and `recovered: true` in one compare-and-set, and the files go through the service's
+ordinary describe/complete/upload path, so a recovered recording is announced and uploaded
+exactly like any other. A recording that never had media has nothing to keep: it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from recorder.core import lifecycle
+from recorder.core.errors import (
+    InvalidTransition,
+    MediaError,
+    NotFound,
+    RecorderError,
+    Unavailable,
+)
+from recorder.core.lifecycle import Action
+from recorder.core.models import RecordingState, Status, StopReason
+from recorder.core.presets import CODECS, Layout
+from recorder.media.recovery import RecoveredFile, recover_file
+from recorder.room import messages as msg
+from recorder.state.store import StateStore
+
+logger = logging.getLogger(__name__)
+
+NO_MEDIA_ERROR = "node restarted before media"
+
+Complete = Callable[[msg.CaptureFinished], Awaitable[None]]
+
+
+class OrphanRecovery:
+    """One pass over the store for the recordings `node_id` left behind.
+
+    `complete` is the service's describe/complete/queue step for finished files; `is_live`
+    tells recordings this process already runs (admitted since the start) from orphans.
+    """
+
+    def __init__(self, node_id: str, store: StateStore, complete: Complete,
+                 is_live: Callable[[str], bool]) -> None:
+        self._node_id = node_id
+        self._store = store
+        self._complete = complete
+        self._is_live = is_live
+
+    async def run(self) -> int:
+        """Recover every orphan; returns how many were found. Store errors propagate
+        (Unavailable): the caller tries again, and a second pass is harmless."""
+        candidates = await self._store.active_ids() | await self._store.processing_ids(
+            self._node_id)
+        found = 0
+        for recording_id in sorted(candidates):
+            if self._is_live(recording_id):
+                continue
+            try:
+                state = await self._store.get(recording_id)
+            except NotFound:
+                continue
+            if state.node_id != self._node_id:
+                continue
+            if state.status is Status.PROCESSING and state.files:
+                continue  # finished; its upload is resumed through `processing:`
+            found += 1
+            try:
+                await self._recover(state)
+            except Unavailable:
+                raise
+            except RecorderError as exc:  # changed meanwhile (cancelled, expired...): leave it
+                logger.warning("recording %s: not recovered: %s", recording_id, exc.detail)
+        if found:
+            logger.info("crash recovery: %d orphaned recording(s) of node %s", found,
+                        self._node_id)
+        return found
+
+    async def _recover(self, state: RecordingState) -> None:
+        recording_id = state.recording_id
+        if state.status is Status.PENDING or (state.status in lifecycle.ACTIVE
+                                              and state.started_at is None):
+            await self._fail(state, NO_MEDIA_ERROR)
+            return
+        paths = _media_files(state)
+        written = max((p.stat().st_mtime for p in paths), default=0.0)  # recovery rewrites
+        recovered: list[RecoveredFile] = []
+        errors: list[str] = []
+        for path in paths:
+            try:
+                recovered.append(await asyncio.to_thread(recover_file, path))
+            except (MediaError, OSError) as exc:
+                errors.append(f"{path.name}: {exc}")
+        if not recovered:
+            reason = "; ".join(errors) or f"no file in {state.local_path}"
+            await self._fail(state, f"recovery: {reason}")
+            return
+        if state.status is not Status.PROCESSING:
+            at = _last_write(written, state)
+            state = await self._store.update(recording_id, lambda s: _stopped(s, at))
+        else:  # a forced drain left it stopped without files: only mark what was done
+            state = await self._store.update(recording_id, _marked)
+        duration = max(f.duration_seconds for f in recovered)
+        logger.info("recording %s: recovered after a restart: %d file(s), %.2f s%s",
+                    recording_id, len(recovered), duration,
+                    f" ({len(errors)} unrecoverable: {'; '.join(errors)})" if errors else "")
+        kind = "composite" if state.layout is Layout.COMPOSITE else "track"
+        frames = msg.FrameCounts(received=state.frames.received, written=state.frames.written,
+                                 dropped=state.frames.dropped)
+        await self._complete(msg.CaptureFinished(
+            recording_id=recording_id,
+            files=[msg.FileResult(str(f.path), kind, f.duration_seconds) for f in recovered],
+            duration_seconds=duration, frames=frames,
+        ))
+
+    async def _fail(self, state: RecordingState, error: str) -> None:
+        when = lifecycle.now()
+        await self._store.update(
+            state.recording_id, lambda s: lifecycle.apply(s, Action.FAIL, when, error=error))
+        logger.warning("recording %s: orphan failed: %s", state.recording_id, error)
+
+
+def _stopped(state: RecordingState, at: datetime) -> RecordingState:
+    new = lifecycle.apply(state, Action.STOP, at, stop_reason=StopReason.RECOVERED)
+    new.recovered = True
+    return new
+
+
+def _marked(state: RecordingState) -> RecordingState:
+    if state.status is not Status.PROCESSING:
+        raise InvalidTransition(state.status.value, "recover")
+    new = state.model_copy(deep=True)
+    new.recovered = True
+    return new
+
+
+def _media_files(state: RecordingState) -> list[Path]:
+    """Composite: the recording's file. Tracks: every file of the folder (one per
+    publisher and kind, named as they came, which the state never learnt)."""
+    folder = Path(state.local_path)
+    if state.layout is Layout.COMPOSITE and state.file_name:
+        path = folder / state.file_name
+        return [path] if path.is_file() else []
+    extension = CODECS[state.format].extension
+    return sorted(p for p in folder.glob(f"*.{extension}")
+                  if p.is_file() and not p.name.startswith("."))
+
+
+def _last_write(mtime: float, state: RecordingState) -> datetime:
+    """When media last reached the disk: the stop time a crash never wrote."""
+    at = datetime.fromtimestamp(mtime, UTC)
+    earliest = max(t for t in (state.started_at, state.paused_at, state.resumed_at)
+                   if t is not None)
+    return max(at, earliest)
