@@ -17,6 +17,7 @@ from recorder.api import (
     events,
     health,
     openapi,
+    page,
     playback,
     recordings,
     webhooks,
@@ -54,7 +55,8 @@ UNMATCHED_ROUTE = "unmatched"  # one label for every unknown path: bounded cardi
 
 def all_routes() -> tuple[Route, ...]:
     return (*recordings.ROUTES, *events.ROUTES, *admin.ROUTES, *playback.ROUTES,
-            *webhooks.ROUTES, *whip.ROUTES, *health.ROUTES, openapi.ROUTE)
+            *webhooks.ROUTES, *whip.ROUTES, *health.ROUTES, openapi.ROUTE,
+            *page.ROUTES)
 
 
 @web.middleware
