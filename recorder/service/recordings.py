@@ -26,7 +26,6 @@ from recorder.core import lifecycle
 from recorder.core.access import Caller
 from recorder.core.errors import (
     Forbidden,
-    InvalidInput,
     InvalidTransition,
     NotFound,
     RecorderError,
@@ -35,7 +34,6 @@ from recorder.core.errors import (
 )
 from recorder.core.lifecycle import ACTIVE, Action
 from recorder.core.models import (
-    CloudflareSource,
     FileInfo,
     Frames,
     RecordingState,
@@ -43,15 +41,11 @@ from recorder.core.models import (
     Status,
     StopReason,
     TrackInfo,
-    Transcode,
-    Upload,
     UploadState,
     UploadTarget,
-    WhepSource,
 )
-from recorder.core.presets import CODECS, PRESETS, Layout, quality_settings
-from recorder.core.webhooks import url_allowed
 from recorder.room import messages as msg
+from recorder.service.admission import new_recording
 from recorder.service.recovery import OrphanRecovery
 from recorder.service.rooms import RoomRegistry
 from recorder.state.jobs import UploadQueue
@@ -140,10 +134,8 @@ class RecordingService:
         caller.check_room(room_id)
         if self.draining:
             raise Unavailable("this node is draining: no new recordings")
-        state = self._new_state(caller, room_id, request)
-        pull = self._pull_of(request)
-        if pull is not None:
-            state.source = _stored_source(pull)
+        state, pull = new_recording(self._settings, caller, room_id, request,
+                                    uploads=self._upload_queue is not None)
         state = await self._store.admit(state, self._settings.limits)
         self._live[state.recording_id] = LiveRecording(state, asyncio.get_running_loop().time())
         directory = Path(state.local_path)
@@ -167,24 +159,6 @@ class RecordingService:
     async def stop(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
         await self._owned(caller, room_id, recording_id)
         return await self._stop(recording_id, StopReason.REQUESTED)
-
-    def _pull_of(self, request: StartRequest) -> msg.PullSource | None:
-        """The room command for a pull source, with the credentials the state never keeps."""
-        source = request.source
-        if isinstance(source, WhepSource):
-            return msg.WhepPull(source.url, source.token)
-        if isinstance(source, CloudflareSource):
-            s = self._settings
-            app_id = source.app_id or s.cf_realtime_app_id
-            secret = s.cf_realtime_app_secret
-            if not app_id or not secret:
-                missing = [name for name, value in (("RECORDER_CF_REALTIME_APP_ID", app_id),
-                           ("RECORDER_CF_REALTIME_APP_SECRET", secret)) if not value]
-                raise InvalidInput("source 'cloudflare' is not configured on this node "
-                                   f"({' and '.join(missing)} not set)")
-            return msg.CloudflarePull(s.cf_realtime_api_base, app_id, source.session_id,
-                                      tuple(source.track_names), secret)
-        return None
 
     async def pause(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
         await self._owned(caller, room_id, recording_id)
@@ -283,50 +257,6 @@ class RecordingService:
         return reasons
 
     # ---- helpers ----------------------------------------------------------------------------
-
-    def _new_state(self, caller: Caller, room_id: str, request: StartRequest) -> RecordingState:
-        s = self._settings
-        fmt = request.format or s.default_format
-        quality = request.quality or s.default_quality
-        if quality not in PRESETS:
-            raise InvalidInput(f"quality {quality.value!r} is not available for live recording "
-                               "on this node yet; choose low, medium or high")
-        if PRESETS[quality].height > 1080:
-            raise InvalidInput(f"quality {quality.value!r} cannot be encoded live on this node; "
-                               "choose low, medium or high")
-        if request.transcode not in (None, Transcode.LIVE):
-            raise InvalidInput("transcode 'deferred' is not available on this node yet")
-        target = request.upload or s.upload_target
-        missing = s.upload_target_missing(target)
-        if missing:
-            raise InvalidInput(f"upload target {target.value!r} is not configured on this node "
-                               f"({' and '.join(missing)} not set)")
-        if target is not UploadTarget.NONE and self._upload_queue is None:
-            raise InvalidInput(f"upload target {target.value!r} is not available on this node")
-        if request.webhook_url is not None and not url_allowed(request.webhook_url,
-                                                               s.webhook_allowed_urls):
-            raise InvalidInput("webhook_url must start with one of RECORDER_WEBHOOK_ALLOWED_URLS"
-                               if s.webhook_allowed_urls else
-                               "webhook_url is not allowed: RECORDER_WEBHOOK_ALLOWED_URLS is empty")
-        max_duration = request.max_duration_seconds or s.max_duration_seconds
-        if max_duration > s.max_duration_seconds:
-            raise InvalidInput(f"max_duration_seconds exceeds this node's limit of "
-                               f"{s.max_duration_seconds}")
-        recording_id = str(uuid.uuid4())
-        layout = request.layout or Layout.COMPOSITE
-        # tracks: the files are named for publishers, known as they come; until the
-        # capture finishes file_name is "" and then names the first publisher's file
-        file_name = (f"recording_{recording_id}.{CODECS[fmt].extension}"
-                     if layout is Layout.COMPOSITE else "")
-        return RecordingState(
-            recording_id=recording_id, room_id=room_id, user_id=caller.user_id,
-            node_id=s.node, format=fmt, quality=quality, quality_settings=quality_settings(quality),
-            layout=layout, transcode=Transcode.LIVE, storage_backend=target,
-            local_path=str(s.storage / recording_id), file_name=file_name,
-            upload=Upload(target=target), created_at=lifecycle.now(),
-            max_duration_seconds=max_duration, metadata=request.metadata,
-            webhook_url=request.webhook_url,
-        )
 
     async def _owned(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
         state = await self._store.get(recording_id)
@@ -578,11 +508,3 @@ def _describe(path: Path, kind: str, duration: float, offset: float = 0.0) -> Fi
     return FileInfo(name=path.name, kind=kind, size=path.stat().st_size,
                     sha256=digest.hexdigest(), duration_seconds=round(duration, 3),
                     offset_seconds=round(offset, 3))
-
-
-def _stored_source(pull: msg.PullSource) -> dict[str, Any]:
-    """What the state says of a pull source: where from, never a token or secret."""
-    if isinstance(pull, msg.WhepPull):
-        return {"type": "whep", "url": pull.url}
-    return {"type": "cloudflare", "app_id": pull.app_id, "session_id": pull.session_id,
-            "track_names": list(pull.track_names)}
