@@ -141,7 +141,8 @@ class WebhookDeliverer:
             logger.error("recording %s: webhook %s %s given up after %d attempt(s): %s", rid,
                          job.event, job.id, attempt, job.last_error)
             return
-        await self._outbox.retry_later(entry_id, job, sent_at + delay)
+        # counted from the answer, not from the whole second the attempt was signed in
+        await self._outbox.retry_later(entry_id, job, time.time() + delay)
         logger.warning("recording %s: webhook %s %s attempt %d failed (%s); next in %g s", rid,
                        job.event, job.id, attempt, job.last_error, delay)
 
