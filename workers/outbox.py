@@ -28,6 +28,7 @@ from redis.exceptions import ResponseError
 
 from recorder.core.webhooks import WebhookJob
 from recorder.state.connection import store_errors
+from recorder.state.jobs import ensure_group
 from recorder.state.keys import KeySpace
 
 logger = logging.getLogger(__name__)
@@ -111,12 +112,7 @@ class WebhookOutbox:
         self._replay = redis.register_script(_REPLAY)
 
     async def ensure_group(self) -> None:
-        with store_errors():
-            try:
-                await self._redis.xgroup_create(self.key, GROUP, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        await ensure_group(self._redis, self.key, GROUP)
 
     # ---- consumers --------------------------------------------------------------------------
 

@@ -27,6 +27,19 @@ from recorder.state.keys import KeySpace
 logger = logging.getLogger(__name__)
 
 GROUP = "uploaders"
+
+
+async def ensure_group(redis: aioredis.Redis, key: str, group: str) -> None:
+    """Create a consumer group reading from the stream's start, so no earlier entry is
+    missed; an existing group is left as it is."""
+    with store_errors():
+        try:
+            await redis.xgroup_create(key, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
 _SCAN_BATCH = 500
 
 
@@ -61,13 +74,7 @@ class UploadQueue:
         self.key = keys.jobs_upload(node_id)
 
     async def ensure_group(self) -> None:
-        """Create the group reading from the stream's start, so no earlier entry is missed."""
-        with store_errors():
-            try:
-                await self._redis.xgroup_create(self.key, GROUP, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        await ensure_group(self._redis, self.key, GROUP)
 
     async def enqueue(self, recording_id: str, reason: str = "finished") -> str:
         job = UploadJob.new(recording_id, self.node_id, reason)
