@@ -10,7 +10,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +46,20 @@ class Daemon:
         return self.log_path.read_text(errors="replace")
 
 
+def stop_cleanly(process: subprocess.Popen[bytes], within: float, name: str,
+                 log: Callable[[], str]) -> None:
+    """SIGTERM a still-running process and check that it exits 0 (a clean drain)."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(within)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = process.wait()
+    assert code == 0, f"{name} exited {code}:\n{log()[-4000:]}"
+
+
 @contextmanager
 def run_daemon(redis_url: str, extra_env: dict[str, str] | None = None,
                storage: Path | None = None, **settings: Any) -> Iterator[Daemon]:
@@ -78,14 +92,7 @@ def run_daemon(redis_url: str, extra_env: dict[str, str] | None = None,
             _wait_healthy(daemon)
             yield daemon
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    code = process.wait(40)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    code = process.wait()
-                assert code == 0, f"recorderd exited {code}:\n{daemon.log()[-4000:]}"
+            stop_cleanly(process, 40, "recorderd", daemon.log)
 
 
 def _wait_healthy(daemon: Daemon) -> None:

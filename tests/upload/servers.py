@@ -31,6 +31,7 @@ import aiohttp
 import boto3
 from aiohttp import web
 
+from tests.support.daemon import stop_cleanly
 from tests.support.redis_server import free_port
 
 AWS_ENV = {
@@ -241,11 +242,4 @@ def run_worker(redis_url: str, node_id: str, storage: Path, log_dir: Path,
     try:
         yield worker
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                code = process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                code = process.wait()
-            assert code == 0, f"recorder-worker exited {code}:\n{worker.log()[-4000:]}"
+        stop_cleanly(process, 30, "recorder-worker", worker.log)
