@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     index_ttl_seconds: int = Field(86400, ge=1)
     heartbeat_seconds: float = Field(5, gt=0)
     drain_seconds: float = Field(60, ge=0)
+    orphan_timeout_seconds: float = Field(60, gt=0)
+    cpu_capacity: float | None = Field(None, gt=0)  # None: the machine's CPU count
+    deferred_concurrency: int = Field(1, ge=1)
+    room_processes: bool = True  # one child process per active room (False: in-process)
 
     upload_target: UploadTarget = UploadTarget.NONE
     s3_bucket: str | None = None
@@ -183,6 +187,8 @@ class Settings(BaseSettings):
             state_dir = os.environ.get("STATE_DIRECTORY")
             base = Path(state_dir.split(":")[0]) if state_dir else Path(".")
             self.storage_dir = (base / "recordings").resolve()
+        if self.cpu_capacity is None:
+            self.cpu_capacity = float(os.cpu_count() or 1)
         return self
 
     @classmethod
@@ -205,6 +211,11 @@ class Settings(BaseSettings):
     def storage(self) -> Path:
         assert self.storage_dir is not None
         return self.storage_dir
+
+    @property
+    def cpu(self) -> float:
+        assert self.cpu_capacity is not None
+        return self.cpu_capacity
 
     @property
     def node(self) -> str:
