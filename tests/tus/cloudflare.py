@@ -93,6 +93,9 @@ class CloudflareDouble:
         self.videos: dict[str, Video] = {}
         self.faults: list[Fault] = []
         self.log: list[Logged] = []
+        self._in_flight = 0  # upload requests being answered (logged when answered)
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.url = ""
         self.webhook_url: str | None = None
         self.webhook_secret: str | None = None
@@ -108,6 +111,10 @@ class CloudflareDouble:
 
     def requests(self, method: str) -> list[Logged]:
         return [entry for entry in self.log if entry.method == method]
+
+    async def settled(self) -> None:
+        """Wait until every upload request received so far is answered and logged."""
+        await self._idle.wait()
 
     # ---- the API --------------------------------------------------------------------------
 
@@ -209,6 +216,8 @@ class CloudflareDouble:
     # ---- the upload URL: passed through to the tus server ---------------------------------
 
     async def tus(self, request: web.Request) -> web.StreamResponse:
+        self._in_flight += 1
+        self._idle.clear()
         try:
             response = await self._tus(request)
         except _Cut:
@@ -216,6 +225,10 @@ class CloudflareDouble:
             assert request.transport is not None
             request.transport.close()  # the client sees its connection drop mid-body
             raise web.HTTPServiceUnavailable() from None
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
         self._record(request, response.status)
         return response
 
