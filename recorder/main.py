@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -188,7 +187,7 @@ async def _heartbeat(
         info = NodeInfo(
             node_id=settings.node, public_url=settings.public_url or "", pid=os.getpid(),
             started_at=started_at, active=service.active_count,
-            cpu_used=round(time.process_time(), 1), cpu_capacity=float(os.cpu_count() or 1),
+            cpu_used=round(service.cpu_used, 2), cpu_capacity=settings.cpu,
         )
         try:
             await store.heartbeat(info, settings.heartbeat_seconds)

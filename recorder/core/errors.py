@@ -9,6 +9,7 @@
     ├── LimitReached          429: a concurrency limit (named) is reached
     ├── Unprocessable         422: understood but unusable (no codec we can record)
     ├── Unavailable           503: draining, full, or the store cannot be reached
+    │   └── Draining          503: this node stops (SIGTERM): no new work
     ├── SourceFailed          502: a pull source (WHEP, Cloudflare Realtime) refused or failed
     └── MediaError            a capture or peer failed (mapped to `failed` with `error`)
 
@@ -67,8 +68,8 @@ class LimitReached(RecorderError):
     status = 429
     title = "Limit reached"
 
-    def __init__(self, limit: str, value: int, retry_after: int = 5) -> None:
-        super().__init__(f"limit {limit} reached ({value})")
+    def __init__(self, limit: str, value: float, retry_after: int = 5) -> None:
+        super().__init__(f"limit {limit} reached ({value:g})")
         self.limit = limit
         self.value = value
         self.retry_after = retry_after
@@ -81,6 +82,10 @@ class Unavailable(RecorderError):
     def __init__(self, detail: str, retry_after: int = 5) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class Draining(Unavailable):
+    """Counted apart from other refusals: an operator stopped the node on purpose."""
 
 
 class MediaError(RecorderError):

@@ -68,9 +68,6 @@ def _initial_state(settings: Settings, caller: Caller, room_id: str, request: St
     if quality not in PRESETS:
         raise InvalidInput(f"quality {quality.value!r} is not available for live recording "
                            "on this node yet; choose low, medium or high")
-    if PRESETS[quality].height > 1080:
-        raise InvalidInput(f"quality {quality.value!r} cannot be encoded live on this node; "
-                           "choose low, medium or high")
     if request.transcode not in (None, Transcode.LIVE):
         raise InvalidInput("transcode 'deferred' is not available on this node yet")
     target = request.upload or s.upload_target

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +47,7 @@ from recorder.core.models import (
 )
 from recorder.room import messages as msg
 from recorder.service.admission import new_recording
+from recorder.service.budget import node_cost, publisher_cost, recording_cost
 from recorder.service.recovery import OrphanRecovery
 from recorder.service.rooms import RoomRegistry
 from recorder.state.jobs import UploadQueue
@@ -56,6 +58,7 @@ logger = logging.getLogger(__name__)
 TIMER_PERIOD_SECONDS = 0.25
 MIN_FREE_DISK_BYTES = 512 * 1024 * 1024
 QUEUE_RETRY_SECONDS = 5.0  # pause before queueing an upload again while the store is down
+PUBLISHER_RETRY_AFTER_SECONDS = 10  # a publisher refused for CPU may try again
 QUEUE_TRIES = 12  # then the next start finds it through `processing:{node_id}`
 
 
@@ -88,6 +91,7 @@ class RecordingService:
         self._rooms = RoomRegistry(settings, lambda room, ev: self._events.put_nowait((room, ev)))
         self._live: dict[str, LiveRecording] = {}
         self._whip: dict[str, WhipSession] = {}
+        self._reserved: dict[str, float] = {}  # cores of starts being admitted
         self._tasks: set[asyncio.Task[None]] = set()
         self.draining = False
 
@@ -128,6 +132,18 @@ class RecordingService:
     def active_count(self) -> int:
         return sum(1 for live in self._live.values() if live.state.status in ACTIVE)
 
+    @property
+    def cpu_used(self) -> float:
+        """Cores this node's live recordings cost (and starts being admitted reserve)."""
+        return node_cost(self._active_states(), self._room_publishers()) + sum(
+            self._reserved.values())
+
+    def _active_states(self) -> list[RecordingState]:
+        return [live.state for live in self._live.values() if live.state.status in ACTIVE]
+
+    def _room_publishers(self) -> Counter[str]:
+        return Counter(session.room_id for session in self._whip.values())
+
     # ---- API --------------------------------------------------------------------------------
 
     async def start(self, caller: Caller, room_id: str, request: StartRequest) -> RecordingState:
@@ -136,7 +152,14 @@ class RecordingService:
             raise Unavailable("this node is draining: no new recordings")
         state, pull = new_recording(self._settings, caller, room_id, request,
                                     uploads=self._upload_queue is not None)
-        state = await self._store.admit(state, self._settings.limits)
+        need = recording_cost(state, self._room_publishers())
+        capacity = self._settings.cpu
+        refused = capacity if self.cpu_used + need > capacity + 1e-9 else None
+        self._reserved[state.recording_id] = need
+        try:
+            state = await self._store.admit(state, self._settings.limits, cpu_refused=refused)
+        finally:
+            del self._reserved[state.recording_id]
         self._live[state.recording_id] = LiveRecording(state, asyncio.get_running_loop().time())
         directory = Path(state.local_path)
         try:
@@ -225,6 +248,12 @@ class RecordingService:
         caller.check_room(room_id)
         if self.draining:
             raise Unavailable("this node is draining: no new publishers")
+        more = publisher_cost(self._active_states(), room_id, self._room_publishers())
+        if more and self.cpu_used + more > self._settings.cpu + 1e-9:
+            raise Unavailable(f"room {room_id}: one more publisher would take its live "
+                              f"recordings past this node's CPU capacity "
+                              f"({self._settings.cpu:g} cores)",
+                              retry_after=PUBLISHER_RETRY_AFTER_SECONDS)
         session_id = uuid.uuid4().hex
         publisher_id = caller.user_id + ("-screen" if role == "screen" else "")
         reply = await self._rooms.send(

@@ -10,17 +10,22 @@ from __future__ import annotations
 # KEYS[1] state, KEYS[2] room index, KEYS[3] user index,
 # KEYS[4..] the limited active sets in checking order (each also gains the id).
 # ARGV[1] id, ARGV[2] state JSON, ARGV[3] state TTL, ARGV[4] index TTL,
-# ARGV[5] events channel, ARGV[6] event JSON, then (name, limit) per limited set.
+# ARGV[5] events channel, ARGV[6] event JSON, ARGV[7] a node-local limit that already
+# failed ('cpu') or '' (named only when the shared limits pass: they are checked first),
+# then (name, limit) per limited set.
 # Returns {'ok'}, {'exists'} or {'limit', name}.
 ADMIT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists'}
 end
 for i = 4, #KEYS do
-  local j = 5 + 2 * (i - 3)
+  local j = 6 + 2 * (i - 3)
   if redis.call('SCARD', KEYS[i]) >= tonumber(ARGV[j + 1]) then
     return {'limit', ARGV[j]}
   end
+end
+if ARGV[7] ~= '' then
+  return {'limit', ARGV[7]}
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 for i = 2, 3 do

@@ -63,8 +63,13 @@ class StateStore:
     def keys(self) -> KeySpace:
         return self._keys
 
-    async def admit(self, state: RecordingState, limits: Limits) -> RecordingState:
-        """Write a new `pending` state (version 1) if no limit is reached, else LimitReached."""
+    async def admit(self, state: RecordingState, limits: Limits,
+                    cpu_refused: float | None = None) -> RecordingState:
+        """Write a new `pending` state (version 1) if no limit is reached, else LimitReached.
+
+        `cpu_refused` is this node's CPU capacity when the start would exceed it: `cpu` is
+        named only if the shared limits, checked first (SPEC 4), all pass.
+        """
         if state.status is not Status.PENDING:
             raise ValueError(f"recording {state.recording_id}: admit needs a pending state")
         new = state.model_copy(update={"version": 1})
@@ -85,19 +90,21 @@ class StateStore:
             self._index_ttl,
             k.events(),
             event.model_dump_json(),
+            "" if cpu_refused is None else "cpu",
         ]
-        for name, value in ordered:
-            args += [name, value]
+        for name, limit in ordered:
+            args += [name, limit]
         with store_errors():
             result = await self._run(self._admit, script_keys, args)
-            if result[0] == "limit" and await self._prune(limited[str(result[1])]):
+            if (result[0] == "limit" and str(result[1]) in limited
+                    and await self._prune(limited[str(result[1])])):
                 result = await self._run(self._admit, script_keys, args)
         if result[0] == "exists":
             raise InvalidInput(f"recording {new.recording_id} already exists")
         if result[0] == "limit":
             name = str(result[1])
-            value = dict(ordered)[name]
-            logger.info("recording %s refused: %s (%d) reached", new.recording_id, name, value)
+            value = dict(ordered).get(name) or cpu_refused or 0.0
+            logger.info("recording %s refused: %s (%g) reached", new.recording_id, name, value)
             raise LimitReached(name, value)
         logger.info(
             "recording %s admitted (room %s, user %s, node %s)",

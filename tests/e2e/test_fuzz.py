@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_fuzzing_the_real_daemon_finds_no_server_error(redis_url: str, tmp_path: Path) -> None:
     with run_daemon(redis_url, max_per_room=1000, max_per_user=1000, max_concurrent=1000,
-                    no_media_timeout_seconds=5) as daemon:
+                    cpu_capacity=1000, no_media_timeout_seconds=5) as daemon:
         admin = token("fuzzer", role="admin")
         # A start whose generated pull source cannot be reached answers the documented 502.
         config = tmp_path / "schemathesis.toml"

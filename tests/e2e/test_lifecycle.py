@@ -22,7 +22,8 @@ from tests.support.publisher import WhipPublisher
 def nodes(redis_url: str) -> Iterator[tuple[Daemon, Daemon]]:
     """Two nodes on one Redis, with a short no-media timeout."""
     settings: dict[str, Any] = {"max_concurrent": 10, "max_per_user": 3, "max_per_room": 1,
-                "no_media_timeout_seconds": 2, "max_pause_seconds": 2}
+                "no_media_timeout_seconds": 2, "max_pause_seconds": 2,
+                "cpu_capacity": 100}  # the limits under test, not this box's cores
     with run_daemon(redis_url, **settings) as a, run_daemon(redis_url, **settings) as b:
         yield a, b
 

@@ -157,3 +157,22 @@ async def test_the_same_recording_cannot_be_admitted_twice(store: StateStore) ->
     with pytest.raises(InvalidInput):
         await store.admit(state, Limits(5, 5, 5))
     assert len(await store.active_ids()) == 1
+
+
+async def test_cpu_is_refused_with_nothing_written(
+    store: StateStore, raw: aioredis.Redis, keys: KeySpace
+) -> None:
+    state = make_state("room-cpu", "user-cpu")
+    with pytest.raises(LimitReached) as refused:
+        await store.admit(state, LIMITS, cpu_refused=2.0)
+    assert (refused.value.limit, refused.value.value, refused.value.status) == ("cpu", 2.0, 429)
+    assert await raw.exists(keys.state(state.recording_id)) == 0
+    assert not await raw.sismember(keys.active(), state.recording_id)
+    assert await store.admit(state, LIMITS)  # the same start fits once the node has room
+
+
+async def test_the_shared_limits_are_named_before_cpu(store: StateStore) -> None:
+    await store.admit(make_state("room-full", "user-1"), LIMITS)
+    with pytest.raises(LimitReached) as refused:
+        await store.admit(make_state("room-full", "user-2"), LIMITS, cpu_refused=2.0)
+    assert refused.value.limit == "max_per_room"
