@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from recorder.core.errors import Unavailable
 from recorder.state.jobs import UploadJob, UploadQueue
 from recorder.state.keys import KeySpace
+from workers.polling import entries, wait_for_group
 from workers.records import RecordingLock
 from workers.upload import Uploader
 
@@ -35,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 2000  # how long one XREADGROUP waits (also how soon a stop is noticed)
 BUSY_RETRY_MS = 3000  # a job whose recording another worker uploads is looked at again then
-STORE_RETRY_SECONDS = 2.0  # pause after Redis failed, before trying again
 
 
 def consumer_name() -> str:
@@ -58,33 +58,16 @@ class UploadConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         logger.info("upload consumer %s on %s (claim after %g s)", self.name, self._queue.key,
                     self._claim_seconds)
-        while not stop.is_set():
-            try:
-                await self._queue.ensure_group()
-                break
-            except Unavailable as exc:
-                logger.warning("upload consumer: %s", exc.detail)
-                await _sleep_or_stop(stop, STORE_RETRY_SECONDS)
-        loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            started = loop.time()
-            try:
-                got = await self._queue.claim_stale(self.name, self._claim_ms)
-                if got is None:
-                    got = await self._queue.read(self.name, READ_BLOCK_MS)
-            except Unavailable as exc:
-                logger.warning("upload consumer: %s", exc.detail)
-                await _sleep_or_stop(stop, STORE_RETRY_SECONDS)
-                continue
-            if got is None:
-                # The embedded store does not block on XREADGROUP: wait out the block here.
-                await _sleep_or_stop(stop, READ_BLOCK_MS / 1000 - (loop.time() - started))
-                continue
-            entry_id, job = got
+        await wait_for_group(self._queue.ensure_group, stop, "upload consumer")
+        async for entry_id, job in entries(self._next, stop, READ_BLOCK_MS, "upload consumer"):
             if job is None:
                 await self._drop(entry_id)
             else:
                 await self._run_job(entry_id, job, stop)
+
+    async def _next(self) -> tuple[str, UploadJob | None] | None:
+        got = await self._queue.claim_stale(self.name, self._claim_ms)
+        return got if got is not None else await self._queue.read(self.name, READ_BLOCK_MS)
 
     async def _drop(self, entry_id: str) -> None:
         with contextlib.suppress(Unavailable):
@@ -166,9 +149,3 @@ class UploadConsumer:
                 work.cancel()
                 return
 
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    if seconds <= 0:
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

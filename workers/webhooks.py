@@ -16,7 +16,6 @@ them by the body's ``timestamp``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -26,11 +25,11 @@ from recorder.core.errors import Unavailable
 from recorder.core.webhooks import RetrySchedule, WebhookJob, headers
 from workers.errors import retry_after_seconds
 from workers.outbox import WebhookOutbox
+from workers.polling import entries, wait_for_group
 
 logger = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 1000  # also how often delayed jobs are promoted
-STORE_RETRY_SECONDS = 2.0
 CONSUMERS = 4
 USER_AGENT = "recorder-webhooks/1"
 
@@ -52,13 +51,7 @@ class WebhookDeliverer:
     async def run(self, stop: asyncio.Event) -> None:
         logger.info("webhook consumer %s: %d consumer(s), schedule %s", self.name,
                     self._consumers, list(self._schedule.delays))
-        while not stop.is_set():
-            try:
-                await self._outbox.ensure_group()
-                break
-            except Unavailable as exc:
-                logger.warning("webhook consumer: %s", exc.detail)
-                await _sleep_or_stop(stop, STORE_RETRY_SECONDS)
+        await wait_for_group(self._outbox.ensure_group, stop, "webhook consumer")
         timeout = aiohttp.ClientTimeout(total=self._timeout)
         async with (aiohttp.ClientSession(timeout=timeout,
                                           headers={"User-Agent": USER_AGENT}) as http,
@@ -68,23 +61,12 @@ class WebhookDeliverer:
 
     async def _consume(self, http: aiohttp.ClientSession, consumer: str,
                        stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            started = loop.time()
-            try:
-                await self._outbox.promote_due()
-                got = await self._outbox.claim_stale(consumer, self._claim_ms)
-                if got is None:
-                    got = await self._outbox.read(consumer, READ_BLOCK_MS)
-            except Unavailable as exc:
-                logger.warning("webhook consumer: %s", exc.detail)
-                await _sleep_or_stop(stop, STORE_RETRY_SECONDS)
-                continue
-            if got is None:
-                # The embedded store does not block on XREADGROUP: wait out the block here.
-                await _sleep_or_stop(stop, READ_BLOCK_MS / 1000 - (loop.time() - started))
-                continue
-            entry_id, job = got
+        async def next_entry() -> tuple[str, WebhookJob | None] | None:
+            await self._outbox.promote_due()
+            got = await self._outbox.claim_stale(consumer, self._claim_ms)
+            return got if got is not None else await self._outbox.read(consumer, READ_BLOCK_MS)
+
+        async for entry_id, job in entries(next_entry, stop, READ_BLOCK_MS, "webhook consumer"):
             try:
                 if job is None:
                     await self._outbox.delivered(entry_id, "malformed")
@@ -146,9 +128,3 @@ class WebhookDeliverer:
         logger.warning("recording %s: webhook %s %s attempt %d failed (%s); next in %g s", rid,
                        job.event, job.id, attempt, job.last_error, delay)
 
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    if seconds <= 0:
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
