@@ -35,6 +35,8 @@ from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
+from tests.support.serve import start_app
+
 APP_ID = "app-0123456789abcdef"
 APP_SECRET = "sfu-app-secret"
 
@@ -256,12 +258,9 @@ class CloudflareDouble:
 @asynccontextmanager
 async def serve_cloudflare(double: CloudflareDouble, port: int = 0) -> AsyncIterator[str]:
     """Yields the API base (like https://rtc.live.cloudflare.com/v1)."""
-    runner = web.AppRunner(double.app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    runner, url = await start_app(double.app, port=port)
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+        yield f"{url}/v1"
     finally:
         await double.close()
         await runner.cleanup()

@@ -33,6 +33,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from tests.support.publisher import SharedClock, SyntheticAudio, SyntheticVideo
+from tests.support.serve import start_app
 
 TOKEN = "whep-viewer-token"
 SDP = "application/sdp"
@@ -213,12 +214,9 @@ class WhepServer:
 @asynccontextmanager
 async def serve_whep(server: WhepServer) -> AsyncIterator[str]:
     """Yields the endpoint URL of stream "live" (POST there)."""
-    runner = web.AppRunner(server.app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, url = await start_app(server.app)
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/whep/live"
+        yield f"{url}/whep/live"
     finally:
         await server.close()
         await runner.cleanup()

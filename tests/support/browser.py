@@ -22,6 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.serve import serving
+
 BROWSER_DIR = Path(__file__).resolve().parent.parent / "browser"
 CHROMIUM = "/usr/bin/chromium"
 RUN_TIMEOUT_SLACK = 90.0  # launch + connect on a busy 2-core machine: a hang guard only
@@ -53,15 +55,8 @@ async def serve_page(host: str = "127.0.0.1") -> AsyncIterator[str]:
         return web.FileResponse(BROWSER_DIR / "publish.html")
 
     app.router.add_get("/publish.html", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, host, 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://{host}:{port}/publish.html"
-    finally:
-        await runner.cleanup()
+    async with serving(app, host) as url:
+        yield f"{url}/publish.html"
 
 
 @dataclass(frozen=True)

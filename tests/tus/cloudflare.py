@@ -35,6 +35,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.support.serve import start_app
+
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "test-stream-token"
 PASSED_HEADERS = ("Tus-Resumable", "Upload-Offset", "Upload-Length", "Content-Type",
@@ -281,11 +283,7 @@ class CloudflareDouble:
         app.router.add_route("HEAD", "/tus/{uid}", self.tus)
         app.router.add_route("PATCH", "/tus/{uid}", self.tus)
         self._session = aiohttp.ClientSession()
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, self.url = await start_app(app)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

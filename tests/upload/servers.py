@@ -33,6 +33,7 @@ from aiohttp import web
 
 from tests.support.daemon import stop_cleanly
 from tests.support.redis_server import free_port
+from tests.support.serve import start_app
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -174,11 +175,7 @@ class PartProxy:
         app = web.Application(client_max_size=1 << 30)
         app.router.add_route("*", "/{tail:.*}", self._forward)
         self._session = aiohttp.ClientSession(auto_decompress=False)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, self.url = await start_app(app)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -15,6 +15,8 @@ from typing import Any
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
+from tests.support.serve import start_app
+
 SECRET = "whsec_" + base64.b64encode(b"receiver-test-key-0123456789abcd").decode()
 
 # What to answer to the n-th request (0-based) carrying one webhook-id:
@@ -81,11 +83,8 @@ class Receiver:
     async def __aenter__(self) -> Receiver:
         app = web.Application()
         app.router.add_post("/hook", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/hook"
+        self._runner, url = await start_app(app, shutdown_timeout=0.1)
+        self.url = f"{url}/hook"
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
