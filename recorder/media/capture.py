@@ -12,7 +12,11 @@ a hand-off to an encoder thread. Layouts differ only in where a source goes:
   audio and video, each starting at the publisher's first frame
   (:mod:`recorder.media.output`).
 
-All files share one media clock, so a pause cuts the same span from each.
+All files share one media clock, so a pause cuts the same span from each. A publisher's
+audio and video are put on one clock by the sender's wall time (RTCP sender reports, which
+the receiver tap stamps on decoded frames): :class:`recorder.media.clock.PublisherClock`,
+as in the passthrough capture; before the first reports each track keeps its RTP spacing
+from its first arrival.
 Frame accounting is described in :mod:`recorder.media.counts`.
 """
 
@@ -28,7 +32,7 @@ import av
 
 from recorder.core.errors import MediaError
 from recorder.core.presets import CODECS, PRESETS, Format, Layout, Quality
-from recorder.media.clock import SourceClock
+from recorder.media.clock import PublisherClock, sender_ntp
 from recorder.media.counts import FrameCounter
 from recorder.media.output import COMPOSITE, TRACK, Output, OutputFile
 from recorder.media.sources import Publisher
@@ -50,6 +54,7 @@ class CaptureSpec:
     format: Format
     quality: Quality
     layout: Layout = Layout.COMPOSITE
+    as_received: bool = False  # passthrough keeps every codec the container takes
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class CaptureResult:
 @dataclass
 class _Source:
     kind: str
-    clock: SourceClock
+    clock: PublisherClock  # its publisher session's, shared with its other tracks
     output: Output
     publisher: Publisher
 
@@ -91,6 +96,7 @@ class Capture:
         self._names = TrackNames()
         self._sessions: dict[str, set[str]] = {}  # publisher session -> its source ids
         self._sources: dict[str, _Source] = {}
+        self._clocks: dict[str, PublisherClock] = {}  # publisher session -> its clock
         self._last_frame_at: float | None = None
         self._result: CaptureResult | None = None
         self._finished = False
@@ -119,7 +125,8 @@ class Capture:
             self.remove_source(source_id)
         publisher = publisher or Publisher(source_id, source_id)
         output = self._route(publisher)
-        self._sources[source_id] = _Source(kind, SourceClock(), output, publisher)
+        clock = self._clocks.setdefault(publisher.session_id, PublisherClock())
+        self._sources[source_id] = _Source(kind, clock, output, publisher)
         self._sessions.setdefault(publisher.session_id, set()).add(source_id)
         output.add(source_id, kind, publisher.role)
         logger.info("recording %s: %s source %s of %s (%s) added to %s", self._rid, kind,
@@ -146,11 +153,13 @@ class Capture:
             return
         source.output.remove(source_id, source.kind)
         session = source.publisher.session_id
+        source.clock.forget(source_id)
         left = self._sessions.get(session)
         if left is not None:
             left.discard(source_id)
             if not left:
                 del self._sessions[session]
+                self._clocks.pop(session, None)
                 self._names.release(session)
         logger.info("recording %s: %s source %s removed", self._rid, source.kind, source_id)
 
@@ -166,7 +175,8 @@ class Capture:
         if isinstance(frame, av.VideoFrame) != (source.kind == "video"):
             return False
         self._last_frame_at = arrival
-        wall = source.clock.wall(frame.pts, frame.time_base, arrival)
+        wall = source.clock.wall(source_id, source.kind, frame.pts, frame.time_base,
+                                 sender_ntp(frame), arrival)
         media_time, first = self._timeline.place(wall)
         if media_time is None:
             return False

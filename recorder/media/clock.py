@@ -4,17 +4,24 @@ Each track's pts count from its own first packet in its own time base, so pts of
 and a video track cannot be compared directly, and counting frames (a fixed 1/30 clock)
 drifts as soon as a sender varies its frame rate. Instead every source is anchored at the
 local arrival time of its first frame, and later frames keep the sender's spacing from
-there, following slow clock drift (``SourceClock``). ``MediaClock`` turns those wall
-times into media time: seconds since the recording's first accepted frame, minus the
-paused spans. Both classes are pure (no I/O, no threads, no clock reads): callers pass
-the times in."""
+there, following slow clock drift (``SourceClock``). A publisher's tracks are then put on
+one clock by the sender's own wall time (RTCP sender reports, ``PublisherClock``): first
+arrivals differ by whatever the receiver held each track back (aiortc holds audio in its
+jitter buffer, not video), and that difference must not reach the file. ``MediaClock``
+turns those wall times into media time: seconds since the recording's first accepted
+frame, minus the paused spans. The classes are pure (no I/O, no threads, no clock
+reads): callers pass the times in."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
-# A sender whose timestamps disagree with arrival by more than this jumped its clock
-# (restart, wrap, a new encoder); the mapping restarts at the frame's arrival.
+# A frame whose sender time is this far ahead of where its arrival puts it, or this far
+# behind the previous frame's, is not the same timeline any more (a new sender or SSRC,
+# an encoder restart): the mapping restarts at the frame's arrival. A frame this late is
+# only late (a stall in the sender, the network or this process): its RTP time still
+# says where it belongs, so it moves nothing, unless a whole window is that late.
 REANCHOR_SECONDS = 1.0
 # Sender and receiver clocks run at slightly different rates (100 ppm is common: 0.36 s
 # an hour), and a first frame may have been unusually late. So the mapping follows the
@@ -26,17 +33,34 @@ SLEW_TOLERANCE_SECONDS = 0.02
 SLEW_STEP_SECONDS = 0.01
 
 
+@dataclass(frozen=True, slots=True)
+class SenderTime:
+    """What the receiver tap puts in a decoded frame's ``opaque``: the sender's wall time
+    (seconds, by its latest RTCP sender report) of that frame."""
+
+    ntp: float
+
+
+def sender_ntp(frame: object) -> float | None:
+    """The sender's wall time a receiver tap stamped on a decoded frame, if it did."""
+    stamp = getattr(frame, "opaque", None)
+    return stamp.ntp if isinstance(stamp, SenderTime) else None
+
+
 class SourceClock:
     """Wall time of a source's frames: first arrival plus the sender's pts spacing.
 
-    Network jitter moves arrival times but not pts, so frames keep their true spacing.
-    The offset between the two clocks slews slowly with clock drift and jumps only on a
-    mismatch beyond ``reanchor_seconds`` (a sender clock jump).
+    Network jitter and stalls move arrival times but not pts, so frames keep their true
+    spacing. The offset between the two clocks slews slowly with clock drift and jumps
+    only on an RTP discontinuity (pts far ahead of arrival, or stepping back), or when a
+    whole window arrives later than ``reanchor_seconds`` (the sender's RTP clock stood
+    still while time passed).
     """
 
     def __init__(self, reanchor_seconds: float = REANCHOR_SECONDS) -> None:
         self._reanchor = reanchor_seconds
         self._offset: float | None = None  # wall = pts seconds + offset
+        self._last = 0.0  # pts seconds of the previous frame
         self._window_start = 0.0
         self._window_min = float("inf")  # least lateness seen in the current window
         self.reanchors = 0
@@ -45,19 +69,61 @@ class SourceClock:
         if pts is None or time_base is None:
             return arrival
         seconds = float(pts * time_base)
-        if self._offset is None or abs(seconds + self._offset - arrival) > self._reanchor:
-            if self._offset is not None:
+        offset = self._offset
+        if (offset is None or seconds + offset - arrival > self._reanchor
+                or seconds < self._last - self._reanchor):
+            if offset is not None:
                 self.reanchors += 1
-            self._offset = arrival - seconds
+            self._offset, self._last = arrival - seconds, seconds
             self._window_start, self._window_min = arrival, float("inf")
             return arrival
-        self._window_min = min(self._window_min, arrival - (seconds + self._offset))
+        self._last = seconds
+        self._window_min = min(self._window_min, arrival - (seconds + offset))
         if arrival - self._window_start >= SLEW_WINDOW_SECONDS:
             error = self._window_min
-            if abs(error) > SLEW_TOLERANCE_SECONDS:
-                self._offset += max(-SLEW_STEP_SECONDS, min(SLEW_STEP_SECONDS, error))
+            if error > self._reanchor:  # late all window long: not a stall but a jump
+                self.reanchors += 1
+                offset += error
+            elif abs(error) > SLEW_TOLERANCE_SECONDS:
+                offset += max(-SLEW_STEP_SECONDS, min(SLEW_STEP_SECONDS, error))
+            self._offset = offset
             self._window_start, self._window_min = arrival, float("inf")
-        return seconds + self._offset
+        return seconds + offset
+
+
+class PublisherClock:
+    """Wall time of one publisher's frames, its sound as the reference.
+
+    Audio keeps the sender's RTP spacing from its first arrival (a player plays sound
+    back to back, so any step in its timestamps would move every later sound against
+    the pictures). Video is placed against the latest audio frame by the two frames'
+    sender clock times (RTCP SR) when both tracks have them: that is the sender's own
+    lip sync, whatever the receiver held either track back. Without them video keeps
+    its own RTP spacing from its first arrival. Both captures (transcoding and
+    passthrough) place frames with it.
+    """
+
+    def __init__(self) -> None:
+        self._tracks: dict[str, SourceClock] = {}
+        self._audio: tuple[float, float] | None = None  # latest audio (NTP, wall)
+
+    def wall(self, source_id: str, kind: str, pts: int | None, time_base: Fraction | None,
+             ntp: float | None, arrival: float) -> float:
+        clock = self._tracks.get(source_id)
+        if clock is None:
+            clock = self._tracks[source_id] = SourceClock()
+        own = clock.wall(pts, time_base, arrival)
+        if kind == "audio":
+            self._audio = None if ntp is None or pts is None else (ntp, own)
+            return own
+        if ntp is not None and self._audio is not None:
+            audio_ntp, audio_wall = self._audio
+            return audio_wall + (ntp - audio_ntp)
+        return own
+
+    def forget(self, source_id: str) -> None:
+        """The source left: a source of that id later starts a mapping of its own."""
+        self._tracks.pop(source_id, None)
 
 
 class MediaClock:

@@ -7,6 +7,8 @@ stay off the event loop (a muxer flush or an encoder drain can take seconds).
 
 The capture is reached through :class:`CaptureLike`, the subset of
 ``recorder.media.capture.Capture`` used here, so the room can be exercised without encoders.
+A capture that also has :class:`EncodedCaptureLike`'s methods (``source`` quality) is fed
+encoded frames instead of decoded ones, and may ask the room for keyframes.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import av
 
 from recorder.core.presets import Format, Layout, Quality
+from recorder.media.encoded import EncodedFrame
 from recorder.media.sources import CAMERA, Publisher
 from recorder.room.messages import (
     CaptureFailed,
@@ -37,6 +40,7 @@ from recorder.room.messages import (
 logger = logging.getLogger(__name__)
 
 Frame = av.AudioFrame | av.VideoFrame
+AnyFrame = Frame | EncodedFrame
 
 
 class CountsLike(Protocol):
@@ -87,17 +91,31 @@ class CaptureLike(Protocol):
     def last_frame_at(self) -> float | None: ...
 
 
-CaptureFactory = Callable[[str, Path, Format, Quality, Layout], CaptureLike]
-"""(recording_id, path, format, quality, layout) -> a capture, built in a worker thread.
-``path`` is the composite's file, or with ``tracks`` the folder of the per-publisher files."""
+@runtime_checkable
+class EncodedCaptureLike(Protocol):
+    """What a capture of encoded frames adds to CaptureLike."""
+
+    def push_encoded(self, source_id: str, frame: EncodedFrame, arrival: float) -> bool: ...
+    def on_keyframe_needed(self, request: Callable[[str], None]) -> None: ...
+
+
+CaptureFactory = Callable[[str, Path, Format, Quality, Layout, bool], CaptureLike]
+"""(recording_id, path, format, quality, layout, as_received) -> a capture, built in a worker
+thread. ``path`` is the composite's file, or with ``tracks`` the folder of the per-publisher
+files; ``as_received``: see :class:`recorder.room.messages.StartCapture`."""
 
 
 def media_capture(recording_id: str, path: Path, fmt: Format, quality: Quality,
-                  layout: Layout = Layout.COMPOSITE) -> CaptureLike:
+                  layout: Layout = Layout.COMPOSITE, as_received: bool = False) -> CaptureLike:
     """The real capture pipeline (imported late: the media stack is heavy)."""
     from recorder.media.capture import Capture, CaptureSpec
 
-    return Capture(CaptureSpec(recording_id, path, fmt, quality, layout))
+    spec = CaptureSpec(recording_id, path, fmt, quality, layout, as_received)
+    if quality is Quality.SOURCE:
+        from recorder.media.passthrough import PassthroughCapture
+
+        return PassthroughCapture(spec)
+    return Capture(spec)
 
 
 def counts(value: CountsLike) -> FrameCounts:
@@ -112,10 +130,16 @@ class CaptureRun:
         capture: CaptureLike,
         emit: Callable[[RoomEvent], None],
         progress_interval: float,
+        keyframes: Callable[[str], None] | None = None,
     ) -> None:
         self.recording_id = recording_id
         self.directory = directory
         self.capture = capture
+        # encoded frames go to a capture that takes them; decoded ones to the others
+        self.encoded: EncodedCaptureLike | None = (
+            capture if isinstance(capture, EncodedCaptureLike) else None)
+        if self.encoded is not None and keyframes is not None:
+            self.encoded.on_keyframe_needed(keyframes)
         self.tracks: list[TrackAdded] = []  # every track that fed this capture
         self.failure: str | None = None  # set when a push raised; the room then finishes it
         self._emit = emit
@@ -151,11 +175,18 @@ class CaptureRun:
             return
         logger.info("recording %s: source %s removed", self.recording_id, source_id)
 
-    def push(self, source_id: str, frame: Frame, arrival: float) -> None:
+    def push(self, source_id: str, frame: AnyFrame, arrival: float) -> None:
         if self.failure is not None or source_id not in self._sources:
             return
         try:
-            started = self.capture.push(source_id, frame, arrival)
+            if isinstance(frame, EncodedFrame):
+                if self.encoded is None:
+                    return
+                started = self.encoded.push_encoded(source_id, frame, arrival)
+            elif self.encoded is not None:
+                return
+            else:
+                started = self.capture.push(source_id, frame, arrival)
         except Exception as exc:
             self._fail(f"frame from {source_id}: {exc}")
             return

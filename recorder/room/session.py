@@ -40,10 +40,10 @@ from recorder.core.errors import (
 )
 from recorder.core.presets import Layout
 from recorder.room.capture_run import (
+    AnyFrame,
     CaptureFactory,
     CaptureLike,
     CaptureRun,
-    Frame,
     media_capture,
 )
 from recorder.room.messages import (
@@ -161,6 +161,7 @@ class RoomSession:
             connect_timeout=self._config.connect_timeout,
         )
         self._peers[sid] = peer  # holds its slot while candidates are gathered
+        peer.set_demand(*self._demand())
         try:
             answer = await peer.answer(command.offer_sdp)
         except BaseException:
@@ -187,7 +188,7 @@ class RoomSession:
             if run.recording_id not in self._pulls:
                 self._add_source(run, source)
 
-    def _on_frame(self, source: Source, frame: Frame) -> None:
+    def _on_frame(self, source: Source, frame: AnyFrame) -> None:
         arrival = time.monotonic()
         failed = []
         for run in self._runs.values():
@@ -234,7 +235,8 @@ class RoomSession:
         if self._closed:  # closed while the capture was being built: keep nothing
             await asyncio.to_thread(capture.abort)
             raise Unavailable(f"room {self.room_id} is closing")
-        run = CaptureRun(rid, directory, capture, self._emit, self._config.progress_interval)
+        run = CaptureRun(rid, directory, capture, self._emit, self._config.progress_interval,
+                         None if command.source is not None else self._request_keyframe)
         if command.source is not None:
             await self._start_pull(run, command)
         else:
@@ -242,6 +244,7 @@ class RoomSession:
                 for source in peer.sources:
                     self._add_source(run, source)
             self._runs[rid] = run
+            self._update_demand()
         run.start()
         logger.info("recording %s: capturing room %s to %s (%s, %s), %d sources", rid,
                     self.room_id, path, command.format, command.quality, len(run.tracks))
@@ -249,7 +252,7 @@ class RoomSession:
     def _make_capture(self, rid: str, path: Path, command: StartCapture) -> CaptureLike:
         Path(command.directory).mkdir(parents=True, exist_ok=True)
         return self._config.capture_factory(rid, path, command.format, command.quality,
-                                            command.layout)
+                                            command.layout, command.as_received)
 
     def _add_source(self, run: CaptureRun, source: Source) -> None:
         track = self._tracks.get(source.source_id)
@@ -260,6 +263,24 @@ class RoomSession:
         except Exception:
             logger.exception("recording %s: source %s refused", run.recording_id,
                              source.source_id)
+
+    def _demand(self) -> tuple[bool, bool]:
+        """(decoded, encoded): what the publishers' tracks must deliver to the captures.
+        With no capture, decoded (aiortc's own behaviour)."""
+        runs = [r for r in self._runs.values() if r.recording_id not in self._pulls]
+        if not runs:
+            return True, False
+        encoded = [r.encoded is not None for r in runs]
+        return not all(encoded), any(encoded)
+
+    def _update_demand(self) -> None:
+        decoded, encoded = self._demand()
+        for peer in self._peers.values():
+            peer.set_demand(decoded, encoded)
+
+    def _request_keyframe(self, source_id: str) -> None:
+        for peer in self._peers.values():
+            peer.request_keyframe(source_id)
 
     def _run(self, recording_id: str) -> CaptureRun:
         run = self._runs.get(recording_id)
@@ -285,6 +306,7 @@ class RoomSession:
         rid = run.recording_id
         self._runs.pop(rid, None)
         self._holds.pop(rid, None)
+        self._update_demand()
         task = asyncio.create_task(self._end_pull_then(rid, run.finish))
         self._finishing[rid] = task
         task.add_done_callback(lambda _: self._finishing.pop(rid, None))
@@ -294,6 +316,7 @@ class RoomSession:
         run = self._run(command.recording_id)
         del self._runs[run.recording_id]
         self._holds.pop(run.recording_id, None)
+        self._update_demand()
         await self._end_pull_then(run.recording_id, run.abort)
         with contextlib.suppress(OSError):
             run.directory.rmdir()

@@ -31,11 +31,13 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from recorder.core.errors import InvalidInput, Unprocessable
+from recorder.media.encoded import EncodedFrame
+from recorder.rtc import taps
 from recorder.rtc.sdp import Offer, check_offer
 
 logger = logging.getLogger(__name__)
 
-Frame = av.AudioFrame | av.VideoFrame
+Frame = av.AudioFrame | av.VideoFrame | EncodedFrame  # encoded: see set_demand
 
 CONNECT_TIMEOUT_SECONDS = 30.0
 """A publisher that got its answer but never connects is dropped after this. aiortc would
@@ -84,6 +86,9 @@ class PublisherPeer:
         self._connected = asyncio.Event()
         self._closing: asyncio.Task[None] | None = None
         self._log = f"publisher {session_id} ({publisher_id})"
+        self._demand = (True, False)  # (decoded, encoded) frames wanted of every track
+        self._taps: dict[str, taps.ReceiverTap] = {}  # track id, then source id -> its tap
+        taps.install()
 
     async def answer(self, offer_sdp: str) -> str:
         """Negotiate and return the SDP answer with our candidates in it."""
@@ -134,7 +139,26 @@ class PublisherPeer:
             (t.mid for t in self._pc.getTransceivers() if t.receiver.track is track), None
         )
         codec = self._offer.codec_of(mid) if self._offer else "unknown"
+        receiver = next((t.receiver for t in self._pc.getTransceivers()
+                         if t.receiver.track is track), None)
+        if receiver is not None:
+            tap = taps.tap_of(receiver)
+            tap.set_demand(*self._demand)
+            self._taps[track.id] = tap
         self._spawn(self._drain(track, codec))
+
+    def set_demand(self, decoded: bool, encoded: bool) -> None:
+        """Whether the room's captures want decoded frames, encoded ones, or both: a room
+        recording only ``source`` decodes nothing."""
+        if self._demand != (decoded, encoded):
+            self._demand = (decoded, encoded)
+            for tap in {id(t): t for t in self._taps.values()}.values():
+                tap.set_demand(decoded, encoded)
+
+    def request_keyframe(self, source_id: str) -> None:
+        tap = self._taps.get(source_id)
+        if tap is not None:
+            tap.request_keyframe()
 
     def _on_state(self) -> None:
         state = self._pc.connectionState
@@ -160,11 +184,13 @@ class PublisherPeer:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            if not isinstance(frame, av.AudioFrame | av.VideoFrame):
-                continue  # aiortc's encoded-packet mode, which receivers here never use
+            if not isinstance(frame, av.AudioFrame | av.VideoFrame | EncodedFrame):
+                continue
             try:
                 if source is None:
                     source = self._new_source(track.kind, codec)
+                    if track.id in self._taps:
+                        self._taps[source.source_id] = self._taps[track.id]
                     self._callbacks.on_source(source)
                 self._callbacks.on_frame(source, frame)
             except Exception:  # keep draining whatever the room did with it

@@ -51,7 +51,9 @@ async def wait_status(http: aiohttp.ClientSession, base: str, headers: dict[str,
 @pytest.mark.parametrize(
     ("fmt", "quality"),
     [("webm", "low"), ("webm", "medium"), ("mp4", "low"), ("mp4", "medium"),
-     ("mkv", "low"), ("mkv", "medium")],
+     ("mkv", "low"), ("mkv", "medium"),
+     # source: VP8 kept as received in webm; transcoded at the sender's size in mp4
+     ("webm", "source"), ("mp4", "source")],
 )
 async def test_record_with_pause(
     daemon: Daemon, redis_url: str, fmt: str, quality: str
@@ -86,9 +88,10 @@ async def test_record_with_pause(
     path = Path(final["local_path"]) / final["file_name"]
     assert path.name == f"recording_{rid}.{fmt}"
     info = probe(path)
-    preset = PRESETS[Quality(quality)]
+    size = (1280, 720) if quality == "source" else (PRESETS[Quality(quality)].width,
+                                                   PRESETS[Quality(quality)].height)
     assert (info.video_codec, info.audio_codec) == CODECS[fmt]
-    assert (info.width, info.height) == (preset.width, preset.height)
+    assert (info.width, info.height) == size
     assert info.audio_seconds > 0
     assert abs(info.duration - expected) < 0.5, (info, expected)
     assert abs(final["duration_seconds"] - info.duration) < 0.5

@@ -4,9 +4,10 @@ from fractions import Fraction
 
 import pytest
 
-from recorder.media.clock import MediaClock, SourceClock
+from recorder.media.clock import MediaClock, PublisherClock, SourceClock
 
 VIDEO = Fraction(1, 90_000)
+AUDIO = Fraction(1, 48_000)
 
 
 def test_source_keeps_the_senders_spacing_despite_jittery_arrivals() -> None:
@@ -81,3 +82,59 @@ def test_source_follows_a_drifting_sender_clock(ppm: int) -> None:
             worst = max(worst, abs(arrival - wall))
     assert worst < 0.08  # within the mixer's reach behind a 0.25 s latency
     assert clock.reanchors == 0
+
+
+def test_a_stall_with_continuous_rtp_time_does_not_move_the_track() -> None:
+    # 30 fps; nothing arrives for 2.5 s (sender, network or this process stalled), then
+    # the backlog comes in a burst and the stream catches up: every frame stays where
+    # its RTP time puts it, so pictures after the stall are not shifted by it
+    clock = SourceClock()
+    for k in range(60):
+        assert clock.wall(k * 3000, VIDEO, 100.0 + k / 30) == pytest.approx(100.0 + k / 30)
+    for k in range(60, 135):  # sent during the stall: all arrive at 104.5 s
+        assert clock.wall(k * 3000, VIDEO, 104.5) == pytest.approx(100.0 + k / 30)
+    for k in range(135, 300):
+        assert clock.wall(k * 3000, VIDEO, 100.0 + k / 30 + 0.01) == pytest.approx(
+            100.0 + k / 30)
+    assert clock.reanchors == 0
+
+
+def test_a_new_sender_timeline_reanchors_at_once() -> None:
+    # a new SSRC's timestamps continue far ahead (aiortc unfolds a step back as a wrap)
+    clock = SourceClock()
+    clock.wall(0, AUDIO, 10.0)
+    clock.wall(960, AUDIO, 10.02)
+    assert clock.wall(960 + 2**31, AUDIO, 10.04) == 10.04
+    assert clock.reanchors == 1
+    assert clock.wall(1920 + 2**31, AUDIO, 10.07) == pytest.approx(10.06)
+
+
+def test_a_sender_clock_that_stood_still_reanchors_after_a_window() -> None:
+    # RTP time continues where it stopped although 3 s passed: every later frame is 3 s
+    # late, which is not a stall (those catch up) but a jump
+    clock = SourceClock()
+    for k in range(100):
+        clock.wall(k * 960, AUDIO, 10.0 + k * 0.02)
+    walls = [clock.wall(k * 960, AUDIO, 13.0 + k * 0.02) for k in range(100, 300)]
+    assert clock.reanchors == 1
+    assert walls[-1] == pytest.approx(13.0 + 299 * 0.02, abs=0.03)
+
+
+def test_video_follows_the_sound_by_the_senders_clock() -> None:
+    # audio reaches us 150 ms after video for the same sender instant (a jitter buffer
+    # holds it): by sender time a picture lands with its sound, not 150 ms early
+    clock = PublisherClock()
+    for k in range(50):
+        t = k * 0.02
+        clock.wall("a", "audio", k * 960, AUDIO, 5000.0 + t, 100.15 + t)
+    wall = clock.wall("v", "video", 0, VIDEO, 5000.98, 100.98)
+    assert wall == pytest.approx(100.15 + 0.98)
+
+
+def test_without_sender_reports_each_track_keeps_its_first_arrival() -> None:
+    clock = PublisherClock()
+    clock.wall("a", "audio", 0, AUDIO, None, 100.15)
+    assert clock.wall("v", "video", 0, VIDEO, 5000.0, 100.0) == 100.0  # audio has none
+    assert clock.wall("v", "video", 3000, VIDEO, None, 100.04) == pytest.approx(100.0 + 1 / 30)
+    clock.forget("v")
+    assert clock.wall("v", "video", 90_000, VIDEO, None, 107.0) == 107.0  # a fresh mapping

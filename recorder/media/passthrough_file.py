@@ -1,0 +1,365 @@
+"""One file of a passthrough (``source``) recording, written by its own thread.
+
+Design note. Frames arrive encoded (:class:`recorder.media.encoded.EncodedFrame`) with the
+file time they belong at, already cut for pauses by the capture's timeline. A frame whose
+codec is the format's (webm: VP8 + Opus, mp4: H.264 + AAC, mkv: H.264 + Opus) is muxed as
+it is: no decoder, no encoder, which is the whole point of ``source``. Any other frame is
+decoded and encoded at its incoming resolution with ``medium``'s bitrates (an H.264
+publisher into webm becomes VP8, Opus into mp4 becomes AAC); that part costs what a
+transcode costs, so it lives in this thread and never on the event loop.
+
+The file is opened at the first video keyframe (H.264 in MP4 and Matroska needs the
+sender's SPS/PPS, which only a keyframe carries; width and height come from it too).
+Audio that comes before is held (bounded) and written behind the header, so the file
+starts with the sound that preceded the first picture. A file that expects no video opens
+after ``AUDIO_ONLY_GRACE_SECONDS`` of held audio, or at the stop.
+
+Kill safety is the writer's (:mod:`recorder.media.writer`): Matroska clusters of at most
+1 s, fragmented MP4 (``delay_moov`` lets the muxer take the SPS/PPS from the first packet
+before it writes the header), packets flushed as written; :mod:`recorder.media.recovery`
+repairs a killed file.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Final
+
+import av
+import numpy as np
+from av.audio.resampler import AudioResampler
+from av.audio.stream import AudioStream
+from av.codec.context import CodecContext
+from av.container import OutputContainer
+from av.packet import Packet
+from av.stream import Stream
+from av.video.stream import VideoStream
+
+from recorder.core.errors import MediaError
+from recorder.core.presets import CODECS, PRESETS, Format, Quality
+from recorder.media.counts import FrameCounter
+from recorder.media.encoded import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame
+from recorder.media.worker import Inbox
+from recorder.media.writer import _CONTAINER_OPTIONS, _VIDEO_OPTIONS, KEYFRAME_SECONDS
+
+logger = logging.getLogger(__name__)
+
+AUDIO_ONLY_GRACE_SECONDS: Final = 3.0
+INBOX_FRAMES: Final = 400  # ~4 s of audio and video together
+_MAX_HELD_AUDIO: Final = 500  # 10 s of 20 ms packets while the first keyframe is awaited
+_VIDEO_TB: Final = Fraction(1, VIDEO_CLOCK)
+_AUDIO_TB: Final = Fraction(1, AUDIO_CLOCK)
+_FORMAT_CODECS: Final = {  # (video, audio) as they travel in RTP, per format
+    Format.WEBM: ("vp8", "opus"),
+    Format.MP4: ("h264", "aac"),
+    Format.MKV: ("h264", "opus"),
+}
+_MATROSKA_VIDEO: Final = {"vp8", "h264"}
+_DECODERS: Final = {"vp8": "libvpx", "h264": "h264", "opus": "libopus"}
+_TRANSCODE = PRESETS[Quality.MEDIUM]
+_TICK_SECONDS: Final = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    frame: EncodedFrame
+    at: float  # seconds into the file
+
+
+class PassthroughFile(threading.Thread):
+    def __init__(self, recording_id: str, path: Path, fmt: Format, counts: FrameCounter,
+                 kind: str, as_received: bool = False) -> None:
+        super().__init__(name=f"source-{recording_id[:8]}", daemon=True)
+        self.recording_id = recording_id
+        self.path = path
+        self.kind = kind  # "composite" | "track"
+        self.offset: float | None = None  # media time of the recording where the file begins
+        self.expects_video = False  # set from the loop when a video source feeds this file
+        self.expects_audio = False
+        self.error: str | None = None
+        self.written_until = 0.0  # file time of the latest frame written
+        self._fmt = fmt
+        self._video_codec, self._audio_codec = _FORMAT_CODECS[fmt]
+        # Matroska takes any codec that comes: keep it when asked to (a deferred live part)
+        self._keep = (_MATROSKA_VIDEO if as_received and fmt is Format.MKV
+                      else {self._video_codec})
+        self._counts = counts
+        self.inbox: Inbox[_Item] = Inbox(INBOX_FRAMES)
+        self._stopping = threading.Event()
+        self._aborting = False
+        self._held: deque[_Item] = deque()
+        self._container: OutputContainer | None = None
+        self._video: Stream | None = None
+        self._audio: Stream | None = None
+        self._last_pts: dict[int, int] = {}
+        self._vdecoder: Any = None  # a decoder context (PyAV types decode per kind)
+        self._adecoder: Any = None
+        self._resampler: AudioResampler | None = None
+        self._next_audio_pts: int | None = None
+
+    @property
+    def opened(self) -> bool:
+        return self._container is not None
+
+    # ---- the loop's side -------------------------------------------------------------
+
+    def offer(self, frame: EncodedFrame, media_time: float) -> bool:
+        """Queue a frame placed at recording ``media_time``; False: behind or failed."""
+        if self.error is not None:
+            return False
+        if self.offset is None:
+            self.offset = media_time
+        return self.inbox.offer(_Item(frame, max(0.0, media_time - self.offset)))
+
+    def stop(self, aborting: bool = False) -> None:
+        self._aborting = aborting
+        self._stopping.set()
+        self.inbox.wake()
+
+    # ---- the thread ------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            while True:
+                stopping = self._stopping.is_set()
+                for item in self.inbox.take(0 if stopping else _TICK_SECONDS):
+                    self._handle(item)
+                if stopping and not len(self.inbox):
+                    break
+            if not self._aborting:
+                self._finish()
+        except Exception as exc:  # a codec or muxer error ends this file only
+            self.error = f"{type(exc).__name__}: {exc}"
+            logger.error("recording %s: %s failed: %s", self.recording_id, self.path.name,
+                         self.error)
+        finally:
+            self._close()
+
+    def _handle(self, item: _Item) -> None:
+        if self._container is None:
+            if item.frame.kind == "video":
+                self._open(item.frame)
+                self._release_held()  # the sound that came before the first picture
+            else:
+                self._hold(item)
+                return
+        self._write(item)
+
+    def _hold(self, item: _Item) -> None:
+        self._held.append(item)
+        if len(self._held) > _MAX_HELD_AUDIO:
+            self._held.popleft()
+            self._counts.dropped()
+        span = self._held[-1].at - self._held[0].at
+        if not self.expects_video and span >= AUDIO_ONLY_GRACE_SECONDS:
+            self._open(None)
+            self._release_held()
+
+    def _release_held(self) -> None:
+        while self._held:
+            self._write(self._held.popleft())
+
+    def _finish(self) -> None:
+        if self._container is None and self._held:
+            self._open(None)
+        self._release_held()
+        if self._container is None:
+            return
+        if isinstance(self._video, VideoStream) and self._vdecoder is not None:
+            self._mux(self._video.encode(None))
+        if isinstance(self._audio, AudioStream) and self._resampler is not None:
+            for frame in self._resampler.resample(None):
+                frame.pts = self._next_audio_pts
+                self._mux(self._audio.encode(frame))
+            self._mux(self._audio.encode(None))
+
+    def _close(self) -> None:
+        container, self._container = self._container, None
+        if container is not None:
+            try:
+                container.close()
+            except (av.FFmpegError, OSError) as exc:
+                if self.error is None:
+                    self.error = f"cannot finish {self.path.name}: {exc}"
+
+    # ---- opening ---------------------------------------------------------------------
+
+    def _open(self, key: EncodedFrame | None) -> None:
+        """Create the file with a video stream shaped by ``key`` (None: audio only)."""
+        options = dict(_CONTAINER_OPTIONS.get(CODECS[self._fmt].muxer, {}))
+        if self._fmt is Format.MP4:
+            options["movflags"] += "+delay_moov"
+        try:
+            container = av.open(str(self.path), mode="w", format=CODECS[self._fmt].muxer,
+                                container_options=options)
+        except (av.FFmpegError, OSError) as exc:
+            raise MediaError(f"cannot create {self.path.name}: {exc}") from exc
+        self._container = container
+        if key is not None:
+            self._video = self._add_video(container, key)
+        if self.expects_audio or self._held:
+            self._audio = self._add_audio(container)
+        logger.info("recording %s: writing %s (video %s, audio %s)", self.recording_id,
+                    self.path.name, "none" if key is None else self._describe(
+                        key.codec, key.codec if key.codec in self._keep else self._video_codec),
+                    "none" if self._audio is None else self._describe("opus",
+                                                                      self._audio_codec))
+
+    @staticmethod
+    def _describe(incoming: str, target: str) -> str:
+        return f"{target} as received" if incoming == target else f"{incoming} -> {target}"
+
+    def _add_video(self, container: OutputContainer, key: EncodedFrame) -> Stream:
+        width, height = _picture_size(key)
+        if key.codec in self._keep:
+            stream: Stream = container.add_mux_stream(key.codec, width=width, height=height)
+            stream.time_base = _VIDEO_TB
+            return stream
+        encoder = CODECS[self._fmt].video
+        video = container.add_stream(encoder, rate=30,
+                                     options=dict(_VIDEO_OPTIONS.get(encoder, {})))
+        if not isinstance(video, VideoStream):
+            raise MediaError(f"{encoder} is not a video encoder")
+        video.width, video.height = width, height
+        video.pix_fmt = "yuv420p"
+        video.bit_rate = _TRANSCODE.video_bitrate
+        video.codec_context.time_base = _VIDEO_TB
+        video.codec_context.gop_size = _TRANSCODE.fps * KEYFRAME_SECONDS
+        video.codec_context.thread_count = 1
+        self._vdecoder = CodecContext.create(_DECODERS[key.codec], "r")
+        return video
+
+    def _add_audio(self, container: OutputContainer) -> Stream:
+        encoder = CODECS[self._fmt].audio
+        # libopus only lends its OpusHead (Matroska's CodecPrivate) here: it never encodes
+        audio = container.add_stream(encoder, rate=AUDIO_CLOCK)
+        if not isinstance(audio, AudioStream):
+            raise MediaError(f"{encoder} is not an audio encoder")
+        audio.layout = "stereo"
+        audio.format = "fltp" if encoder == "aac" else "flt"
+        audio.bit_rate = _TRANSCODE.audio_bitrate
+        audio.codec_context.time_base = _AUDIO_TB
+        if self._audio_codec != "opus":
+            self._adecoder = CodecContext.create(_DECODERS["opus"], "r")
+            self._resampler = AudioResampler(format="fltp", layout="stereo", rate=AUDIO_CLOCK,
+                                             frame_size=1024)
+        return audio
+
+    # ---- writing ---------------------------------------------------------------------
+
+    def _write(self, item: _Item) -> None:
+        frame = item.frame
+        stream = self._video if frame.kind == "video" else self._audio
+        if stream is None:  # its stream was not in the file when the file was made
+            self._counts.dropped()
+            return
+        rate = frame.clock_rate
+        pts = round(item.at * rate)
+        if frame.kind == "video" and self._vdecoder is not None:
+            self._transcode_video(stream, frame, pts)
+        elif frame.kind == "audio" and self._adecoder is not None:
+            self._transcode_audio(stream, frame, pts)
+        else:
+            packet = Packet(frame.data)
+            packet.pts = packet.dts = pts
+            packet.time_base = Fraction(1, rate)
+            packet.is_keyframe = frame.keyframe
+            packet.stream = stream
+            self._mux([packet])
+        self._counts.written()
+        self.written_until = max(self.written_until, item.at)
+
+    def _transcode_video(self, stream: Stream, frame: EncodedFrame, pts: int) -> None:
+        assert self._vdecoder is not None
+        assert isinstance(stream, VideoStream)
+        packet = Packet(frame.data)
+        packet.pts = pts
+        packet.time_base = _VIDEO_TB
+        try:
+            pictures = self._vdecoder.decode(packet)
+        except av.FFmpegError as exc:  # a lost reference: the next keyframe mends it
+            logger.info("recording %s: a %s frame did not decode: %s", self.recording_id,
+                        frame.codec, exc)
+            return
+        for picture in pictures:
+            if not isinstance(picture, av.VideoFrame):
+                continue
+            if (picture.width, picture.height) != (stream.width, stream.height) \
+                    or picture.format.name != "yuv420p":
+                picture = picture.reformat(stream.width, stream.height, "yuv420p")
+            picture.pts = pts
+            picture.time_base = _VIDEO_TB
+            picture.pict_type = av.video.frame.PictureType.NONE
+            self._mux(stream.encode(picture))
+
+    def _transcode_audio(self, stream: Stream, frame: EncodedFrame, pts: int) -> None:
+        assert self._adecoder is not None
+        assert self._resampler is not None
+        assert isinstance(stream, AudioStream)
+        packet = Packet(frame.data)
+        packet.pts = pts
+        packet.time_base = _AUDIO_TB
+        for sound in self._adecoder.decode(packet):
+            if not isinstance(sound, av.AudioFrame):
+                continue
+            if self._next_audio_pts is None:
+                self._next_audio_pts = pts
+            gap = pts - self._next_audio_pts
+            if gap > 2 * sound.samples:  # a hole in the sound: silence keeps A/V in step
+                self._encode_audio(stream, _silence(sound, min(gap, 10 * AUDIO_CLOCK)))
+            self._encode_audio(stream, sound)
+
+    def _encode_audio(self, stream: AudioStream, sound: av.AudioFrame) -> None:
+        assert self._resampler is not None
+        sound.pts = None
+        for out in self._resampler.resample(sound):
+            out.pts = self._next_audio_pts
+            out.time_base = _AUDIO_TB
+            self._next_audio_pts = (self._next_audio_pts or 0) + out.samples
+            self._mux(stream.encode(out))
+
+    def _mux(self, packets: list[Packet[Stream]]) -> None:
+        container = self._container
+        if container is None:
+            return
+        for packet in packets:
+            index = packet.stream.index
+            last = self._last_pts.get(index)
+            if packet.dts is not None and last is not None and packet.dts <= last:
+                # never backwards: a clock correction may step back by a few ms
+                shift = last + 1 - packet.dts
+                packet.dts = last + 1
+                if packet.pts is not None:
+                    packet.pts += shift
+            if packet.dts is not None:
+                self._last_pts[index] = packet.dts
+            container.mux(packet)
+
+
+def _picture_size(key: EncodedFrame) -> tuple[int, int]:
+    """Width and height a keyframe announces (a VP8 key frame says it in its header;
+    H.264 says it in its SPS, which one decode reads for us)."""
+    data = key.data
+    if key.codec == "vp8" and len(data) >= 10:
+        return (data[6] | data[7] << 8) & 0x3FFF, (data[8] | data[9] << 8) & 0x3FFF
+    decoder: Any = CodecContext.create(_DECODERS[key.codec], "r")
+    packet = Packet(data)
+    for picture in decoder.decode(packet):
+        if isinstance(picture, av.VideoFrame):
+            return picture.width, picture.height
+    raise MediaError(f"the first {key.codec} keyframe does not decode")
+
+
+def _silence(like: av.AudioFrame, samples: int) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(
+        np.zeros((len(like.layout.channels) if like.format.is_planar else 1,
+                  samples * (1 if like.format.is_planar else len(like.layout.channels))),
+                 dtype=like.to_ndarray().dtype),
+        format=like.format.name, layout=like.layout.name)
+    frame.sample_rate = like.sample_rate
+    return frame

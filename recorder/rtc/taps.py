@@ -1,0 +1,237 @@
+"""Hooks into aiortc's private receiver: encoded frames, keyframe requests, sender reports.
+
+aiortc has no public way to read a track's encoded frames, to ask a sender for a keyframe
+or to see its RTCP sender reports, and ``source`` recordings need all three. These hooks
+are pinned to aiortc ``SUPPORTED_AIORTC`` (checked at :func:`install`, which refuses any
+other version loudly) and each is proved by tests/rtc/test_taps.py:
+
+- the decoder lookup: ``rtcrtpreceiver.get_decoder`` is what ``decoder_worker`` calls in a
+  receiver's decoder thread. It returns a :class:`_TapDecoder` that hands each reassembled
+  frame (as an :class:`EncodedFrame`) into the track's queue, beside or instead of the
+  decoded frames, so it reaches ``track.recv()`` in order with them. The wrapped decoder
+  is only made while someone wants decoded frames: a room whose recordings are all
+  ``source`` decodes nothing. aiortc rebases RTP timestamps to the track's first frame
+  before the decoder sees them; the tap adds the origin back to relate a frame to the
+  sender reports.
+- ``RTCRtpReceiver._send_rtcp_pli``: :meth:`ReceiverTap.request_keyframe` calls it; the
+  hook counts the PLIs aiortc sends on its own (a picture was lost), which frames carry
+  as ``losses`` so a passthrough file skips pictures until the keyframe that mends it.
+- ``RTCRtpReceiver._handle_rtcp_packet``: sender reports (NTP <-> RTP) are noted so each
+  frame carries the sender's wall time (``ntp``), which aligns a sender's audio and video.
+  Decoded frames carry it too, as a :class:`recorder.media.clock.SenderTime` in PyAV's
+  ``frame.opaque`` (their pts are the same rebased RTP time).
+
+``RTCRtpReceiver.receive`` is wrapped too, only to label the decoder thread with its tap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import aiortc
+import av
+from aiortc import RTCRtpReceiver, rtcrtpreceiver
+from aiortc.rtp import RtcpSrPacket
+
+from recorder.media.clock import SenderTime
+from recorder.media.encoded import EncodedFrame, is_keyframe
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_AIORTC: Final = ("1.16.0",)
+_TAP: Final = "_recorder_tap"  # attribute on a receiver and on its decoder thread
+_HOOKED: Final = "_recorder_hooked"  # marks our wrappers, so install() is idempotent
+_SEAM: Final = "get_decoder"  # what decoder_worker calls (not exported by aiortc)
+_PRIVATE: Final = ("timestamp_mapper", "decoder_thread", "decoder_error", "rtx_ssrc")
+
+
+def _private(receiver: RTCRtpReceiver, name: str) -> Any:
+    """A name-mangled attribute of aiortc's receiver (checked to exist at its start)."""
+    return getattr(receiver, f"_RTCRtpReceiver__{name}")
+
+
+class UnsupportedAiortc(RuntimeError):
+    """The installed aiortc is not one these hooks were written and tested against."""
+
+
+class ReceiverTap:
+    """What one receiver's consumers want of it, and what it saw of its sender."""
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self._receiver = receiver
+        self.decode = True  # aiortc's own behaviour until told otherwise
+        self.encoded = False
+        self.losses = 0  # PLIs aiortc sent on its own: pictures it lost
+        self.sender_reports = 0
+        self.decoders_made = 0
+        self.decoded_frames = 0
+        self._report: tuple[int, float] | None = None  # (RTP timestamp, NTP seconds)
+        self._requests: set[asyncio.Future[None]] = set()
+
+    def set_demand(self, decoded: bool, encoded: bool) -> None:
+        """Which frames the track's reader wants; on the event loop."""
+        resumed = decoded and not self.decode
+        self.decode, self.encoded = decoded, encoded
+        if resumed:  # a fresh decoder starts on a keyframe
+            self.request_keyframe()
+
+    def request_keyframe(self) -> None:
+        """Send a PLI for each media SSRC the receiver hears; on the event loop."""
+        rtx: dict[int, int] = _private(self._receiver, "rtx_ssrc")
+        for source in self._receiver.getSynchronizationSources():
+            if source.source not in rtx:
+                request = asyncio.ensure_future(_original_pli(self._receiver, source.source))
+                self._requests.add(request)
+                request.add_done_callback(self._requests.discard)
+
+    def note_sender_report(self, packet: RtcpSrPacket) -> None:
+        ntp = packet.sender_info.ntp_timestamp
+        self._report = (packet.sender_info.rtp_timestamp, (ntp >> 32) + (ntp & 0xFFFFFFFF) / 2**32)
+        self.sender_reports += 1
+
+    def frame(self, codec: str, clock_rate: int, kind: str, jitter_frame: Any) -> EncodedFrame:
+        """The reassembled frame as an EncodedFrame; in the decoder thread."""
+        data: bytes = jitter_frame.data
+        rebased: int = jitter_frame.timestamp
+        return EncodedFrame(kind, codec, data, rebased, clock_rate, is_keyframe(codec, data),
+                            self._ntp(rebased, clock_rate), self.losses)
+
+    def stamp(self, frame: Any, clock_rate: int) -> None:
+        """Put the sender's wall time of a decoded frame in its ``opaque``; in the decoder
+        thread. Its pts are the rebased RTP time its packet had."""
+        pts, time_base = frame.pts, frame.time_base
+        if pts is None or time_base is None:
+            return
+        ntp = self._ntp(round(pts * time_base * clock_rate), clock_rate)
+        if ntp is not None:
+            frame.opaque = SenderTime(ntp)
+
+    def _ntp(self, rebased: int, clock_rate: int) -> float | None:
+        report = self._report
+        origin: int | None = _private(self._receiver, "timestamp_mapper")._origin
+        if report is None or origin is None:
+            return None
+        rtp, ntp = report
+        # the report's RTP time, rebased like the frame's and unfolded next to it
+        delta = (rtp - origin - rebased) & 0xFFFFFFFF
+        if delta >= 1 << 31:
+            delta -= 1 << 32
+        return float(ntp - delta / clock_rate)
+
+    def decode_failed(self) -> None:
+        """Tell aiortc, as its own decoder loop would: it sends a PLI for video."""
+        _private(self._receiver, "decoder_error").set()
+
+
+class _TapDecoder:
+    """A receiver's decoder as aiortc sees it: encoded frames out, decoded ones on demand."""
+
+    def __init__(self, tap: ReceiverTap, codec: Any) -> None:
+        self._tap = tap
+        self._codec = codec
+        self._name = str(codec.name).lower()
+        self._clock_rate = int(codec.clockRate)
+        self._kind = str(codec.mimeType).split("/")[0].lower()
+        self._inner: Any = None
+
+    def decode(self, jitter_frame: Any) -> list[Any]:
+        tap = self._tap
+        out: list[Any] = []
+        if tap.encoded:
+            out.append(tap.frame(self._name, self._clock_rate, self._kind, jitter_frame))
+        if not tap.decode:
+            self._inner = None  # free it; a new one starts at the next keyframe
+            return out
+        if self._inner is None:
+            self._inner = _original_get_decoder(self._codec)
+            tap.decoders_made += 1
+        try:
+            frames = self._inner.decode(jitter_frame)
+        except av.FFmpegError as exc:
+            logger.warning("%s: a %s frame did not decode: %s", self._kind, self._name, exc)
+            tap.decode_failed()
+            return out
+        tap.decoded_frames += len(frames)
+        for frame in frames:
+            tap.stamp(frame, self._clock_rate)
+        out.extend(frames)
+        return out
+
+
+def tap_of(receiver: RTCRtpReceiver) -> ReceiverTap:
+    """The receiver's tap, made on first use (before or after the receiver starts)."""
+    tap: ReceiverTap | None = getattr(receiver, _TAP, None)
+    if tap is None:
+        tap = ReceiverTap(receiver)
+        setattr(receiver, _TAP, tap)
+    return tap
+
+
+def install() -> None:
+    """Put the hooks in place (once per process); UnsupportedAiortc on another aiortc."""
+    if getattr(getattr(rtcrtpreceiver, _SEAM), _HOOKED, False):
+        return
+    version = getattr(aiortc, "__version__", "unknown")
+    if version not in SUPPORTED_AIORTC:
+        raise UnsupportedAiortc(
+            f"aiortc {version} is installed; recorder.rtc.taps hooks private code of aiortc "
+            f"{', '.join(SUPPORTED_AIORTC)} only: check the hooks and pin the new version")
+    for name in (_SEAM, "decoder_worker"):
+        if not callable(getattr(rtcrtpreceiver, name, None)):
+            raise UnsupportedAiortc(f"aiortc.rtcrtpreceiver.{name} is missing")
+    for name in ("receive", "_handle_rtcp_packet", "_send_rtcp_pli"):
+        if not callable(getattr(RTCRtpReceiver, name, None)):
+            raise UnsupportedAiortc(f"aiortc RTCRtpReceiver.{name} is missing")
+    setattr(rtcrtpreceiver, _SEAM, _hooked(_get_decoder))
+    RTCRtpReceiver.receive = _hooked(_receive)  # type: ignore[method-assign]
+    RTCRtpReceiver._handle_rtcp_packet = _hooked(_handle_rtcp_packet)  # type: ignore[method-assign]
+    RTCRtpReceiver._send_rtcp_pli = _hooked(_send_rtcp_pli)  # type: ignore[method-assign]
+    logger.info("aiortc %s receiver hooks installed", version)
+
+
+def _hooked(function: Callable[..., Any]) -> Any:
+    setattr(function, _HOOKED, True)
+    return function
+
+
+# The originals, bound when this module is imported (before install() replaces them).
+_original_get_decoder: Callable[[Any], Any] = getattr(rtcrtpreceiver, _SEAM)
+_original_receive = RTCRtpReceiver.receive
+_original_rtcp = RTCRtpReceiver._handle_rtcp_packet
+_original_pli: Callable[[RTCRtpReceiver, int], Awaitable[None]] = RTCRtpReceiver._send_rtcp_pli
+
+
+def _get_decoder(codec: Any) -> Any:
+    tap: ReceiverTap | None = getattr(threading.current_thread(), _TAP, None)
+    if tap is None:  # a receiver nobody tapped (no decoder thread label): aiortc's own
+        return _original_get_decoder(codec)
+    return _TapDecoder(tap, codec)
+
+
+@functools.wraps(_original_receive)
+async def _receive(self: RTCRtpReceiver, parameters: Any) -> None:
+    await _original_receive(self, parameters)
+    for name in _PRIVATE:
+        if not hasattr(self, f"_RTCRtpReceiver__{name}"):
+            raise UnsupportedAiortc(f"aiortc RTCRtpReceiver has no {name} any more")
+    thread = _private(self, "decoder_thread")
+    if thread is not None:
+        setattr(thread, _TAP, tap_of(self))
+
+
+@functools.wraps(_original_rtcp)
+async def _handle_rtcp_packet(self: RTCRtpReceiver, packet: Any) -> None:
+    if isinstance(packet, RtcpSrPacket):
+        tap_of(self).note_sender_report(packet)
+    await _original_rtcp(self, packet)
+
+
+@functools.wraps(_original_pli)
+async def _send_rtcp_pli(self: RTCRtpReceiver, media_ssrc: int) -> None:
+    tap_of(self).losses += 1  # aiortc's own request: a picture was lost
+    await _original_pli(self, media_ssrc)

@@ -1,0 +1,140 @@
+"""The hooks into aiortc's private receiver, each proved against real aiortc peers.
+
+If aiortc changes under a hook, one of these fails: the version pin, encoded frames (and
+no decoding), the keyframe request, the sender reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiortc
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription, rtcrtpreceiver
+from aiortc.mediastreams import MediaStreamTrack
+
+from recorder.media.encoded import EncodedFrame
+from recorder.rtc import taps
+from tests.support.publisher import SyntheticPublisher
+
+WAIT = 60.0  # a hang guard, not a measurement
+
+
+@dataclass
+class Received:
+    frames: dict[str, list[EncodedFrame]] = field(default_factory=dict)
+    decoded: dict[str, int] = field(default_factory=dict)
+    taps: dict[str, taps.ReceiverTap] = field(default_factory=dict)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def until(self, kind: str, count: int) -> list[EncodedFrame]:
+        async def wait() -> list[EncodedFrame]:
+            while len(self.frames.get(kind, [])) < count:
+                self.changed.clear()
+                await self.changed.wait()
+            return self.frames[kind]
+        return await asyncio.wait_for(wait(), WAIT)
+
+
+@pytest.fixture
+async def received() -> AsyncIterator[Received]:
+    """A publisher (VP8 + Opus) and a receiving peer whose tracks deliver encoded frames."""
+    taps.install()
+    publisher = SyntheticPublisher((320, 180), 15)
+    receiver = RTCPeerConnection()
+    got = Received()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def drain(track: MediaStreamTrack) -> None:
+        while True:
+            frame = await track.recv()
+            if isinstance(frame, EncodedFrame):
+                got.frames.setdefault(track.kind, []).append(frame)
+            else:
+                got.decoded[track.kind] = got.decoded.get(track.kind, 0) + 1
+            got.changed.set()
+
+    @receiver.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        transceiver = next(t for t in receiver.getTransceivers() if t.receiver.track is track)
+        tap = taps.tap_of(transceiver.receiver)
+        tap.set_demand(decoded=False, encoded=True)
+        got.taps[track.kind] = tap
+        tasks.append(asyncio.ensure_future(drain(track)))
+
+    await receiver.setRemoteDescription(
+        RTCSessionDescription(await publisher.offer(), "offer"))
+    await receiver.setLocalDescription(await receiver.createAnswer())
+    await publisher.accept(receiver.localDescription.sdp)
+    await publisher.wait_connected()
+    yield got
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await publisher.close()
+    await receiver.close()
+
+
+def test_another_aiortc_version_is_refused_at_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rtcrtpreceiver, "get_decoder", taps._original_get_decoder)
+    monkeypatch.setattr(aiortc, "__version__", "1.17.0")
+    with pytest.raises(taps.UnsupportedAiortc, match=r"1\.17\.0"):
+        taps.install()
+
+
+async def test_encoded_frames_come_out_and_nothing_is_decoded(received: Received) -> None:
+    video = await received.until("video", 30)
+    audio = await received.until("audio", 50)
+    assert received.decoded == {}
+    assert all(t.decoders_made == 0 for t in received.taps.values())
+    assert {f.codec for f in video} == {"vp8"}
+    assert {f.codec for f in audio} == {"opus"}
+    assert video[0].keyframe  # the sender's first picture
+    assert not all(f.keyframe for f in video)
+    stamps = [f.timestamp for f in video]
+    assert stamps == sorted(stamps)
+    assert stamps[0] == 0
+    # 15 fps on the 90 kHz clock: the sender's spacing survives
+    assert (stamps[-1] - stamps[0]) / (len(stamps) - 1) == pytest.approx(6000, rel=0.05)
+
+
+async def test_decoding_comes_back_when_asked_for(received: Received) -> None:
+    await received.until("video", 5)
+    received.taps["video"].set_demand(decoded=True, encoded=True)
+
+    async def decoded() -> None:
+        while received.decoded.get("video", 0) < 5:
+            received.changed.clear()
+            await received.changed.wait()
+
+    await asyncio.wait_for(decoded(), WAIT)
+    assert received.taps["video"].decoders_made == 1
+
+
+async def test_a_keyframe_request_brings_a_keyframe(received: Received) -> None:
+    video = await received.until("video", 20)
+    keys = sum(f.keyframe for f in video)
+    received.taps["video"].request_keyframe()
+    count = len(video)
+    later = await received.until("video", count + 20)
+    assert sum(f.keyframe for f in later[count:]) >= 1
+    assert keys == sum(f.keyframe for f in later[:count])
+
+
+async def test_sender_reports_put_audio_and_video_on_the_senders_clock(
+        received: Received) -> None:
+    await received.until("video", 45)  # 3 s: aiortc sends an SR every 0.5..1.5 s
+    video = [f for f in await received.until("video", 60) if f.ntp is not None]
+    audio = [f for f in await received.until("audio", 150) if f.ntp is not None]
+    assert received.taps["video"].sender_reports > 0
+    assert video
+    assert audio
+    # the publisher stamps both tracks from one clock starting at 0: NTP minus RTP time is
+    # one constant per track, and the same for both up to the encoders' delay
+    v_offsets = [f.ntp - f.seconds for f in video if f.ntp is not None]
+    a_offsets = [f.ntp - f.seconds for f in audio if f.ntp is not None]
+    assert max(v_offsets) - min(v_offsets) < 0.02
+    assert max(a_offsets) - min(a_offsets) < 0.02
+    assert abs(v_offsets[-1] - a_offsets[-1]) < 0.1
