@@ -65,6 +65,9 @@ class StartCapture:
     quality: Quality
     layout: Layout = Layout.COMPOSITE
     source: PullSource | None = None  # None: the room's WHIP publishers
+    # `source` only: keep every track's codec (Matroska takes VP8, H.264 and Opus), not only
+    # the format's; the live part of a deferred recording, never a user's file
+    as_received: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,18 @@ class CaptureFailed:
     frames: FrameCounts = FrameCounts()
 
 
+@dataclass(frozen=True)
+class RoomLost:
+    """The room's process ended without being asked to (crash, kill, codec segfault), or did
+    not finish in time when asked: nothing more comes from it. Sent by the room's owner, not
+    the room. ``recording_ids`` were still capturing or finalising there; their files are
+    as the kill left them. ``exitcode`` is the process's (negative: the signal)."""
+
+    recording_ids: tuple[str, ...]
+    exitcode: int | None
+
+
 RoomEvent = (
     TrackAdded | PublisherLeft | MediaStarted | CaptureProgress | CaptureFinished | CaptureFailed
+    | RoomLost
 )

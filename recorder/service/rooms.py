@@ -1,47 +1,111 @@
-"""The room sessions this node runs, one per room with publishers or recordings."""
+"""The room sessions this node runs, one per room with publishers or recordings.
+
+By default each room runs in a child process of its own (``settings.room_processes``,
+:mod:`recorder.room.remote`): Python's GIL caps a process at about one core of packet
+handling and codec work, and a crash in a codec must take down one room, not the node. With
+``room_processes`` off, or when a test hands in its own capture factory (which cannot cross
+a process boundary), rooms run in this process. The service cannot tell the difference: both
+answer the same commands with the same replies, refusals and events.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from aiortc import RTCIceServer
 
 from recorder.config.settings import Settings
-from recorder.room.messages import RoomCommand, RoomEvent, RoomReply
+from recorder.core.errors import NotFound
+from recorder.room.capture_run import CaptureFactory, media_capture
+from recorder.room.messages import (
+    Publish,
+    RoomCommand,
+    RoomEvent,
+    RoomReply,
+    StartCapture,
+    Unpublish,
+)
+from recorder.room.remote import RoomProcess
 from recorder.room.session import RoomConfig, RoomSession
+from recorder.room.wire import ProcessConfig
 
 logger = logging.getLogger(__name__)
 
 
-class RoomRegistry:
-    """Creates room sessions on demand and closes idle ones.
+class Room(Protocol):
+    @property
+    def publisher_count(self) -> int: ...
+    @property
+    def idle(self) -> bool: ...
+    async def handle(self, command: RoomCommand) -> RoomReply: ...
+    async def close(self) -> None: ...
 
-    Each session reports through `emit(room_id, event)`; the registry is the only place that
-    knows whether a room runs in this process (today) or in a child process (later).
+
+class RoomRegistry:
+    """Creates room sessions on demand, closes idle ones, and forgets dead ones.
+
+    Each session reports through `emit(room_id, event)`; a room process that dies reports
+    a final :class:`recorder.room.messages.RoomLost` the same way.
     """
 
-    def __init__(self, settings: Settings, emit: Callable[[str, RoomEvent], None]) -> None:
-        self._config = RoomConfig(
-            max_publishers=settings.max_publishers_per_room,
-            ice_servers=[
-                RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
-                for s in settings.ice_servers
-            ],
-        )
+    def __init__(self, settings: Settings, emit: Callable[[str, RoomEvent], None],
+                 capture_factory: CaptureFactory | None = None) -> None:
+        ice_servers = [RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+                       for s in settings.ice_servers]
+        self._config = RoomConfig(max_publishers=settings.max_publishers_per_room,
+                                  ice_servers=ice_servers,
+                                  capture_factory=capture_factory or media_capture)
+        self._processes = settings.room_processes and capture_factory is None
+        self._ice_host_addresses = list(settings.ice_host_addresses)
         self._emit = emit
-        self._rooms: dict[str, RoomSession] = {}
+        self._rooms: dict[str, Room] = {}
         self._busy: dict[str, int] = {}  # commands in flight per room: not idle meanwhile
+        self._closing: set[asyncio.Task[None]] = set()
 
-    def _room(self, room_id: str) -> RoomSession:
+    @property
+    def processes(self) -> bool:
+        """Whether rooms run in child processes."""
+        return self._processes
+
+    def pids(self) -> dict[str, int]:
+        """Room id -> the pid of its process (process mode; rooms still starting left out)."""
+        return {room_id: room.pid for room_id, room in self._rooms.items()
+                if isinstance(room, RoomProcess) and room.pid is not None}
+
+    def _room(self, room_id: str) -> Room:
         room = self._rooms.get(room_id)
         if room is None:
-            room = RoomSession(room_id, self._config, lambda event: self._emit(room_id, event))
+            if self._processes:
+                room = self._spawn(room_id)
+            else:
+                room = RoomSession(room_id, self._config,
+                                   lambda event: self._emit(room_id, event))
             self._rooms[room_id] = room
             logger.info("room %s: session opened", room_id)
         return room
 
+    def _spawn(self, room_id: str) -> RoomProcess:
+        config = ProcessConfig(
+            room_id=room_id,
+            max_publishers=self._config.max_publishers,
+            ice_servers=list(self._config.ice_servers),
+            ice_host_addresses=self._ice_host_addresses,
+            log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+        )
+        process = RoomProcess(config, lambda event: self._emit(room_id, event), self._exited)
+        process.start()
+        return process
+
+    def _exited(self, process: RoomProcess) -> None:
+        if self._rooms.get(process.room_id) is process:
+            del self._rooms[process.room_id]
+
     async def send(self, room_id: str, command: RoomCommand) -> RoomReply:
+        if room_id not in self._rooms and not isinstance(command, Publish | StartCapture):
+            raise _absent(room_id, command)  # no room to start just to say so
         room = self._room(room_id)
         self._busy[room_id] = self._busy.get(room_id, 0) + 1
         try:
@@ -55,13 +119,31 @@ class RoomRegistry:
         for room_id, room in list(self._rooms.items()):
             if room.idle and room_id not in self._busy:
                 del self._rooms[room_id]
-                await room.close()
+                if isinstance(room, RoomProcess):  # its exit takes a moment: not on the timer
+                    task = asyncio.create_task(room.close())
+                    self._closing.add(task)
+                    task.add_done_callback(self._closing.discard)
+                else:
+                    await room.close()
                 logger.info("room %s: session closed (idle)", room_id)
 
     async def close(self) -> None:
+        """Close every room (files finalised; a process that does not exit in time is
+        killed) and wait for rooms already closing."""
         rooms, self._rooms = self._rooms, {}
-        for room in rooms.values():
-            await room.close()
+        results = await asyncio.gather(*(room.close() for room in rooms.values()),
+                                       *self._closing, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                logger.error("a room did not close cleanly: %r", result)
 
     def publisher_count(self) -> int:
         return sum(room.publisher_count for room in self._rooms.values())
+
+
+def _absent(room_id: str, command: RoomCommand) -> NotFound:
+    """What the room itself would answer to a command about something it never had."""
+    if isinstance(command, Unpublish):
+        return NotFound(f"no publisher session {command.session_id} in room {room_id}")
+    recording_id = getattr(command, "recording_id", "?")
+    return NotFound(f"recording {recording_id} is not capturing in room {room_id}")

@@ -1,0 +1,12 @@
+"""``python -m recorder.room``: a room process (see :mod:`recorder.room.process`).
+
+The entry point lives here so that the process module keeps its own name in log lines.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from recorder.room.process import main
+
+sys.exit(main())

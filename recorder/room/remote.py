@@ -1,0 +1,264 @@
+"""recorderd's side of one room process: spawn it, talk to it, notice when it dies.
+
+:class:`RoomProcess` answers like :class:`recorder.room.session.RoomSession` (``handle``,
+``close``, ``publisher_count``, ``idle``), so the registry treats both alike. Commands go
+out as numbered requests; the reply with the same number settles the caller's future, and a
+refusal is raised again as the class the room raised.
+
+What the room holds (answered publishers, recordings capturing or finalising) is learnt from
+the same stream, in order: a reply to ``Publish``/``StartCapture``/``CancelCapture`` and the
+events ``PublisherLeft``/``CaptureFinished``/``CaptureFailed``. The stream is ordered, so this
+copy is exact, and it is what makes a death useful: the recordings still listed when the
+socket reaches EOF are the ones the process took down with it, reported in one
+:class:`~recorder.room.messages.RoomLost` after the process is reaped. Commands still waiting
+then fail with 503 instead of hanging.
+
+The child is started with ``asyncio.create_subprocess_exec`` (a fresh interpreter, never a
+fork of this threaded event loop) and receives its end of a socketpair through ``pass_fds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from recorder.core.errors import RecorderError, Unavailable
+from recorder.room import messages as msg
+from recorder.room.channel import Channel, ChannelError
+from recorder.room.wire import Event, ProcessConfig, Ready, Refusal, Reply, Request, Shutdown
+
+logger = logging.getLogger(__name__)
+
+START_TIMEOUT_SECONDS = 60.0  # a safety net: an interpreter with aiortc and PyAV loads in ~1 s
+CLOSE_TIMEOUT_SECONDS = 30.0  # finalising what is left; then the process is killed
+CHILD_MODULE = "recorder.room"  # its __main__ runs recorder.room.process
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class RoomProcess:
+    def __init__(self, config: ProcessConfig, emit: Callable[[msg.RoomEvent], None],
+                 on_exit: Callable[[RoomProcess], None]) -> None:
+        """`emit` gets the room's events (and a final RoomLost); `on_exit` is called once the
+        process is reaped, whatever the reason."""
+        self.room_id = config.room_id
+        self._config = config
+        self._emit = emit
+        self._on_exit = on_exit
+        self._proc: asyncio.subprocess.Process | None = None
+        self._channel: Channel | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[msg.RoomCommand, asyncio.Future[msg.RoomReply]]] = {}
+        self._publishers: dict[str, str] = {}  # session id -> publisher id
+        self._recordings: set[str] = set()
+        self._closing = False
+        self._exited = asyncio.Event()
+        self.exitcode: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def publisher_count(self) -> int:
+        return len(self._publishers)
+
+    @property
+    def idle(self) -> bool:
+        """No publishers, no recordings and no command in flight: it may be closed."""
+        return not self._publishers and not self._recordings and not self._pending
+
+    @property
+    def alive(self) -> bool:
+        return not self._exited.is_set()
+
+    def start(self) -> None:
+        """Spawn the process in the background; commands wait for it to be ready."""
+        if self._starting is None:
+            self._starting = asyncio.create_task(self._start())
+
+    async def handle(self, command: msg.RoomCommand) -> msg.RoomReply:
+        """Send one command and wait for its reply; refusals raise the room's RecorderError."""
+        self.start()
+        assert self._starting is not None
+        await asyncio.shield(self._starting)
+        if self._closing or self._exited.is_set() or self._channel is None:
+            raise Unavailable(f"room {self.room_id} is closing")
+        request_id = next(self._ids)
+        future: asyncio.Future[msg.RoomReply] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
+        self._pending[request_id] = (command, future)
+        self._channel.send(Request(request_id, command))
+        # Shielded: a caller that gives up must not lose the reply, whose bookkeeping (a
+        # publisher, a recording) keeps the room from being closed under its media.
+        return await asyncio.shield(future)
+
+    async def close(self, grace: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        """Ask the room to finalise and exit; kill it after `grace` s. Safe to call twice."""
+        self._closing = True
+        if self._starting is None:
+            return
+        with contextlib.suppress(RecorderError):
+            await asyncio.shield(self._starting)
+        if self._proc is None:
+            return
+        if self._channel is not None and not self._exited.is_set():
+            self._channel.send(Shutdown())
+        try:
+            await asyncio.wait_for(self._exited.wait(), grace)
+        except TimeoutError:
+            logger.error("room %s: process %d did not exit within %g s: killed", self.room_id,
+                         self._proc.pid, grace)
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            await self._exited.wait()
+
+    async def kill(self) -> None:
+        """SIGKILL the process and wait until it is reaped (tests, and a stuck room)."""
+        if self._proc is not None and not self._exited.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            await self._exited.wait()
+
+    # ---- start ---------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        began = time.monotonic()
+        ours, theirs = socket.socketpair()
+        try:
+            try:
+                self._proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", CHILD_MODULE, "--fd", str(theirs.fileno()),
+                    f"--room={self.room_id}", pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL)
+            finally:
+                theirs.close()  # the child holds it now; ours must not keep it open
+        except OSError as exc:
+            ours.close()
+            self._exited.set()
+            self._on_exit(self)
+            raise Unavailable(f"room {self.room_id}: no process could be started: {exc}") \
+                from exc
+        self._channel = await Channel.open(ours)
+        self._channel.send(self._config)
+        try:
+            ready = await asyncio.wait_for(self._channel.receive(), START_TIMEOUT_SECONDS)
+        except (TimeoutError, ChannelError):
+            ready = None
+        if not isinstance(ready, Ready):
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            code = await self._proc.wait()
+            await self._channel.close()
+            self.exitcode = code
+            self._exited.set()
+            self._on_exit(self)
+            raise Unavailable(f"room {self.room_id}: its process did not start "
+                              f"({describe_exit(code)})")
+        logger.info("room %s: process %d started in %.2f s", self.room_id, ready.pid,
+                    time.monotonic() - began)
+        self._reader = asyncio.create_task(self._read())
+
+    # ---- the stream from the room --------------------------------------------------------
+
+    async def _read(self) -> None:
+        assert self._channel is not None
+        assert self._proc is not None
+        try:
+            while (message := await self._channel.receive()) is not None:
+                self._dispatch(message)
+        except ChannelError as exc:
+            logger.error("room %s: process %d sent garbage (%s): killed", self.room_id,
+                         self._proc.pid, exc)
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+        code = await self._proc.wait()
+        await self._channel.close()
+        self.exitcode = code
+        self._ended(code)
+
+    def _dispatch(self, message: object) -> None:
+        if isinstance(message, Event):
+            self._track(message.event)
+            self._emit(message.event)
+        elif isinstance(message, Reply | Refusal):
+            entry = self._pending.pop(message.id, None)
+            if entry is None:
+                return
+            command, future = entry
+            if isinstance(message, Reply):
+                self._track_reply(command)
+                if not future.done():
+                    future.set_result(message.reply)
+            elif not future.done():
+                future.set_exception(message.error.to_exception())
+        else:
+            logger.warning("room %s: unexpected %s from the room process", self.room_id,
+                           type(message).__name__)
+
+    def _track(self, event: msg.RoomEvent) -> None:
+        if isinstance(event, msg.PublisherLeft):
+            self._publishers.pop(event.session_id, None)
+        elif isinstance(event, msg.CaptureFinished | msg.CaptureFailed):
+            self._recordings.discard(event.recording_id)
+
+    def _track_reply(self, command: msg.RoomCommand) -> None:
+        if isinstance(command, msg.Publish):
+            self._publishers[command.session_id] = command.publisher_id
+        elif isinstance(command, msg.StartCapture):
+            self._recordings.add(command.recording_id)
+        elif isinstance(command, msg.CancelCapture):
+            self._recordings.discard(command.recording_id)
+
+    def _ended(self, code: int) -> None:
+        """The process is reaped: fail what waits, report what it took down, let go."""
+        how = describe_exit(code)
+        failure = Unavailable(f"room {self.room_id}: its process ended ({how})")
+        for _, future in self._pending.values():
+            if not future.done():
+                future.set_exception(failure)
+        self._pending.clear()
+        lost = tuple(sorted(self._recordings))
+        expected = self._closing and code == 0 and not lost
+        if expected:
+            logger.info("room %s: process %d exited", self.room_id, self._pid_or_zero())
+        else:
+            logger.error("room %s: process %d ended (%s) with %d recording(s): %s", self.room_id,
+                         self._pid_or_zero(), how, len(lost), ", ".join(lost) or "none")
+        for session_id, publisher_id in sorted(self._publishers.items()):
+            self._emit(msg.PublisherLeft(session_id, publisher_id))
+        self._publishers.clear()
+        self._recordings.clear()
+        if not expected:
+            self._emit(msg.RoomLost(lost, code))
+        self._exited.set()
+        self._on_exit(self)
+
+    def _pid_or_zero(self) -> int:
+        return self._proc.pid if self._proc is not None else 0
+
+
+def _retrieve(future: asyncio.Future[msg.RoomReply]) -> None:
+    """A reply nobody awaits any more (its caller was cancelled) must not be logged as a
+    never-retrieved exception."""
+    if not future.cancelled():
+        future.exception()
