@@ -23,6 +23,7 @@ from recorder.core.errors import Unavailable
 from recorder.logs import configure_logging
 from recorder.notify import Notifier
 from recorder.rtc.ice import restrict_host_addresses
+from recorder.service.cluster import Cluster
 from recorder.service.playback import PlaybackService
 from recorder.service.recordings import RecordingService
 from recorder.state import KeySpace, NodeInfo, StateStore, connect
@@ -86,8 +87,11 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
     url_secret = settings.url_signing_secret or settings.jwt_secret or dev_secret or ""
     playback = PlaybackService(settings, store, redis, url_secret)
     outbox = WebhookOutbox(redis, store.keys)
+    cluster = None if settings.embedded else Cluster(
+        settings, redis, store, service, lambda node_id: UploadQueue(redis, store.keys, node_id))
     app = build_app(service, auth, settings, metrics, uploads=service, playback=playback,
-                    webhook_admin=outbox, status_feed=EventFeed(redis, store.keys))
+                    webhook_admin=outbox, status_feed=EventFeed(redis, store.keys),
+                    locator=cluster.placement if cluster is not None else None)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -106,7 +110,9 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
             notifier.ready(f"listening on {settings.public_url}")
             watchdog = group.create_task(_watchdog(notifier, store, service))
             heartbeat = group.create_task(_heartbeat(settings, store, service, started_at))
-            gauges = group.create_task(_gauges(settings, store, metrics, redis, outbox))
+            gauges = group.create_task(_gauges(settings, store, metrics, redis, outbox,
+                                               service))
+            duties = group.create_task(cluster.run()) if cluster is not None else None
             if settings.embedded:  # no shared store: this process is the node's worker
                 group.create_task(serve_uploads(settings, redis, store, uploads_stop))
             await stop.wait()
@@ -114,6 +120,9 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
             notifier.stopping(f"draining {service.active_count} active recording(s)")
             forced = await _drain(service, settings.drain_seconds, loop)
             uploads_stop.set()
+            if duties is not None and cluster is not None:
+                duties.cancel()
+                await cluster.close()
             heartbeat.cancel()
             watchdog.cancel()
             gauges.cancel()
@@ -162,12 +171,18 @@ def _announce(settings: Settings, dev_secret: str | None) -> None:
 
 
 async def _gauges(settings: Settings, store: StateStore, metrics: Metrics,
-                  redis: aioredis.Redis, outbox: WebhookOutbox) -> None:
+                  redis: aioredis.Redis, outbox: WebhookOutbox,
+                  service: RecordingService) -> None:
     """Disk, upload-queue and webhook gauges of /metrics, refreshed with the heartbeat."""
     queue = UploadQueue(redis, store.keys, settings.node)
     configured = [settings.webhook_url] if settings.webhook_url else []
     while True:
+        metrics.set_active_recordings(service.active_count)
+        metrics.observe_frames({rid: (f.received, f.dropped)
+                                for rid, f in service.live_frames().items()})
         try:
+            metrics.set_cluster_active(len(await store.active_ids()))
+            metrics.set_upload_queue_age(await queue.oldest_age())
             usage = await asyncio.to_thread(disk_usage, settings.storage)
             metrics.set_storage(usage.free_bytes, usage.used_bytes)
             metrics.set_upload_queue(*await queue.depth())

@@ -37,6 +37,8 @@ from recorder.api.context import (
     WEBHOOKS,
 )
 from recorder.api.cors import cors_middleware
+from recorder.api.forwarding import Locator
+from recorder.api.forwarding import install as install_forwarding
 from recorder.api.inputs import JSON_LIMIT
 from recorder.api.metrics import Metrics
 from recorder.api.problems import problems_middleware
@@ -80,7 +82,10 @@ def build_app(
     service: RecordingsService, auth: Authenticator, settings: Settings, metrics: Metrics,
     uploads: UploadsService | None = None, playback: PlaybackService | None = None,
     webhook_admin: WebhookAdmin | None = None, status_feed: StatusFeed | None = None,
+    locator: Locator | None = None,
 ) -> web.Application:
+    """`locator` (several nodes on one store) sends requests for another node's rooms and
+    recordings there; without it every request acts on this node."""
     app = web.Application(
         middlewares=[timing_middleware, cors_middleware(settings.cors_origins),
                      problems_middleware],
@@ -98,6 +103,8 @@ def build_app(
         app[WEBHOOKS] = webhook_admin
     if status_feed is not None:
         app[EVENTS] = status_feed
+    if locator is not None:
+        install_forwarding(app, locator)
     events.install(app)
     routes = all_routes()
     register(app, routes)

@@ -56,6 +56,18 @@ class Metrics:
         self.upload_queue_depth = Gauge(
             "recorder_upload_queue_depth",
             "Upload jobs of this node not finished yet (waiting or being worked on)", registry=r)
+        self.upload_queue_age = Gauge(
+            "recorder_upload_queue_oldest_age_seconds",
+            "How long the oldest unfinished upload job of this node has waited", registry=r)
+        self.cluster_active_recordings = Gauge(
+            "recorder_cluster_active_recordings",
+            "Recordings pending, recording or paused on all nodes sharing the Redis",
+            registry=r)
+        self.requests_forwarded = Counter(
+            "recorder_requests_forwarded",
+            "Requests for another node's room or recording, by how (forward or redirect)",
+            ["how"], registry=r)
+        self._frames_seen: dict[str, tuple[int, int]] = {}
         self.upload_jobs_in_progress = Gauge(
             "recorder_upload_jobs_in_progress",
             "Upload jobs of this node delivered to a worker and not finished", registry=r)
@@ -112,6 +124,23 @@ class Metrics:
     def count_frames(self, received: int, dropped: int) -> None:
         self.frames_received.inc(received)
         self.frames_dropped.inc(dropped)
+
+    def observe_frames(self, latest: dict[str, tuple[int, int]]) -> None:
+        """Count what running recordings reported since the last look: `latest` maps a
+        recording id to its (received, dropped) totals so far."""
+        for recording_id, (received, dropped) in latest.items():
+            seen_received, seen_dropped = self._frames_seen.get(recording_id, (0, 0))
+            self.count_frames(max(0, received - seen_received), max(0, dropped - seen_dropped))
+        self._frames_seen = dict(latest)
+
+    def set_cluster_active(self, count: int) -> None:
+        self.cluster_active_recordings.set(count)
+
+    def set_upload_queue_age(self, seconds: float) -> None:
+        self.upload_queue_age.set(seconds)
+
+    def request_forwarded(self, how: str) -> None:
+        self.requests_forwarded.labels(how).inc()
 
     def set_storage(self, free_bytes: int, used_bytes: int) -> None:
         self.storage_free_bytes.set(free_bytes)

@@ -15,10 +15,11 @@ from aiohttp import hdrs, web
 from pydantic import BaseModel, ConfigDict, Field
 
 from recorder.api.context import AUTH, METRICS, PLAYBACK, SERVICE
+from recorder.api.forwarding import by_recording, by_room
 from recorder.api.routing import Route, body_of, caller_of, query_of
 from recorder.api.schemas import RecordingList
 from recorder.core.access import Caller
-from recorder.core.errors import Forbidden, InvalidInput, LimitReached, NotFound
+from recorder.core.errors import Draining, Forbidden, InvalidInput, LimitReached, NotFound
 from recorder.core.models import RecordingState, StartRequest, Status
 from recorder.core.presets import Format, Quality
 
@@ -88,6 +89,9 @@ async def start(request: web.Request) -> web.StreamResponse:
     except LimitReached as exc:
         metrics.admission_refused(exc.limit)
         logger.info("room %s: start by %s refused: %s", room_id, caller.user_id, exc.detail)
+        raise
+    except Draining:
+        metrics.admission_refused("draining")
         raise
     metrics.recording_started(state.format, state.quality)
     response = state_response(state, 201)
@@ -176,19 +180,19 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", ROOM + "/recording/start", start, "startRecording", "Start a recording",
           "recordings", query=StartQuery, body=StartRequest, response=RecordingState,
           success=201, success_headers=("Location",),
-          errors=(403, 404, 409, 422, 429, 502, 503),
+          errors=(403, 404, 409, 422, 429, 502, 503), locate=by_room,
           description="Query values fill what the body leaves out; a disagreement is 400. "
           "With a pull source the answer waits for the upstream; 502 if it fails (the "
           "recording is stored as failed; the problem names it and the upstream status)."),
     Route("POST", RECORDING + "/stop", stop, "stopRecording", "Stop a recording",
-          "recordings", response=RecordingState, errors=_STATE_ERRORS),
+          "recordings", response=RecordingState, errors=_STATE_ERRORS, locate=by_recording),
     Route("POST", RECORDING + "/pause", pause, "pauseRecording", "Pause a recording",
-          "recordings", response=RecordingState, errors=_STATE_ERRORS),
+          "recordings", response=RecordingState, errors=_STATE_ERRORS, locate=by_recording),
     Route("POST", RECORDING + "/resume", resume, "resumeRecording", "Resume a recording",
-          "recordings", response=RecordingState, errors=_STATE_ERRORS),
+          "recordings", response=RecordingState, errors=_STATE_ERRORS, locate=by_recording),
     Route("DELETE", RECORDING, cancel, "cancelRecording",
           "Cancel a recording: stop it and delete its files", "recordings",
-          response=RecordingState, errors=_STATE_ERRORS),
+          response=RecordingState, errors=_STATE_ERRORS, locate=by_recording),
     Route("GET", RECORDING + "/status", status, "getRecording", "A recording's state",
           "recordings", response=RecordingState, errors=(403, 404, 503)),
     Route("GET", ROOM + "/recordings", list_room, "listRoomRecordings",

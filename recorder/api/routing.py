@@ -17,6 +17,7 @@ from aiohttp import hdrs, web
 from pydantic import BaseModel, Field, StringConstraints, TypeAdapter, ValidationError
 
 from recorder.api.context import AUTH, BODY, CALLER, QUERY, TEXT
+from recorder.api.forwarding import Locate, elsewhere
 from recorder.api.inputs import JSON_LIMIT, SDP_LIMIT, invalid, parse_query, read_json, read_text
 from recorder.core.access import Caller
 
@@ -61,6 +62,8 @@ class Route:
     success_headers: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()  # beyond those the row implies (400, 401, 413, 415)
     description: str = ""
+    locate: Locate | None = None  # where it acts when another node owns its room
+    redirect: bool = False  # 307 (not forwarded) when the request has no Origin
 
     @property
     def path_params(self) -> list[str]:
@@ -98,6 +101,11 @@ def _guard(route: Route) -> Handler:
                 raise invalid(exc, f"path.{name}") from exc
         if route.query is not None:
             request[QUERY] = parse_query(request, route.query)
+        if route.locate is not None:
+            limit = SDP_LIMIT if route.text_body is not None else JSON_LIMIT
+            moved = await elsewhere(request, route.locate, route.redirect, limit)
+            if moved is not None:
+                return moved
         if route.body is not None:
             request[BODY] = await read_json(request, route.body, JSON_LIMIT)
         if route.text_body is not None:

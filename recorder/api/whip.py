@@ -16,6 +16,7 @@ from multidict import CIMultiDict
 from pydantic import BaseModel, ConfigDict
 
 from recorder.api.context import METRICS, SERVICE, SETTINGS
+from recorder.api.forwarding import by_room, by_session
 from recorder.api.routing import Route, caller_of, query_of, text_of
 from recorder.config.settings import IceServer
 
@@ -99,11 +100,15 @@ ROUTES: tuple[Route, ...] = (
           query=WhipQuery, text_body=SDP, text_example=OFFER_EXAMPLE, response_media=(SDP,),
           success=201,
           success_headers=("Location", "ETag", "Link"), errors=(403, 404, 422, 503),
-          description="Body: an SDP offer. `?role=screen` marks a screen share."),
+          locate=by_room, redirect=True,
+          description="Body: an SDP offer. `?role=screen` marks a screen share. A room "
+          "another node owns: 307 to that node, or, with an `Origin` header (browsers), "
+          "the request is forwarded there and its answer returned."),
     Route("DELETE", SESSION, unpublish, "whipUnpublish", "End a WHIP session", "whip",
-          response_media=(), errors=(403, 404, 503)),
+          response_media=(), errors=(403, 404, 503), locate=by_session),
     Route("PATCH", SESSION, patch, "whipPatch", "Trickle ICE and ICE restart (unsupported)",
-          "whip", auth=False, response_media=(), success=405, errors=()),
+          "whip", auth=False, response_media=(), success=405, errors=(),
+          locate=by_session),
     Route("OPTIONS", ROOM, options, "whipOptions", "WHIP capabilities (and CORS preflight)",
           "whip", auth=False, response_media=(), success=204, success_headers=("Accept-Post",)),
 )

@@ -108,6 +108,16 @@ class UploadQueue:
                 return length, 0
         return length, int(pending.get("pending", 0)) if isinstance(pending, dict) else 0
 
+    async def oldest_age(self) -> float:
+        """Seconds the oldest unfinished entry has waited (0 when none); the entry id is
+        the time it was queued."""
+        with store_errors():
+            entries: Any = await self._redis.xrange(self.key, count=1)
+        if not entries:
+            return 0.0
+        queued_ms = int(str(entries[0][0]).split("-")[0])
+        return max(0.0, datetime.now(UTC).timestamp() - queued_ms / 1000)
+
     # ---- consumers --------------------------------------------------------------------------
 
     async def read(self, consumer: str, block_ms: int) -> tuple[str, UploadJob | None] | None:

@@ -43,6 +43,10 @@ class KeySpace:
     def processing(self, node_id: str) -> str:
         return f"{self.prefix}processing:{node_id}"
 
+    def processing_pattern(self) -> str:
+        """SCAN pattern of every node's `processing:` set (orphan takeover reads them all)."""
+        return f"{_glob_escape(self.prefix)}processing:*"
+
     def node(self, node_id: str) -> str:
         return f"{self.prefix}node:{node_id}"
 
