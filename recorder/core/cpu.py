@@ -12,9 +12,9 @@ that is too low drops frames and one that is too high only refuses a start early
 - taking in one passthrough publisher (aiortc's packet path only, no decoding): 0.06.
 
 `composite` encodes one picture whatever the publishers; `tracks` encodes one per
-publisher; `source` (and `transcode: deferred`, which records passthrough live) encodes
-nothing live. A recording with no publisher yet is priced as if one had joined: that one is
-what it waits for.
+publisher; `source` encodes nothing live, and neither does `transcode: deferred`, which
+keeps every publisher as received until the stop. A recording with no publisher yet is
+priced as if one had joined: that one is what it waits for.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ PASSTHROUGH_PUBLISHER_CORES = 0.06
 def recording_cores(quality: Quality, layout: Layout, deferred: bool, publishers: int) -> float:
     """Cores one live recording of `publishers` publishers keeps busy."""
     n = max(1, publishers)
-    if deferred or quality is Quality.SOURCE:
+    if deferred:  # live, every publisher is kept as received, whatever the layout after
+        return PASSTHROUGH_PUBLISHER_CORES * n
+    if quality is Quality.SOURCE:
         # source + composite records one publisher (SPEC 6); tracks keeps each one
         return PASSTHROUGH_PUBLISHER_CORES * (n if layout is Layout.TRACKS else 1)
     encode = ENCODE_CORES[quality]

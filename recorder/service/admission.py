@@ -65,11 +65,10 @@ def _initial_state(settings: Settings, caller: Caller, room_id: str, request: St
     s = settings
     fmt = request.format or s.default_format
     quality = request.quality or s.default_quality
-    if quality not in PRESETS:
-        raise InvalidInput(f"quality {quality.value!r} is not available for live recording "
-                           "on this node yet; choose low, medium or high")
-    if request.transcode not in (None, Transcode.LIVE):
-        raise InvalidInput("transcode 'deferred' is not available on this node yet")
+    transcode = request.transcode or Transcode.LIVE
+    if transcode is Transcode.DEFERRED and quality not in PRESETS:
+        raise InvalidInput("transcode 'deferred' makes a preset (low, medium, high or ultra); "
+                           "quality 'source' is recorded as received without it")
     target = request.upload or s.upload_target
     missing = s.upload_target_missing(target)
     if missing:
@@ -95,7 +94,7 @@ def _initial_state(settings: Settings, caller: Caller, room_id: str, request: St
     return RecordingState(
         recording_id=recording_id, room_id=room_id, user_id=caller.user_id,
         node_id=s.node, format=fmt, quality=quality, quality_settings=quality_settings(quality),
-        layout=layout, transcode=Transcode.LIVE, storage_backend=target,
+        layout=layout, transcode=transcode, storage_backend=target,
         local_path=str(s.storage / recording_id), file_name=file_name,
         upload=Upload(target=target), created_at=lifecycle.now(),
         max_duration_seconds=max_duration, metadata=request.metadata,

@@ -1,0 +1,237 @@
+"""A deferred transcode: a recording's live (passthrough) files through the live capture.
+
+Design note. The files a live ``tracks`` recording at ``source`` quality left (one per
+publisher, each with the media time it starts at) are decoded and replayed into the very
+:class:`recorder.media.capture.Capture` a live recording uses, so the grid, the letterbox,
+the mixer, the constant frame rate and the encoders are the live ones: there is no second
+pipeline to keep in step. Only time differs. The capture reads a *virtual* clock that this
+module moves in small steps, and each step waits until every encoder thread has emitted
+up to it before the next frames go in. That is back-pressure instead of real time: the
+capture's bounded inboxes never fill, so nothing is dropped however slow the encoders are
+(a 4K60 encode on two cores runs many times slower than real time), and nothing waits
+when they are fast.
+
+Every frame enters at its place on the recording's timeline (``offset`` of its file plus
+its own time in the file), which is exactly the arrival time a live capture would have
+seen with a perfect network, so sender spacing and A/V alignment carry over unchanged.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import av
+from av.audio.frame import AudioFrame
+from av.video.frame import VideoFrame
+
+from recorder.core.errors import MediaError
+from recorder.core.presets import PRESETS, Layout
+from recorder.media.capture import Capture, CaptureResult, CaptureSpec
+from recorder.media.sources import Publisher
+from recorder.media.transcode_job import OutputResult, SourceFile, TranscodeJob
+
+logger = logging.getLogger(__name__)
+
+# How far the virtual clock moves before the encoders must catch up: a few frames per
+# source, well inside the capture's inboxes (32 pictures per source, 1024 audio frames).
+STEP_SECONDS: Final = 0.1
+POLL_SECONDS: Final = 0.002
+PROGRESS_LOG_SECONDS: Final = 10.0
+_DECODE_TRIES: Final = 16
+
+Frame = AudioFrame | VideoFrame
+
+
+class VirtualClock:
+    """The capture's monotonic clock, moved by the transcoder instead of by time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class _Stream:
+    """One track of one live file, decoded lazily in presentation order."""
+
+    source_id: str
+    kind: str
+    publisher: Publisher
+    end: float  # recording media time the file spans to
+    frames: Iterator[tuple[float, Frame]]
+    added: bool = False
+    exhausted: bool = False
+    removed: bool = False
+
+
+@dataclass(order=True)
+class _Next:
+    at: float
+    seq: int
+    frame: Frame = field(compare=False)
+    stream: _Stream = field(compare=False)
+
+
+def transcode(job: TranscodeJob) -> tuple[CaptureResult, float]:
+    """Write the job's outputs; returns the capture's result and the media time of its
+    first frame on the files' timeline. Blocking (run it in a child process). Raises
+    MediaError; outputs of a failed run are deleted."""
+    rid = job.recording_id
+    if job.quality not in PRESETS:
+        raise MediaError(f"quality {job.quality.value!r} is not a transcode preset")
+    if not job.sources:
+        raise MediaError("no live file to transcode")
+    directory = Path(job.directory)
+    path = directory / job.output_name() if job.layout is Layout.COMPOSITE else directory
+    clock = VirtualClock()
+    capture = Capture(CaptureSpec(rid, path, job.format, job.quality, job.layout),
+                      clock=clock, latency=0.0)
+    try:
+        first = _replay(job, capture, clock)
+        result = capture.stop()
+    except BaseException:
+        capture.abort()
+        raise
+    return result, first
+
+
+def _replay(job: TranscodeJob, capture: Capture, clock: VirtualClock) -> float:
+    rid = job.recording_id
+    fps = PRESETS[job.quality].fps
+    slack = 2.0 / fps  # the video thread emits whole slots, the audio one 20 ms blocks
+    streams = [s for source in job.sources for s in _open_streams(source)]
+    heap: list[_Next] = []
+    seq = 0
+
+    def refill(stream: _Stream) -> None:
+        nonlocal seq
+        item = next(stream.frames, None)
+        if item is None:
+            stream.exhausted = True
+            return
+        seq += 1
+        heapq.heappush(heap, _Next(item[0], seq, item[1], stream))
+
+    for stream in streams:
+        refill(stream)
+    if not heap:
+        raise MediaError("the live files hold no decodable frame")
+    first = heap[0].at
+    end = first + job.duration_seconds if job.duration_seconds > 0 else None
+    clock.now = first
+    logged = first
+
+    def advance(to: float) -> None:
+        clock.now = to
+        target = capture.media_seconds - slack
+        while capture.encoded_seconds < target:
+            if capture.error is not None:
+                raise MediaError(capture.error)
+            time.sleep(POLL_SECONDS)
+        if capture.error is not None:
+            raise MediaError(capture.error)
+        for stream in streams:  # a publisher whose file ended leaves the picture
+            if stream.added and stream.exhausted and not stream.removed \
+                    and stream.end <= clock.now:
+                stream.removed = True
+                capture.remove_source(stream.source_id)
+
+    last = first
+    while heap:
+        item = heapq.heappop(heap)
+        stream = item.stream
+        refill(stream)
+        if end is not None and item.at >= end:
+            continue  # after the stop: the live recording ended before it
+        while item.at > clock.now + STEP_SECONDS:
+            advance(clock.now + STEP_SECONDS)
+        if not stream.added:
+            stream.added = True
+            capture.add_source(stream.source_id, stream.kind, stream.publisher)
+        capture.push(stream.source_id, item.frame, item.at)
+        last = max(last, item.at)
+        if item.at - logged >= PROGRESS_LOG_SECONDS:
+            logged = item.at
+            logger.info("recording %s: transcoded %.1f s of %.1f s", rid, item.at - first,
+                        job.duration_seconds)
+    stop_at = end if end is not None else last + 1.0 / fps
+    while clock.now + STEP_SECONDS < stop_at:
+        advance(clock.now + STEP_SECONDS)
+    advance(stop_at)
+    return first
+
+
+def _open_streams(source: SourceFile) -> list[_Stream]:
+    """The file's video and audio as separate lazily decoded streams (each in order)."""
+    path = Path(source.path)
+    try:
+        with av.open(str(path)) as container:
+            kinds = [kind for kind, streams in (("video", container.streams.video),
+                                                ("audio", container.streams.audio)) if streams]
+    except (av.FFmpegError, OSError) as exc:
+        raise MediaError(f"cannot read live file {path.name}: {exc}") from exc
+    publisher = Publisher(source.publisher_id, source.publisher_id, source.role)
+    end = source.offset_seconds + source.duration_seconds
+    return [_Stream(f"{source.publisher_id}/{kind}", kind, publisher, end,
+                    _decode(path, kind, source.offset_seconds)) for kind in kinds]
+
+
+def _decode(path: Path, kind: str, offset: float) -> Iterator[tuple[float, Frame]]:
+    """(recording media time, frame) of one track of a live file, in order.
+
+    A packet that does not decode (a loss the live side could not mend) is skipped, as a
+    live decoder would; times never go back, so the merge across files stays ordered.
+    """
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0] if kind == "video" else container.streams.audio[0]
+        last = float("-inf")
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as exc:
+                logger.info("%s: a %s packet did not decode: %s", path.name, kind, exc)
+                continue
+            for frame in frames:
+                if not isinstance(frame, (AudioFrame, VideoFrame)) or frame.time is None:
+                    continue
+                at = max(last, offset + float(frame.time))
+                last = at
+                yield at, frame
+
+
+def describe_output(path: Path, kind: str, duration: float, offset: float) -> OutputResult:
+    """Read a finished output back: it exists, it decodes, and what a player sees."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video or not container.streams.audio:
+                raise MediaError(f"{path.name} lacks a video or an audio stream")
+            video = container.streams.video[0]
+            audio = container.streams.audio[0]
+            pictures = 0
+            samples = 0.0
+            decoded = False
+            for packet in container.demux(video, audio):
+                if packet.size == 0:
+                    continue
+                if packet.stream.type == "video":
+                    pictures += 1
+                    if not decoded and pictures <= _DECODE_TRIES:  # threads delay output
+                        decoded = bool(packet.decode())
+                else:
+                    samples += float((packet.duration or 0) * packet.time_base)
+            if pictures and not decoded:
+                raise MediaError(f"{path.name}: no picture decodes")
+            width, height = video.codec_context.width, video.codec_context.height
+            fps = float(video.average_rate or video.guessed_rate or 0)
+    except (av.FFmpegError, OSError) as exc:
+        raise MediaError(f"cannot read {path.name} back: {exc}") from exc
+    return OutputResult(str(path), kind, duration, offset, width, height, fps, pictures,
+                        round(samples, 3))
