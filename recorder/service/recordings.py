@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import shutil
 import uuid
 from collections import Counter
@@ -26,6 +27,7 @@ from recorder.config.settings import Settings
 from recorder.core import lifecycle
 from recorder.core.access import Caller
 from recorder.core.errors import (
+    Draining,
     Forbidden,
     InvalidTransition,
     NotFound,
@@ -42,12 +44,15 @@ from recorder.core.models import (
     Status,
     StopReason,
     TrackInfo,
+    Transcode,
     UploadState,
     UploadTarget,
 )
 from recorder.room import messages as msg
+from recorder.room.remote import describe_exit
 from recorder.service.admission import new_recording
 from recorder.service.budget import node_cost, publisher_cost, recording_cost
+from recorder.service.deferred import DeferredTranscodes, is_live_capture, live_capture
 from recorder.service.recovery import OrphanRecovery
 from recorder.service.rooms import RoomRegistry
 from recorder.state.jobs import UploadQueue
@@ -93,6 +98,8 @@ class RecordingService:
         self._whip: dict[str, WhipSession] = {}
         self._reserved: dict[str, float] = {}  # cores of starts being admitted
         self._tasks: set[asyncio.Task[None]] = set()
+        self._deferred = DeferredTranscodes(settings.deferred_concurrency,
+                                            self._describe_and_complete, self._fail)
         self.draining = False
 
     # ---- lifecycle of the service itself --------------------------------------------------
@@ -106,6 +113,7 @@ class RecordingService:
 
     async def close(self) -> None:
         """Stop every capture (files finalised) and close all peers. Safe to call twice."""
+        await self._deferred.stop()
         await self._rooms.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -113,6 +121,7 @@ class RecordingService:
     async def drain(self, deadline_seconds: float) -> None:
         """Refuse new work, stop active recordings (`shutdown`) and wait for their files."""
         self.draining = True
+        await self._deferred.stop()  # they run again after the restart (SPEC 10)
         for recording_id, live in list(self._live.items()):
             if live.state.status in ACTIVE and not live.stopping:
                 try:
@@ -132,6 +141,27 @@ class RecordingService:
     def active_count(self) -> int:
         return sum(1 for live in self._live.values() if live.state.status in ACTIVE)
 
+    # ---- what runs here (room ownership, takeover, metrics) -------------------------------
+
+    def is_live(self, recording_id: str) -> bool:
+        return recording_id in self._live
+
+    def has_session(self, session_id: str) -> bool:
+        return session_id in self._whip
+
+    def live_rooms(self) -> set[str]:
+        """Rooms with a publisher or a recording on this node."""
+        return ({s.room_id for s in self._whip.values()}
+                | {live.state.room_id for live in self._live.values()})
+
+    def live_frames(self) -> dict[str, msg.FrameCounts]:
+        """The latest frame counts each running recording reported."""
+        return {recording_id: live.frames for recording_id, live in self._live.items()}
+
+    async def complete_recovered(self, event: msg.CaptureFinished) -> None:
+        """Describe and complete files recovered from another node's orphan (takeover)."""
+        await self._describe_and_complete(event)
+
     @property
     def cpu_used(self) -> float:
         """Cores this node's live recordings cost (and starts being admitted reserve)."""
@@ -149,7 +179,7 @@ class RecordingService:
     async def start(self, caller: Caller, room_id: str, request: StartRequest) -> RecordingState:
         caller.check_room(room_id)
         if self.draining:
-            raise Unavailable("this node is draining: no new recordings")
+            raise Draining("this node is draining: no new recordings")
         state, pull = new_recording(self._settings, caller, room_id, request,
                                     uploads=self._upload_queue is not None)
         need = recording_cost(state, self._room_publishers())
@@ -160,21 +190,27 @@ class RecordingService:
             state = await self._store.admit(state, self._settings.limits, cpu_refused=refused)
         finally:
             del self._reserved[state.recording_id]
-        self._live[state.recording_id] = LiveRecording(state, asyncio.get_running_loop().time())
+        # the no-media clock starts once the capture runs (a room process may be starting)
+        live = LiveRecording(state, math.inf)
+        self._live[state.recording_id] = live
         directory = Path(state.local_path)
+        command = msg.StartCapture(
+            recording_id=state.recording_id, directory=str(directory),
+            file_name=state.file_name, format=state.format, quality=state.quality,
+            layout=state.layout, source=pull,
+        )
+        if state.transcode is Transcode.DEFERRED:  # passthrough now, the preset after stop
+            command = live_capture(command)
         try:
-            await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
-            await self._rooms.send(room_id, msg.StartCapture(
-                recording_id=state.recording_id, directory=str(directory),
-                file_name=state.file_name, format=state.format, quality=state.quality,
-                layout=state.layout, source=pull,
-            ))
+            await asyncio.to_thread(Path(command.directory).mkdir, parents=True, exist_ok=True)
+            await self._rooms.send(room_id, command)
         except SourceFailed as exc:  # the upstream refused: 502, stored as failed
             await self._fail(state.recording_id, f"source: {exc.detail}")
             raise SourceFailed(exc.detail, exc.upstream_status, state.recording_id) from exc
         except (OSError, RecorderError) as exc:
             await self._fail(state.recording_id, f"capture: {exc}")
             raise Unavailable(f"recording {state.recording_id} could not start: {exc}") from exc
+        live.admitted_at = asyncio.get_running_loop().time()
         logger.info("recording %s: admitted in room %s for %s (%s/%s)", state.recording_id,
                     room_id, caller.user_id, state.format, state.quality)
         return state
@@ -247,7 +283,7 @@ class RecordingService:
     ) -> tuple[str, str]:
         caller.check_room(room_id)
         if self.draining:
-            raise Unavailable("this node is draining: no new publishers")
+            raise Draining("this node is draining: no new publishers")
         more = publisher_cost(self._active_states(), room_id, self._room_publishers())
         if more and self.cpu_used + more > self._settings.cpu + 1e-9:
             raise Unavailable(f"room {room_id}: one more publisher would take its live "
@@ -383,11 +419,29 @@ class RecordingService:
         elif isinstance(event, msg.TrackAdded):
             logger.info("room %s: publisher %s sends %s %s", room_id, event.publisher_id,
                         event.kind, event.codec)
+        elif isinstance(event, msg.RoomLost):
+            self._spawn(self._recover_lost(room_id, event))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _recover_lost(self, room_id: str, event: msg.RoomLost) -> None:
+        """A room process died: its recordings end as crash recovery ends them (SPEC 10),
+        files recovered, `recovered` set; nothing else on the node is touched."""
+        cause = f"room process ended ({describe_exit(event.exitcode)}) before media"
+        recovery = OrphanRecovery(self._settings.node, self._store, self._describe_and_complete,
+                                  lambda recording_id: False)
+        for recording_id in event.recording_ids:
+            logger.warning("recording %s: room %s process ended (%s): recovering",
+                           recording_id, room_id, describe_exit(event.exitcode))
+            try:
+                await recovery.recover_lost(recording_id, cause)
+            except RecorderError as exc:
+                logger.warning("recording %s: not recovered: %s", recording_id, exc.detail)
+            finally:
+                self._forget(recording_id)
 
     async def _finish(self, event: msg.CaptureFinished) -> None:
         """The capture closed its files: describe them in the state and complete it."""
@@ -398,6 +452,12 @@ class RecordingService:
 
     async def _describe_and_complete(self, event: msg.CaptureFinished) -> None:
         recording_id = event.recording_id
+        if is_live_capture(event):  # a deferred recording's sources: transcode them first
+            try:
+                await self._deferred.submit(await self._store.get(recording_id), event)
+            except OSError as exc:
+                await self._fail(recording_id, f"transcode: {exc}")
+            return
         try:
             files = [await asyncio.to_thread(_describe, Path(f.path), f.kind, f.duration_seconds,
                                              f.offset_seconds)
@@ -459,15 +519,25 @@ class RecordingService:
         """At start-up: finish what a crash of this node left (SPEC 10), then resume its
         uploads; in this order, so a recovered recording is queued once."""
         recovery = OrphanRecovery(self._settings.node, self._store, self._describe_and_complete,
-                                  lambda recording_id: recording_id in self._live)
+                                  lambda recording_id: recording_id in self._live
+                                  or self._deferred.owns(recording_id))
         while True:
             try:
+                await self._resume_deferred()
                 await recovery.run()
                 break
             except Unavailable as exc:
                 logger.warning("orphaned recordings not recovered yet: %s", exc.detail)
                 await asyncio.sleep(QUEUE_RETRY_SECONDS)
         await self._requeue_uploads()
+
+    async def _resume_deferred(self) -> None:
+        """At start-up: deferred transcodes a drain or crash interrupted run again."""
+        states = []
+        for recording_id in sorted(await self._store.processing_ids(self._settings.node)):
+            with contextlib.suppress(NotFound):
+                states.append(await self._store.get(recording_id))
+        await self._deferred.resume(states)
 
     async def _requeue_uploads(self) -> None:
         """At start-up: this node's `processing` recordings whose upload waits but whose job

@@ -8,6 +8,10 @@ the restarted node (same node id, same storage) does: files are made playable wi
 and `recovered: true` in one compare-and-set, and the files go through the service's
 ordinary describe/complete/upload path, so a recovered recording is announced and uploaded
 exactly like any other. A recording that never had media has nothing to keep: it fails.
+
+:meth:`OrphanRecovery.adopt` runs the same path for a recording of a node that never came
+back (orphan takeover): one compare-and-set moves the state's `node_id` to this node, so from
+then on it is this node's orphan and no other node touches it.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ from recorder.core.errors import (
     Unavailable,
 )
 from recorder.core.lifecycle import Action
-from recorder.core.models import RecordingState, Status, StopReason
+from recorder.core.models import RecordingState, Status, StopReason, Transcode
 from recorder.core.presets import CODECS, Layout
 from recorder.media.recovery import RecoveredFile, recover_file
+from recorder.media.transcode_job import LIVE_FOLDER
 from recorder.room import messages as msg
 from recorder.state.store import StateStore
 
@@ -83,11 +88,49 @@ class OrphanRecovery:
                         self._node_id)
         return found
 
-    async def _recover(self, state: RecordingState) -> None:
+    async def adopt(self, state: RecordingState, lost_node: str) -> RecordingState:
+        """Take over a recording of `lost_node`, whose files this node can read.
+
+        The move of `node_id` is a compare-and-set that only succeeds while the state still
+        names `lost_node` (InvalidTransition otherwise: another node was faster, or the node
+        came back). A finished recording (`processing` with files) only moves: the caller
+        queues its upload here. Anything else is recovered as after a restart.
+        """
+        moved = await self._store.update(
+            state.recording_id, lambda s: _moved(s, lost_node, self._node_id))
+        logger.warning("recording %s: taken over from lost node %s (%s)", state.recording_id,
+                       lost_node, moved.status.value)
+        if moved.status is Status.PROCESSING and moved.files:
+            return moved
+        await self._recover(moved, f"node {lost_node} died before media")
+        return await self._store.get(state.recording_id)
+
+    async def fail_lost(self, state: RecordingState, lost_node: str, error: str) -> None:
+        """Fail a recording of `lost_node` whose files this node cannot reach."""
+        when = lifecycle.now()
+
+        def failed(current: RecordingState) -> RecordingState:
+            if current.node_id != lost_node:
+                raise InvalidTransition(current.status.value, f"fail for node {lost_node}")
+            return lifecycle.apply(current, Action.FAIL, when, error=error)
+
+        await self._store.update(state.recording_id, failed)
+        logger.warning("recording %s: orphan of lost node %s failed: %s", state.recording_id,
+                       lost_node, error)
+
+    async def recover_lost(self, recording_id: str, no_media: str) -> None:
+        """Finish a recording whose room process died under this running node, exactly as
+        if a restart had found it; one that had no media fails with `no_media`."""
+        state = await self._store.get(recording_id)
+        if state.status is Status.PROCESSING and state.files:
+            return  # its file was finished before the process died
+        await self._recover(state, no_media)
+
+    async def _recover(self, state: RecordingState, no_media: str = NO_MEDIA_ERROR) -> None:
         recording_id = state.recording_id
         if state.status is Status.PENDING or (state.status in lifecycle.ACTIVE
                                               and state.started_at is None):
-            await self._fail(state, NO_MEDIA_ERROR)
+            await self._fail(state, no_media)
             return
         paths = _media_files(state)
         written = max((p.stat().st_mtime for p in paths), default=0.0)  # recovery rewrites
@@ -133,6 +176,14 @@ def _stopped(state: RecordingState, at: datetime) -> RecordingState:
     return new
 
 
+def _moved(state: RecordingState, lost_node: str, node_id: str) -> RecordingState:
+    if state.node_id != lost_node or state.status in lifecycle.TERMINAL:
+        raise InvalidTransition(state.status.value, f"take over from node {lost_node}")
+    new = state.model_copy(deep=True)
+    new.node_id = node_id
+    return new
+
+
 def _marked(state: RecordingState) -> RecordingState:
     if state.status is not Status.PROCESSING:
         raise InvalidTransition(state.status.value, "recover")
@@ -145,6 +196,8 @@ def _media_files(state: RecordingState) -> list[Path]:
     """Composite: the recording's file. Tracks: every file of the folder (one per
     publisher and kind, named as they came, which the state never learnt)."""
     folder = Path(state.local_path)
+    if state.transcode is Transcode.DEFERRED:  # its live files; the transcode follows
+        return sorted(p for p in (folder / LIVE_FOLDER).glob("*.mkv") if p.is_file())
     if state.layout is Layout.COMPOSITE and state.file_name:
         path = folder / state.file_name
         return [path] if path.is_file() else []
