@@ -12,13 +12,15 @@ A recording started with a pull source (WHEP, Cloudflare Realtime) records that 
 only, not the room's WHIP publishers: its :class:`recorder.rtc.pull.Pull` feeds it through
 :class:`_PullFeed`. While the upstream is broken the capture's timeline is held, like a
 pause, so the file goes on without the gap; a hold for a user's pause and one for a broken
-upstream are counted apart, so neither ends the other.
+upstream are counted apart, so neither ends the other. A ``source`` recording's pull
+delivers encoded frames, and its capture's keyframe requests go to the pull's live session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -235,8 +237,10 @@ class RoomSession:
         if self._closed:  # closed while the capture was being built: keep nothing
             await asyncio.to_thread(capture.abort)
             raise Unavailable(f"room {self.room_id} is closing")
+        keyframes = (self._request_keyframe if command.source is None
+                     else functools.partial(self._pull_keyframe, rid))
         run = CaptureRun(rid, directory, capture, self._emit, self._config.progress_interval,
-                         None if command.source is not None else self._request_keyframe)
+                         keyframes)
         if command.source is not None:
             await self._start_pull(run, command)
         else:
@@ -266,10 +270,11 @@ class RoomSession:
 
     def _demand(self) -> tuple[bool, bool]:
         """(decoded, encoded): what the publishers' tracks must deliver to the captures.
-        With no capture, decoded (aiortc's own behaviour)."""
+        With no capture, encoded only: nothing is decoded for nobody, and the frames still
+        announce the tracks (a decoder started later asks for a keyframe)."""
         runs = [r for r in self._runs.values() if r.recording_id not in self._pulls]
         if not runs:
-            return True, False
+            return False, True
         encoded = [r.encoded is not None for r in runs]
         return not all(encoded), any(encoded)
 
@@ -330,7 +335,8 @@ class RoomSession:
         if self._http is None:
             self._http = aiohttp.ClientSession()
         pull = Pull(rid, make_upstream(command.source, self._http, rid), self._config.ice_servers,
-                    _PullFeed(self, rid), self._config.pull_timing)
+                    _PullFeed(self, rid), self._config.pull_timing,
+                    encoded=run.encoded is not None)
         self._pulls[rid] = pull
         self._runs[rid] = run
         try:
@@ -348,6 +354,11 @@ class RoomSession:
                 logger.warning("recording %s: source failed: %s", rid, exc.detail)
             raise
         logger.info("recording %s: pulling from %s", rid, pull.upstream.label)
+
+    def _pull_keyframe(self, rid: str, source_id: str) -> None:
+        pull = self._pulls.get(rid)
+        if pull is not None:
+            pull.request_keyframe(source_id)
 
     async def _end_pull_then(self, rid: str,
                              then: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -380,6 +391,7 @@ class _PullFeed:
     def __init__(self, room: RoomSession, recording_id: str) -> None:
         self._room = room
         self._rid = recording_id
+        self._video_codec: str | None = None  # what a passthrough file's video stream holds
 
     def _target(self) -> CaptureRun | None:
         return self._room._runs.get(self._rid)
@@ -395,6 +407,17 @@ class _PullFeed:
         # picture shows no gap either.
         if replaces is not None:
             run.remove_source(replaces)
+        if run.encoded is not None and source.kind == "video":
+            # A passthrough file muxes video into the stream its first keyframe made: a
+            # new upstream session in another codec cannot continue it (a new picture
+            # size can: VP8 and H.264 keyframes carry theirs). Its pictures are left out,
+            # the sound goes on, and the file stays decodable.
+            if self._video_codec not in (None, source.codec):
+                logger.warning("recording %s: the upstream now sends %s video, the file holds "
+                               "%s: its pictures are left out", self._rid, source.codec,
+                               self._video_codec)
+                return
+            self._video_codec = source.codec
         try:
             run.add_source(source.source_id, source.kind, track, source.role)
         except Exception:

@@ -13,6 +13,11 @@ swap them.
 
 The sink hears ``lost`` when a session breaks and ``restored`` just before the first frame
 of the next one, which is what lets the room cut the gap out of the recording's timeline.
+
+A pull made with ``encoded`` (its recording is ``source``) has every session deliver the
+upstream's encoded frames; :meth:`Pull.request_keyframe` reaches the session that delivers
+the source asked about, so the capture's keyframe requests (start, resume, loss, a new
+session) go to the peer that can answer them.
 """
 
 from __future__ import annotations
@@ -76,8 +81,9 @@ def make_upstream(source: PullSource, http: aiohttp.ClientSession,
 class Pull:
     def __init__(self, name: str, upstream: Upstream, ice_servers: list[RTCIceServer],
                  sink: PullSink, timing: PullTiming = PullTiming(),
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, encoded: bool = False) -> None:
         self.name = name  # the recording id: every log line and source id carries it
+        self.encoded = encoded  # sessions deliver encoded frames (a `source` recording)
         self.upstream = upstream
         self.sessions_opened = 0
         self._ice_servers = list(ice_servers)
@@ -85,6 +91,8 @@ class Pull:
         self._timing = timing
         self._clock = clock
         self._session: UpstreamSession | None = None
+        # the newest attempt's peer: it delivers before its session is returned to us
+        self._peer: ReceiverPeer | None = None
         self._generation = 0  # attempts: frames of an abandoned attempt are dropped
         self._numbers: dict[int, int] = {}  # attempt -> session number, for source ids
         self._current: dict[tuple[str, int], str] = {}  # (kind, index) -> current source id
@@ -106,6 +114,7 @@ class Pull:
     async def close(self) -> None:
         """End the current session upstream and stop reconnecting; safe to call twice."""
         self._closed = True
+        self._peer = None
         if self._watch is not None:
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)
@@ -115,6 +124,16 @@ class Pull:
         if self._endings:
             await asyncio.gather(*self._endings, return_exceptions=True)
 
+    def request_keyframe(self, source_id: str) -> None:
+        """Ask the upstream for a keyframe of this source (a video one of the live session);
+        a source of a session already given up has nobody to ask."""
+        peer = self._peer
+        for (generation, kind, index), source in self._sources.items():
+            if source.source_id == source_id:
+                if peer is not None and generation == self._generation and kind == "video":
+                    peer.request_keyframe(index)
+                return
+
     # ---- sessions -----------------------------------------------------------------------
 
     async def _open(self) -> UpstreamSession:
@@ -123,9 +142,13 @@ class Pull:
         self._numbers = {generation: self.sessions_opened + 1}
 
         def make_peer(learned: list[RTCIceServer]) -> ReceiverPeer:
-            return ReceiverPeer(f"recording {self.name}: {self.upstream.label} #{generation}",
+            peer = ReceiverPeer(f"recording {self.name}: {self.upstream.label} #{generation}",
                                 [*self._ice_servers, *learned],
-                                lambda track, frame: self._on_frame(generation, track, frame))
+                                lambda track, frame: self._on_frame(generation, track, frame),
+                                encoded=self.encoded)
+            if generation == self._generation:
+                self._peer = peer
+            return peer
 
         session = await self.upstream.open(make_peer)
         try:
@@ -205,18 +228,34 @@ class Pull:
     def _on_frame(self, generation: int, track: ReceivedTrack, frame: Frame) -> None:
         if self._closed or generation != self._generation:
             return  # a late frame of a session already given up
-        key = (generation, track.kind, track.index)
-        source = self._sources.get(key)
+        source = self._sources.get((generation, track.kind, track.index))
         if source is None:
             if self._gap:
                 self._gap = False
                 self._sink.restored(self._clock())
-            suffix = "" if track.index == 1 else f"-{track.index}"
-            number = self._numbers.get(generation, generation)
-            source = Source(f"{self.name}/{number}/{track.kind}{suffix}", self.name,
-                            self.upstream.publisher_id, "camera", track.kind, track.codec)
-            self._sources[key] = source
-            replaces = self._current.get((track.kind, track.index))
-            self._current[(track.kind, track.index)] = source.source_id
-            self._sink.source(source, replaces)
+            peer = self._peer
+            if self.encoded and peer is not None and not any(
+                    key[0] == generation for key in self._sources):
+                # A passthrough file is made at the first keyframe with the streams its
+                # sources announce by then: the session's audio, whose first frame aiortc's
+                # jitter buffer holds back, must not come too late to have one.
+                for other in peer.tracks:
+                    if (other.kind, other.index) != (track.kind, track.index):
+                        self._announce(generation, other)
+            source = self._announce(generation, track)
         self._sink.frame(source, frame)
+
+    def _announce(self, generation: int, track: ReceivedTrack) -> Source:
+        key = (generation, track.kind, track.index)
+        source = self._sources.get(key)
+        if source is not None:
+            return source
+        suffix = "" if track.index == 1 else f"-{track.index}"
+        number = self._numbers.get(generation, generation)
+        source = Source(f"{self.name}/{number}/{track.kind}{suffix}", self.name,
+                        self.upstream.publisher_id, "camera", track.kind, track.codec)
+        self._sources[key] = source
+        replaces = self._current.get((track.kind, track.index))
+        self._current[(track.kind, track.index)] = source.source_id
+        self._sink.source(source, replaces)
+        return source

@@ -3,8 +3,14 @@
 Unlike a WHIP publisher, the upstream may be either side of the offer/answer: a WHEP client
 offers (``offer`` then ``accept``), while a WHEP counter-offer or a Cloudflare Realtime
 renegotiation makes us answer (``answer``). Either way the tracks are drained for as long as
-they live (aiortc queues decoded frames without bound otherwise) and every decoded frame is
-handed to ``on_frame`` with the track it came from.
+they live (aiortc queues decoded frames without bound otherwise) and every frame is handed to
+``on_frame`` with the track it came from.
+
+A pull feeds exactly one recording, so what it must deliver is known when the peer is made:
+decoded frames for a transcoding capture, or, with ``encoded``, the frames as the upstream
+encoded them for a ``source`` capture (:mod:`recorder.rtc.taps`), which then decodes nothing.
+The passthrough capture starts video on a keyframe and asks for one through
+:meth:`ReceiverPeer.request_keyframe`.
 
 ``lost`` is set when the upstream goes away without us closing: the connection fails or
 closes, or a track ends (aiortc ends the remote tracks when the far side shuts DTLS down,
@@ -32,9 +38,12 @@ from aiortc import (
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from recorder.media.encoded import EncodedFrame
+from recorder.rtc import taps
+
 logger = logging.getLogger(__name__)
 
-Frame = av.AudioFrame | av.VideoFrame
+Frame = av.AudioFrame | av.VideoFrame | EncodedFrame  # encoded: see ``encoded`` below
 
 _NOT_MEDIA = {"rtx", "red", "ulpfec", "flexfec-03"}
 
@@ -55,8 +64,11 @@ FrameSink = Callable[[ReceivedTrack, Frame], None]
 
 
 class ReceiverPeer:
-    def __init__(self, name: str, ice_servers: list[RTCIceServer], on_frame: FrameSink) -> None:
+    def __init__(self, name: str, ice_servers: list[RTCIceServer], on_frame: FrameSink,
+                 encoded: bool = False) -> None:
+        """``encoded``: deliver the upstream's encoded frames instead of decoded ones."""
         self.name = name  # for logs: the recording id and the attempt
+        self.encoded = encoded
         self.lost = asyncio.Event()
         self.last_frame_at: float | None = None  # monotonic
         self.frames = 0
@@ -69,6 +81,9 @@ class ReceiverPeer:
         self._kinds_seen: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Task[None] | None = None
+        self._taps: dict[tuple[str, int], taps.ReceiverTap] = {}  # (kind, index) -> its tap
+        self._negotiated: list[tuple[str, str | None, int]] = []  # (kind, mid, index)
+        taps.install()
 
     # ---- negotiation --------------------------------------------------------------------
 
@@ -115,6 +130,12 @@ class ReceiverPeer:
         return self._connected.is_set() and not self.lost.is_set()
 
     @property
+    def tracks(self) -> list[ReceivedTrack]:
+        """Every track the negotiation gave, delivering yet or not, in the order they came."""
+        return [ReceivedTrack(kind, self._codec_of(mid), mid, n)
+                for kind, mid, n in self._negotiated]
+
+    @property
     def mids(self) -> list[str]:
         return [t.mid for t in self._pc.getTransceivers() if t.mid is not None]
 
@@ -132,7 +153,25 @@ class ReceiverPeer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        logger.info("%s: closed after %d frames", self.name, self.frames)
+        logger.info("%s: closed after %d frames (%d decoded)", self.name, self.frames,
+                    self.decoded_frames)
+
+    # ---- what the taps do ---------------------------------------------------------------
+
+    @property
+    def decoded_frames(self) -> int:
+        """Frames aiortc decoded for this peer: none when it delivers encoded frames."""
+        return sum(tap.decoded_frames for tap in self._taps.values())
+
+    def request_keyframe(self, index: int | None = None) -> None:
+        """Ask the upstream for a keyframe of video track ``index`` (all video: None)."""
+        for (kind, n), tap in self._taps.items():
+            if kind == "video" and index in (None, n):
+                try:
+                    tap.request_keyframe()
+                except Exception:  # a receiver not started yet, or already gone
+                    logger.warning("%s: no keyframe request for video track %d", self.name,
+                                   n, exc_info=True)
 
     # ---- media --------------------------------------------------------------------------
 
@@ -145,10 +184,16 @@ class ReceiverPeer:
             self.lost.set()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        mid = next((t.mid for t in self._pc.getTransceivers() if t.receiver.track is track),
-                   None)
+        transceiver = next((t for t in self._pc.getTransceivers()
+                            if t.receiver.track is track), None)
+        mid = transceiver.mid if transceiver is not None else None
         n = self._kinds_seen.get(track.kind, 0) + 1
         self._kinds_seen[track.kind] = n
+        self._negotiated.append((track.kind, mid, n))
+        if transceiver is not None:  # before any RTP: the first frame is already as wanted
+            tap = taps.tap_of(transceiver.receiver)
+            tap.set_demand(not self.encoded, self.encoded)
+            self._taps[(track.kind, n)] = tap
         self._spawn(self._drain(track, mid, n))
 
     def _codec_of(self, mid: str | None) -> str:
@@ -173,12 +218,14 @@ class ReceiverPeer:
                     logger.info("%s: %s track %d ended", self.name, track.kind, index)
                     self.lost.set()
                 return
-            if not isinstance(frame, av.AudioFrame | av.VideoFrame):
+            if not isinstance(frame, av.AudioFrame | av.VideoFrame | EncodedFrame):
                 continue
             if received is None:  # the track event fires before the exchange completes
-                received = ReceivedTrack(track.kind, self._codec_of(mid), mid, index)
-                logger.info("%s: receiving %s track %d (mid %s, %s)", self.name, track.kind,
-                            index, mid, received.codec)
+                codec = frame.codec if isinstance(frame, EncodedFrame) else self._codec_of(mid)
+                received = ReceivedTrack(track.kind, codec, mid, index)
+                logger.info("%s: receiving %s track %d (mid %s, %s, %s)", self.name,
+                            track.kind, index, mid, received.codec,
+                            "encoded" if self.encoded else "decoded")
             self.last_frame_at = time.monotonic()
             self.frames += 1
             try:

@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 
+from recorder.media.encoded import EncodedFrame
 from recorder.rtc.publisher import Source
 from recorder.rtc.receiver import Frame
 
@@ -16,6 +17,8 @@ class RecordingSink:
     def __init__(self) -> None:
         self.sources: list[tuple[Source, str | None]] = []
         self.frames: Counter[str] = Counter()  # source id -> frames
+        self.encoded: Counter[str] = Counter()  # source id -> frames that came undecoded
+        self.keyframes: Counter[str] = Counter()  # source id -> encoded keyframes
         self.events: list[str] = []  # "lost" / "restored", in order
         self._changed = asyncio.Event()
 
@@ -25,6 +28,9 @@ class RecordingSink:
 
     def frame(self, source: Source, frame: Frame) -> None:
         self.frames[source.source_id] += 1
+        if isinstance(frame, EncodedFrame):
+            self.encoded[source.source_id] += 1
+            self.keyframes[source.source_id] += frame.keyframe
         self._changed.set()
 
     def lost(self, at: float) -> None:

@@ -50,13 +50,13 @@ def seconds_between(state: dict[str, Any], start: str, end: str) -> float:
 
 
 async def record(daemon: Daemon, room: str, source: dict[str, Any], seconds: float,
-                 during: Any = None) -> dict[str, Any]:
+                 during: Any = None, quality: str = "low") -> dict[str, Any]:
     """Start a pulled recording, let it run, stop it; returns the final state."""
     headers = daemon.headers(f"user-{room}", rooms=[room])
     rooms_url = f"{daemon.url}/api/webrtc/rooms/{room}"
     async with aiohttp.ClientSession() as http:
         state = await call(http, "POST", f"{rooms_url}/recording/start", headers, 201,
-                           json={"format": "webm", "quality": "low", "source": source})
+                           json={"format": "webm", "quality": quality, "source": source})
         base = f"{rooms_url}/recording/{state['recording_id']}"
         await wait_status(http, base, headers, {"recording"}, within=60)
         if during is not None:
@@ -67,13 +67,16 @@ async def record(daemon: Daemon, room: str, source: dict[str, Any], seconds: flo
         return await wait_status(http, base, headers, {"completed", "failed"}, within=60)
 
 
-def check_file(final: dict[str, Any], gap: float = 0.0, slack: float = 0.6) -> Path:
+def check_file(final: dict[str, Any], gap: float = 0.0, slack: float = 0.6,
+               size: tuple[int, int] = (854, 480)) -> Path:
+    """The one file: VP8 + Opus at ``size`` (the preset's, or the upstream's with
+    ``source``), as long as the recording minus ``gap``, with picture and sound."""
     assert final["status"] == "completed", final
     assert len(final["files"]) == 1
     path: Path = Path(final["local_path"]) / final["file_name"]
     info = probe(path)
     assert (info.video_codec, info.audio_codec) == ("vp8", "opus")
-    assert (info.width, info.height) == (854, 480)
+    assert (info.width, info.height) == size
     expected = seconds_between(final, "started_at", "stopped_at") - gap
     assert abs(info.duration - expected) < slack, (info, expected)
     assert abs(final["duration_seconds"] - info.duration) < 0.5
@@ -114,6 +117,47 @@ async def test_a_cloudflare_pull_records_at_the_preset(daemon: Daemon, cf_port: 
     check_file(final)
 
 
+def check_as_received(daemon: Daemon, final: dict[str, Any]) -> None:
+    """The daemon wrote the upstream's VP8 and Opus into the file as they came, and its
+    pull decoded nothing."""
+    rid = final["recording_id"]
+    log = daemon.log()
+    assert re.search(rf"recording {rid}: writing \S+ \(video vp8 as received, "
+                     rf"audio opus as received\)", log), log[-4000:]
+    closed = re.findall(rf"recording {rid}: .* closed after (\d+) frames \((\d+) decoded\)",
+                        log)
+    assert closed, log[-4000:]
+    assert sum(int(frames) for frames, _ in closed) > 100
+    assert all(decoded == "0" for _, decoded in closed)
+
+
+async def test_a_whep_pull_at_source_quality_records_the_upstreams_vp8_as_received(
+    daemon: Daemon,
+) -> None:
+    server = WhepServer(video=(640, 360), fps=15)
+    async with serve_whep(server) as url:
+        final = await record(daemon, "whep-source", {"type": "whep", "url": url,
+                                                     "token": TOKEN}, seconds=4,
+                             quality="source")
+    check_file(final, size=(640, 360))
+    check_as_received(daemon, final)
+
+
+async def test_a_cloudflare_pull_at_source_quality_records_vp8_as_received(
+    daemon: Daemon, cf_port: int,
+) -> None:
+    double = CloudflareDouble()
+    clock = SharedClock()
+    double.publish(PUBLISHER, {"camera": lambda: SyntheticVideo(clock, 640, 360, 15),
+                               "microphone": lambda: SyntheticAudio(clock)})
+    source = {"type": "cloudflare", "session_id": PUBLISHER,
+              "track_names": ["camera", "microphone"]}
+    async with serve_cloudflare(double, cf_port):
+        final = await record(daemon, "cf-source", source, seconds=4, quality="source")
+    check_file(final, size=(640, 360))
+    check_as_received(daemon, final)
+
+
 def video_frames(path: Path) -> tuple[list[float], list[np.ndarray]]:
     """Every decoded picture's mean luma, and a small copy of it."""
     lumas: list[float] = []
@@ -135,8 +179,11 @@ def longest_still(thumbs: list[np.ndarray]) -> int:
     return longest
 
 
+# `low` makes 24 pictures a second at its size; `source` keeps the upstream's 15 at its own
+@pytest.mark.parametrize(("quality", "size", "fps"), [("low", (854, 480), 24),
+                                                      ("source", (640, 360), 15)])
 async def test_a_whep_connection_cut_for_5_s_yields_one_continuous_file(
-    daemon: Daemon,
+    daemon: Daemon, quality: str, size: tuple[int, int], fps: int,
 ) -> None:
     server = WhepServer(video=(640, 360), fps=15, shade=40)
     cut_at: list[float] = []
@@ -149,14 +196,17 @@ async def test_a_whep_connection_cut_for_5_s_yields_one_continuous_file(
         await server.wait_sessions(2)  # the node comes back on its own
 
     async with serve_whep(server) as url:
-        final = await record(daemon, "cut-room", {"type": "whep", "url": url, "token": TOKEN},
-                             seconds=3, during=cut)
+        final = await record(daemon, f"cut-{quality}",
+                             {"type": "whep", "url": url, "token": TOKEN},
+                             seconds=3, during=cut, quality=quality)
     [_, second] = sorted(server.sessions.values(), key=lambda s: s.created_at)
     gap = second.created_at - cut_at[0]  # from the cut to the new session's answer
     assert gap >= 5.0
     # The file is shorter than the recording's wall time by the outage (plus the new
     # session's connection time, hence the larger slack).
-    path = check_file(final, gap=gap, slack=1.0)
+    path = check_file(final, gap=gap, slack=1.0, size=size)
+    if quality == "source":  # both sessions' pictures in the one stream, as they came
+        check_as_received(daemon, final)
     assert final["stop_reason"] == "requested"  # no no_media: the outage was shorter
 
     lumas, thumbs = video_frames(path)
@@ -167,11 +217,11 @@ async def test_a_whep_connection_cut_for_5_s_yields_one_continuous_file(
     lumas, thumbs = lumas[first:], thumbs[first:]
     before = [luma for luma in lumas if luma < 110]
     after = [luma for luma in lumas if luma >= 110]
-    assert len(before) > 24 * 2  # both sessions are in the one file
-    assert len(after) > 24 * 2
+    assert len(before) > fps * 2  # both sessions are in the one file
+    assert len(after) > fps * 2
     assert lumas.index(after[0]) > lumas.index(before[-1]) - 2  # first the old, then the new
     # The outage is cut, not held: no picture stands still for a second, none is black.
-    assert longest_still(thumbs) < 24
+    assert longest_still(thumbs) < fps
     assert min(lumas) > 30
 
 

@@ -154,3 +154,33 @@ async def test_media_that_stops_on_an_open_connection_is_reconnected(
         await sink.until(lambda: sink.events == ["lost", "restored"])
         await pull.close()
     assert pull.sessions_opened >= 2
+
+
+async def test_an_encoded_pull_hands_frames_on_undecoded_and_keyframes_come_on_request(
+    http: aiohttp.ClientSession,
+) -> None:
+    server = WhepServer()
+    sink = RecordingSink()
+    async with serve_whep(server) as url:
+        pull = Pull("rec-1", WhepUpstream(url, TOKEN, http), [], sink, FAST, encoded=True)
+        await pull.start()
+        try:
+            await sink.until(lambda: sink.frames_of("video") >= 20
+                             and sink.frames_of("audio") >= 20)
+            sources = {s.kind: s.source_id for s, _ in sink.sources}
+            video, audio = sources["video"], sources["audio"]
+            assert sink.encoded[video] == sink.frames[video]  # nothing came decoded
+            assert sink.encoded[audio] == sink.frames[audio]
+            [session] = server.live_sessions
+            asked = session.keyframe_requests
+            before = sink.keyframes[video]
+            assert before >= 1  # the upstream's first picture
+            pull.request_keyframe(audio)  # audio has no keyframes to ask for: ignored
+            pull.request_keyframe(video)
+            await sink.until(lambda: sink.keyframes[video] > before)
+            assert session.keyframe_requests == asked + 1  # the request reached the sender
+            peer = pull._peer
+            assert peer is not None
+            assert peer.decoded_frames == 0
+        finally:
+            await pull.close()

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import av
 from aiohttp import web
@@ -67,6 +68,18 @@ class ServerSession:
     created_at: float = field(default_factory=time.monotonic)
     answered: bool = False
     deleted: bool = False
+    keyframe_requests: int = 0  # PLI/FIR the session's video sender was sent
+
+    def count_keyframe_requests(self) -> None:
+        """Count the keyframe requests (PLI, FIR) that reach the senders."""
+        for sender in self.pc.getSenders():
+            answer = sender._send_keyframe
+
+            def counted(answer: Any = answer) -> None:
+                self.keyframe_requests += 1
+                answer()
+
+            sender._send_keyframe = counted  # type: ignore[method-assign]
 
 
 class WhepServer:
@@ -164,6 +177,7 @@ class WhepServer:
             for track in self._tracks(session.shade):
                 pc.addTransceiver(track, direction="sendonly")
             await pc.setLocalDescription(await pc.createOffer())
+            session.count_keyframe_requests()
             response = web.Response(status=406 if self.mode == "counter" else 201,
                                     text=pc.localDescription.sdp, content_type=SDP,
                                     headers=headers)
@@ -172,6 +186,7 @@ class WhepServer:
             for track in self._tracks(session.shade):
                 pc.addTrack(track)
             await pc.setLocalDescription(await pc.createAnswer())
+            session.count_keyframe_requests()
             session.answered = True
             response = web.Response(status=201, text=pc.localDescription.sdp,
                                     content_type=SDP, headers=headers)
