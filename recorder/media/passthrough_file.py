@@ -11,8 +11,11 @@ transcode costs, so it lives in this thread and never on the event loop.
 The file is opened at the first video keyframe (H.264 in MP4 and Matroska needs the
 sender's SPS/PPS, which only a keyframe carries; width and height come from it too).
 Audio that comes before is held (bounded) and written behind the header, so the file
-starts with the sound that preceded the first picture. A file that expects no video opens
-after ``AUDIO_ONLY_GRACE_SECONDS`` of held audio, or at the stop.
+starts with the sound that preceded the first picture. A file's streams are fixed when it
+opens, so a first picture that comes before any sound is held too, up to
+``AUDIO_WAIT_SECONDS``, for the publisher's audio to show up (a sender may start its
+camera a moment before its microphone; opening at once would drop all its sound). A file
+that expects no video opens after ``AUDIO_ONLY_GRACE_SECONDS`` of held audio, or at the stop.
 
 Kill safety is the writer's (:mod:`recorder.media.writer`): Matroska clusters of at most
 1 s, fragmented MP4 (``delay_moov`` lets the muxer take the SPS/PPS from the first packet
@@ -50,6 +53,7 @@ from recorder.media.writer import _CONTAINER_OPTIONS, _VIDEO_OPTIONS, KEYFRAME_S
 logger = logging.getLogger(__name__)
 
 AUDIO_ONLY_GRACE_SECONDS: Final = 3.0
+AUDIO_WAIT_SECONDS: Final = 1.0
 INBOX_FRAMES: Final = 400  # ~4 s of audio and video together
 _MAX_HELD_AUDIO: Final = 500  # 10 s of 20 ms packets while the first keyframe is awaited
 _VIDEO_TB: Final = Fraction(1, VIDEO_CLOCK)
@@ -89,7 +93,7 @@ class PassthroughFile(threading.Thread):
         self._keep = (_MATROSKA_VIDEO if as_received and fmt is Format.MKV
                       else {self._video_codec})
         self._counts = counts
-        self.inbox: Inbox[_Item] = Inbox(INBOX_FRAMES)
+        self.inbox: Inbox[_Item] = Inbox(INBOX_FRAMES, wake_each=False)  # taken each tick
         self._stopping = threading.Event()
         self._aborting = False
         self._held: deque[_Item] = deque()
@@ -142,23 +146,27 @@ class PassthroughFile(threading.Thread):
 
     def _handle(self, item: _Item) -> None:
         if self._container is None:
-            if item.frame.kind == "video":
-                self._open(item.frame)
-                self._release_held()  # the sound that came before the first picture
-            else:
-                self._hold(item)
-                return
-        self._write(item)
+            self._hold(item)
+        else:
+            self._write(item)
 
     def _hold(self, item: _Item) -> None:
+        """Keep what comes before the file can open; open it once its streams are known."""
         self._held.append(item)
         if len(self._held) > _MAX_HELD_AUDIO:
             self._held.popleft()
             self._counts.dropped()
+        key = next((held.frame for held in self._held if held.frame.kind == "video"), None)
         span = self._held[-1].at - self._held[0].at
-        if not self.expects_video and span >= AUDIO_ONLY_GRACE_SECONDS:
-            self._open(None)
-            self._release_held()
+        if key is not None:
+            sound = self.expects_audio or any(h.frame.kind == "audio" for h in self._held)
+            waited = self._held[-1].at - next(h.at for h in self._held if h.frame is key)
+            if not sound and waited < AUDIO_WAIT_SECONDS:
+                return
+        elif self.expects_video or span < AUDIO_ONLY_GRACE_SECONDS:
+            return
+        self._open(key)
+        self._release_held()  # in arrival order: the sound that came before the picture
 
     def _release_held(self) -> None:
         while self._held:
@@ -166,7 +174,7 @@ class PassthroughFile(threading.Thread):
 
     def _finish(self) -> None:
         if self._container is None and self._held:
-            self._open(None)
+            self._open(next((h.frame for h in self._held if h.frame.kind == "video"), None))
         self._release_held()
         if self._container is None:
             return
@@ -202,7 +210,7 @@ class PassthroughFile(threading.Thread):
         self._container = container
         if key is not None:
             self._video = self._add_video(container, key)
-        if self.expects_audio or self._held:
+        if self.expects_audio or any(h.frame.kind == "audio" for h in self._held):
             self._audio = self._add_audio(container)
         logger.info("recording %s: writing %s (video %s, audio %s)", self.recording_id,
                     self.path.name, "none" if key is None else self._describe(

@@ -26,8 +26,11 @@ T = TypeVar("T")
 class Inbox(Generic[T]):
     """A deque with a bound for frames and none for control messages."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, wake_each: bool = True) -> None:
         self.capacity = capacity  # frames; the owner may raise it as sources join
+        # False: a frame does not wake the taker, who comes by at its own pace (a thread
+        # woken ~80 times a second per stream costs more than the muxing it does)
+        self._wake_each = wake_each
         self._items: deque[T] = deque()
         self._cond = threading.Condition()
         self._woken = False
@@ -40,7 +43,8 @@ class Inbox(Generic[T]):
             if len(self._items) >= self.capacity:
                 return False
             self._items.append(item)
-            self._cond.notify()
+            if self._wake_each:
+                self._cond.notify()
             return True
 
     def put(self, item: T) -> None:
