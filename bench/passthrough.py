@@ -1,0 +1,308 @@
+"""Passthrough (``quality: source``) CPU per stream against a bare aiortc peer, and capacity.
+
+Not a test (no pass/fail): ``python -m bench.passthrough [--streams 4,8,12,16]
+[--per-room 1] [--window 20] [--publishers 4] [--daemon-env NAME=VALUE ...]``.
+
+Each stream is a replayed 720p30 VP8 2.5 Mbps + Opus publisher (``bench.replay``: packets
+sent as encoded, so the load generator stays cheap) in one of ``--publishers`` processes
+beside the recorder. For every stream count two sides run in turn on the same publishers:
+
+- ``bound``: a bare aiortc peer in its own process (uvloop) that takes each track's encoded
+  frames through the receiver tap and drops them: what any recorder pays to receive;
+- ``ours``: a real ``recorderd`` (``tests.support.daemon.run_daemon``, its own Redis, room
+  processes on) recording ``webm`` at ``source``: one room per stream (``--per-room 1``,
+  layout ``composite``: one room process each) or ``--per-room K`` publishers per room
+  (layout ``tracks``, one file per publisher).
+
+CPU is utime + stime of the side's processes (recorderd and its room children; the sink)
+over ``--window`` seconds once every recording is ``recording``. Loss compares what the
+publishers sent (less the few frames any aiortc receiver still holds when a publisher
+stops, ``HELD``) with the recording's ``frames.written`` and with the frames decoded from
+its files (PyAV); a count is "held" when both lose under 0.5 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+
+from bench import procs
+from bench.common import machine
+from tests.support.daemon import Daemon, run_daemon
+from tests.support.redis_server import redis_server
+
+INPUT_SECONDS = 30.0  # the cached clip the publishers loop
+WARMUP = 3.0  # after every stream flows, before the window opens
+MAX_LOSS = 0.005
+SETTLE_TIMEOUT = 90.0  # a guard against a hung recording, not a measurement
+# aiortc's receiver jitter buffers keep a publisher's last frames until later packets come,
+# which never do once it stops: 4 audio (prefetch=4) and 1 video (a frame is complete when
+# the next one starts). The bound loses exactly these too.
+HELD = 4 + 1
+
+
+class Fleet:
+    """Publisher processes, each with its share of the targets (round-robin)."""
+
+    def __init__(self, targets: list[dict[str, str]], processes: int) -> None:
+        self._shares = [targets[k::processes] for k in range(processes)]
+        self._shares = [share for share in self._shares if share]
+        self._children: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> None:
+        for share in self._shares:
+            spec = json.dumps({"targets": share, "seconds": INPUT_SECONDS})
+            child = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.replay", "--publish", spec,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            self._children.append(child)
+            await self._line(child)  # {"connected": n}; the next one connects after
+
+    async def stop(self) -> list[dict[str, int]]:
+        """Stop every publisher; what each sent, in target order."""
+        for child in self._children:
+            assert child.stdin is not None
+            child.stdin.write(b"stop\n")
+            await child.stdin.drain()
+        per_share = [(await self._line(child))["sent"] for child in self._children]
+        for child in self._children:
+            await child.wait()
+        ordered: list[dict[str, int]] = []
+        for k in range(max(len(s) for s in per_share)):
+            ordered.extend(share[k] for share in per_share if k < len(share))
+        return ordered
+
+    @staticmethod
+    async def _line(child: asyncio.subprocess.Process) -> dict[str, Any]:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(child.stdout.readline(), SETTLE_TIMEOUT)
+        if not line:
+            raise RuntimeError(f"publisher process exited {await child.wait()}")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def kill(self) -> None:
+        for child in self._children:
+            if child.returncode is None:
+                child.kill()
+
+
+async def measure_window(root: int, window: float) -> tuple[float, float]:
+    """CPU seconds per second of ``root``'s process tree, and of ``root`` alone, over
+    ``window`` seconds."""
+    await asyncio.sleep(WARMUP)
+    before, t0 = procs.cpu(procs.tree(root)), time.monotonic()
+    await asyncio.sleep(window)
+    after, t1 = procs.cpu(procs.tree(root)), time.monotonic()
+    alone = after.get(root, 0.0) - before.get(root, 0.0)
+    return procs.cpu_used(before, after) / (t1 - t0), alone / (t1 - t0)
+
+
+async def run_bound(streams: int, window: float, processes: int) -> dict[str, Any]:
+    sink = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.replay", "--sink",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert sink.stdin is not None
+    assert sink.stdout is not None
+    fleet: Fleet | None = None
+    try:
+        port = json.loads(await sink.stdout.readline())["port"]
+        targets = [{"url": f"http://127.0.0.1:{port}/whip/sink-{i}", "token": "-"}
+                   for i in range(streams)]
+        fleet = Fleet(targets, processes)
+        await fleet.start()
+        cpu, _ = await measure_window(sink.pid, window)
+        sent = await fleet.stop()
+        sink.stdin.write(b"stop\n")
+        await sink.stdin.drain()
+        frames = json.loads(await sink.stdout.readline())["frames"]
+        await sink.wait()
+    finally:
+        if fleet is not None:
+            fleet.kill()
+        if sink.returncode is None:
+            sink.kill()
+    total = sum(s["audio"] + s["video"] for s in sent)
+    return {"cpu": cpu, "sent": total, "received": frames}
+
+
+async def call(http: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str],
+               expect: int, **kw: Any) -> dict[str, Any]:
+    async with http.request(method, url, headers=headers, **kw) as response:
+        body = await response.text()
+        if response.status != expect:
+            raise RuntimeError(f"{method} {url}: {response.status} {body[:500]}")
+        result: dict[str, Any] = json.loads(body) if body else {}
+        return result
+
+
+async def wait_status(http: aiohttp.ClientSession, base: str, headers: dict[str, str],
+                      wanted: set[str]) -> dict[str, Any]:
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while True:
+        state = await call(http, "GET", f"{base}/status", headers, 200)
+        if state["status"] in wanted:
+            return state
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{base}: still {state['status']}, wanted {wanted}")
+        await asyncio.sleep(0.2)
+
+
+async def start_recordings(http: aiohttp.ClientSession, daemon: Daemon, rooms: list[str],
+                           headers: dict[str, str], quality: str,
+                           layout: str) -> list[str]:
+    """Start one recording per room (pending until its publisher sends); the status URLs."""
+    bases = []
+    for room in rooms:
+        base = f"{daemon.url}/api/webrtc/rooms/{room}/recording"
+        body = {"format": "webm", "quality": quality, "layout": layout}
+        rid = (await call(http, "POST", f"{base}/start", headers, 201, json=body))[
+            "recording_id"]
+        bases.append(f"{base}/{rid}")
+    return bases
+
+
+def count_file(path: Path) -> dict[str, int]:
+    """Frames decoded from one file, per kind."""
+    counts = {"audio": 0, "video": 0}
+    with av.open(str(path)) as container:
+        for video in container.streams.video:
+            video.thread_type = "AUTO"
+        for frame in container.decode(*container.streams):
+            kind = "video" if isinstance(frame, av.VideoFrame) else "audio"
+            counts[kind] += 1
+    return counts
+
+
+async def run_ours(redis_url: str, streams: int, per_room: int, window: float,
+                   processes: int, label: str,
+                   extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    rooms = [f"bench-{label}-{i}" for i in range(streams // per_room)]
+    with run_daemon(redis_url, extra_env, max_per_user=1000, max_concurrent=1000,
+                    cpu_capacity=1000, max_publishers_per_room=max(16, per_room)) as daemon:
+        async with aiohttp.ClientSession() as http:
+            headers = daemon.headers("bench-user")
+            token = headers["Authorization"][7:]
+            layout = "tracks" if per_room > 1 else "composite"
+            bases = await start_recordings(http, daemon, rooms, headers, "source", layout)
+            targets = [{"url": f"{daemon.url}/whip/{room}", "token": token}
+                       for room in rooms for _ in range(per_room)]
+            fleet = Fleet(targets, processes)
+            try:
+                await fleet.start()
+                for base in bases:
+                    await wait_status(http, base, headers, {"recording"})
+                children = len(procs.tree(daemon.process.pid)) - 1
+                cpu, main = await measure_window(daemon.process.pid, window)
+                sent = await fleet.stop()
+            finally:
+                fleet.kill()
+            states = []
+            for base in bases:
+                await call(http, "POST", f"{base}/stop", headers, 200)
+                states.append(await wait_status(http, base, headers,
+                                                {"completed", "failed"}))
+        # inside: the daemon's storage goes when it stops
+        result = await asyncio.to_thread(_tally, daemon, states, sent, cpu, children)
+    result["cpu_main"] = main
+    return result
+
+
+def _tally(daemon: Daemon, states: list[dict[str, Any]], sent: list[dict[str, int]],
+           cpu: float, children: int) -> dict[str, Any]:
+    written = sum(s["frames"]["written"] for s in states)
+    received = sum(s["frames"]["received"] for s in states)
+    decoded = {"audio": 0, "video": 0}
+    for state in states:
+        if state["status"] != "completed":
+            raise RuntimeError(f"recording {state['recording_id']}: {state}")
+        for file in state["files"]:
+            counts = count_file(daemon.storage / state["recording_id"] / file["name"])
+            for kind, n in counts.items():
+                decoded[kind] += n
+    sent_total = sum(s["audio"] + s["video"] for s in sent)
+    return {"cpu": cpu, "children": children, "sent": sent_total, "received": received,
+            "written": written,
+            "sent_video": sum(s["video"] for s in sent), "decoded_video": decoded["video"],
+            "sent_audio": sum(s["audio"] for s in sent), "decoded_audio": decoded["audio"]}
+
+
+def deliverable(result: dict[str, Any], streams: int) -> int:
+    """Frames sent less those any aiortc receiver still holds when its publisher stops."""
+    return int(result["sent"]) - HELD * streams
+
+
+def losses(result: dict[str, Any], streams: int) -> tuple[float, float]:
+    """(loss by the recording's frames.written, loss by the decoded files)."""
+    sent = deliverable(result, streams)
+    by_state = 1 - result["written"] / sent
+    by_file = 1 - (result["decoded_video"] + result["decoded_audio"]) / sent
+    return by_state, by_file
+
+
+async def run_all(counts: list[int], per_room: int, window: float, processes: int,
+                  extra_env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    rows = []
+    with redis_server() as redis_url:
+        for streams in counts:
+            print(f"{streams} streams: bound ...", file=sys.stderr)
+            bound = await run_bound(streams, window, processes)
+            print(f"{streams} streams: recorderd ...", file=sys.stderr)
+            ours = await run_ours(redis_url, streams, per_room, window, processes,
+                                  f"{streams}x{per_room}-{int(time.time())}", extra_env)
+            rows.append({"streams": streams, "per_room": per_room, "bound": bound,
+                         "ours": ours})
+    return rows
+
+
+def report(rows: list[dict[str, Any]], window: float) -> str:
+    lines = [f"window {window:g} s after {WARMUP:g} s of warm-up; CPU in % of one core",
+             "",
+             "| streams | rooms | bound CPU | bound / stream | ours CPU (recorderd + rooms) "
+             "| ours / stream | ratio | deliverable | written (state) | decoded "
+             "| loss state / file | held |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        n, bound, ours = row["streams"], row["bound"], row["ours"]
+        by_state, by_file = losses(ours, n)
+        held = "yes" if max(by_state, by_file) < MAX_LOSS else "no"
+        decoded = ours["decoded_video"] + ours["decoded_audio"]
+        lines.append(
+            f"| {n} | {n // row['per_room']} | {bound['cpu'] * 100:.1f} | "
+            f"{bound['cpu'] * 100 / n:.2f} | {ours['cpu'] * 100:.1f} ("
+            f"{ours['cpu_main'] * 100:.1f} + {(ours['cpu'] - ours['cpu_main']) * 100:.1f}) | "
+            f"{ours['cpu'] * 100 / n:.2f} | {ours['cpu'] / bound['cpu']:.2f} | "
+            f"{deliverable(ours, n)} | {ours['written']} | {decoded} | "
+            f"{by_state * 100:.2f} % / {by_file * 100:.2f} % | {held} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.passthrough", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", default="4,8,12,16")
+    parser.add_argument("--per-room", type=int, default=1)
+    parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--publishers", type=int, default=4)
+    parser.add_argument("--daemon-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for recorderd (A/B runs), repeatable")
+    args = parser.parse_args(argv)
+    counts = [int(n) for n in args.streams.split(",")]
+    extra = dict(item.split("=", 1) for item in args.daemon_env)
+    rows = asyncio.run(run_all(counts, args.per_room, args.window, args.publishers, extra))
+    print(machine())
+    print(report(rows, args.window))
+    print(json.dumps(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

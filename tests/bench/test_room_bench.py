@@ -1,0 +1,39 @@
+"""The room benchmarks (passthrough CPU and capacity, memory) run end to end, tiny.
+
+No timing is asserted (that is what the benchmarks report); what is asserted is what the
+numbers rest on: both sides received the replayed stream, the recording kept every frame
+the bound could take, the file decodes to them, and the memory steps saw the room process.
+"""
+
+from __future__ import annotations
+
+from bench import memory, passthrough
+
+
+async def test_passthrough_bench_compares_recorderd_with_the_bound() -> None:
+    rows = await passthrough.run_all([1], per_room=1, window=1.0, processes=1)
+
+    row = rows[0]
+    bound, ours = row["bound"], row["ours"]
+    assert bound["sent"] > 3 * (30 + 50)  # warm-up plus window, at 30 fps and 50 audio/s
+    assert bound["received"] == passthrough.deliverable(bound, 1)
+    assert ours["children"] == 1  # the room ran in a process of its own
+    assert ours["decoded_video"] > 3 * 30
+    assert ours["decoded_audio"] > 3 * 50
+    by_state, by_file = passthrough.losses(ours, 1)
+    assert by_state < passthrough.MAX_LOSS
+    assert by_file < passthrough.MAX_LOSS
+    assert bound["cpu"] > 0
+    assert ours["cpu"] > 0
+    assert "| 1 | 1 |" in passthrough.report(rows, 1.0)
+
+
+async def test_memory_bench_sees_the_room_process_and_the_recording() -> None:
+    steps = await memory.measure(1, 1.0, ["source"])
+
+    assert steps["idle"]["children"] == []
+    assert len(steps["rooms"]["children"]) == 1
+    assert steps["rooms"]["children"][0] > 10  # a Python process with aiortc loaded
+    assert steps["rooms"]["total"] > steps["idle"]["total"]
+    assert len(steps["source"]["after"]["children"]) == 1
+    assert "`source` recordings" in memory.report(steps, 1, 1.0, ["source"])
