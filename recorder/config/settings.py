@@ -109,11 +109,12 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(None, repr=False)
     webhook_retry_schedule: str = DEFAULT_SCHEDULE
     webhook_allowed_urls: Annotated[list[str], NoDecode] = []
+    pull_allowed_urls: Annotated[list[str], NoDecode] = []  # empty: any WHEP URL
     webhook_timeout_seconds: float = Field(15, gt=0)
     url_signing_secret: str | None = Field(None, repr=False)
 
     @field_validator("jwt_algorithms", "ice_host_addresses", "cors_origins",
-                     "webhook_allowed_urls", mode="before")
+                     "webhook_allowed_urls", "pull_allowed_urls", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -162,7 +163,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value or None
 
-    @field_validator("webhook_allowed_urls")
+    @field_validator("webhook_allowed_urls", "pull_allowed_urls")
     @classmethod
     def _webhook_prefixes(cls, value: list[str]) -> list[str]:
         bad = [p for p in value if not p.startswith(("http://", "https://"))]

@@ -45,6 +45,9 @@ def pull_of(settings: Settings, request: StartRequest) -> msg.PullSource | None:
     """The room command for a pull source, with the credentials the state never keeps."""
     source = request.source
     if isinstance(source, WhepSource):
+        if settings.pull_allowed_urls and not url_allowed(source.url,
+                                                          settings.pull_allowed_urls):
+            raise InvalidInput("source url must start with one of RECORDER_PULL_ALLOWED_URLS")
         return msg.WhepPull(source.url, source.token)
     if isinstance(source, CloudflareSource):
         s = settings
