@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import math
 import shutil
@@ -37,7 +36,6 @@ from recorder.core.errors import (
 )
 from recorder.core.lifecycle import ACTIVE, Action
 from recorder.core.models import (
-    FileInfo,
     Frames,
     RecordingState,
     StartRequest,
@@ -53,6 +51,7 @@ from recorder.room.remote import describe_exit
 from recorder.service.admission import new_recording
 from recorder.service.budget import node_cost, publisher_cost, recording_cost
 from recorder.service.deferred import DeferredTranscodes, is_live_capture, live_capture
+from recorder.service.handoff import UploadHandoff, describe_file, upload_waiting
 from recorder.service.recovery import OrphanRecovery
 from recorder.service.rooms import RoomRegistry
 from recorder.state.jobs import UploadQueue
@@ -62,9 +61,8 @@ logger = logging.getLogger(__name__)
 
 TIMER_PERIOD_SECONDS = 0.25
 MIN_FREE_DISK_BYTES = 512 * 1024 * 1024
-QUEUE_RETRY_SECONDS = 5.0  # pause before queueing an upload again while the store is down
+RECOVERY_RETRY_SECONDS = 5.0  # pause before start-up recovery tries again while the store is down
 PUBLISHER_RETRY_AFTER_SECONDS = 10  # a publisher refused for CPU may try again
-QUEUE_TRIES = 12  # then the next start finds it through `processing:{node_id}`
 
 
 @dataclass
@@ -91,7 +89,7 @@ class RecordingService:
         """`upload_queue(node_id)` is a node's upload stream; without it only target `none`."""
         self._settings = settings
         self._store = store
-        self._upload_queue = upload_queue
+        self._uploads = None if upload_queue is None else UploadHandoff(store, upload_queue)
         self._events: asyncio.Queue[tuple[str, msg.RoomEvent]] = asyncio.Queue()
         self._rooms = RoomRegistry(settings, lambda room, ev: self._events.put_nowait((room, ev)))
         self._live: dict[str, LiveRecording] = {}
@@ -181,7 +179,7 @@ class RecordingService:
         if self.draining:
             raise Draining("this node is draining: no new recordings")
         state, pull = new_recording(self._settings, caller, room_id, request,
-                                    uploads=self._upload_queue is not None)
+                                    uploads=self._uploads is not None)
         need = recording_cost(state, self._room_publishers())
         capacity = self._settings.cpu
         refused = capacity if self.cpu_used + need > capacity + 1e-9 else None
@@ -247,11 +245,11 @@ class RecordingService:
         await self._store.get(recording_id)  # 404 before anything else
         state = await self._transition(recording_id, Action.RETRY_UPLOAD)
         logger.info("recording %s: upload retry requested by %s", recording_id, caller.user_id)
-        if self._upload_queue is not None:
+        if self._uploads is not None:
             try:
-                await self._upload_queue(state.node_id).enqueue(recording_id, "retry")
+                await self._uploads.enqueue(state, "retry")
             except Unavailable:
-                self._spawn(self._queue_upload(state, "retry"))
+                self._spawn(self._uploads.queue(state, "retry"))
         return state
 
     async def list_room(self, caller: Caller, room_id: str) -> list[RecordingState]:
@@ -459,8 +457,8 @@ class RecordingService:
                 await self._fail(recording_id, f"transcode: {exc}")
             return
         try:
-            files = [await asyncio.to_thread(_describe, Path(f.path), f.kind, f.duration_seconds,
-                                             f.offset_seconds)
+            files = [await asyncio.to_thread(describe_file, Path(f.path), f.kind,
+                                             f.duration_seconds, f.offset_seconds)
                      for f in event.files]
         except OSError as exc:
             await self._fail(recording_id, f"file: {exc}")
@@ -493,27 +491,11 @@ class RecordingService:
             return
         logger.info("recording %s: %s, %s bytes, %.2f s", recording_id, state.status.value,
                     state.file_size_bytes, state.duration_seconds or 0.0)
-        if state.status is Status.PROCESSING and _upload_waiting(state):
-            await self._queue_upload(state, "finished")
+        if (self._uploads is not None and state.status is Status.PROCESSING
+                and upload_waiting(state)):
+            await self._uploads.queue(state, "finished")
 
     # ---- uploads ----------------------------------------------------------------------------
-
-    async def _queue_upload(self, state: RecordingState, reason: str) -> None:
-        """Queue the job on the stream of the node whose disk has the files; while the store
-        is down try again for a while (a restart finds it through `processing:` anyway)."""
-        if self._upload_queue is None:
-            return
-        queue = self._upload_queue(state.node_id)
-        for _ in range(QUEUE_TRIES):
-            try:
-                await queue.enqueue(state.recording_id, reason)
-                return
-            except Unavailable as exc:
-                logger.warning("recording %s: upload not queued yet: %s", state.recording_id,
-                               exc.detail)
-                await asyncio.sleep(QUEUE_RETRY_SECONDS)
-        logger.error("recording %s: upload not queued; the node's next start queues it",
-                     state.recording_id)
 
     async def _recover_then_requeue(self) -> None:
         """At start-up: finish what a crash of this node left (SPEC 10), then resume its
@@ -528,8 +510,9 @@ class RecordingService:
                 break
             except Unavailable as exc:
                 logger.warning("orphaned recordings not recovered yet: %s", exc.detail)
-                await asyncio.sleep(QUEUE_RETRY_SECONDS)
-        await self._requeue_uploads()
+                await asyncio.sleep(RECOVERY_RETRY_SECONDS)
+        if self._uploads is not None:
+            await self._uploads.requeue_missing(self._settings.node)
 
     async def _resume_deferred(self) -> None:
         """At start-up: deferred transcodes a drain or crash interrupted run again."""
@@ -538,28 +521,6 @@ class RecordingService:
             with contextlib.suppress(NotFound):
                 states.append(await self._store.get(recording_id))
         await self._deferred.resume(states)
-
-    async def _requeue_uploads(self) -> None:
-        """At start-up: this node's `processing` recordings whose upload waits but whose job
-        is not in the stream (lost in a crash before it was queued) are queued again."""
-        if self._upload_queue is None:
-            return
-        queue = self._upload_queue(self._settings.node)
-        while True:
-            try:
-                waiting = await self._store.processing_ids(self._settings.node)
-                queued = await queue.queued_recordings()
-                for recording_id in sorted(waiting - queued):
-                    try:
-                        state = await self._store.get(recording_id)
-                    except NotFound:
-                        continue
-                    if _upload_waiting(state):
-                        await queue.enqueue(recording_id, "requeued")
-                return
-            except Unavailable as exc:
-                logger.warning("uploads not re-queued yet: %s", exc.detail)
-                await asyncio.sleep(QUEUE_RETRY_SECONDS)
 
     # ---- timers -----------------------------------------------------------------------------
 
@@ -592,18 +553,3 @@ class RecordingService:
             if paused_for >= s.max_pause_seconds:
                 await self._stop(recording_id, StopReason.MAX_PAUSE)
 
-
-def _upload_waiting(state: RecordingState) -> bool:
-    return (bool(state.files) and state.upload is not None
-            and state.upload.target is not UploadTarget.NONE
-            and state.upload.state in (UploadState.QUEUED, UploadState.UPLOADING))
-
-
-def _describe(path: Path, kind: str, duration: float, offset: float = 0.0) -> FileInfo:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return FileInfo(name=path.name, kind=kind, size=path.stat().st_size,
-                    sha256=digest.hexdigest(), duration_seconds=round(duration, 3),
-                    offset_seconds=round(offset, 3))
