@@ -6,24 +6,7 @@
 // the DELETE status) on stdout and exits 0 when the publish, the media and the DELETE all
 // worked; otherwise prints the reason on stderr and exits 1. Uses the Debian chromium at
 // /usr/bin/chromium: a test tool's own browser download cannot reach its host here.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
-
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--allow-loopback-in-peer-connection",
-  "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream",
-];
+import { withChromium } from "./chromium.mjs";
 
 async function main() {
   const [pageUrl, whipUrl, token, secondsText] = process.argv.slice(2);
@@ -31,15 +14,7 @@ async function main() {
     throw new Error("usage: node publish.mjs <page_url> <whip_url> <token> <seconds>");
   }
   const seconds = Number(secondsText);
-  // playwright-core refuses a --user-data-dir argument: a persistent context is the same
-  // thing, on a fresh directory that is removed afterwards.
-  const userDataDir = await mkdtemp(join(tmpdir(), "whip-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-  });
-  try {
+  await withChromium("whip", {}, async (context) => {
     const page = context.pages()[0] ?? (await context.newPage());
     const consoleLines = [];
     page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
@@ -73,10 +48,7 @@ async function main() {
     if (deleteStatus < 200 || deleteStatus >= 300) {
       throw new Error(`WHIP DELETE answered ${deleteStatus}`);
     }
-  } finally {
-    await context.close();
-    await rm(userDataDir, { recursive: true, force: true });
-  }
+  });
 }
 
 main().then(
