@@ -23,9 +23,15 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel
 from redis.exceptions import ResponseError
 
+from recorder.core.outbox_status import (
+    DeadLetter,
+    Endpoint,
+    QueueInfo,
+    ReplayResult,
+    WebhookStatus,
+)
 from recorder.core.webhooks import WebhookJob
 from recorder.state.connection import store_errors
 from recorder.state.jobs import ensure_group
@@ -59,45 +65,6 @@ redis.call('LTRIM', KEYS[1], #ARGV, -1)
 redis.call('DEL', KEYS[3])
 return #ARGV
 """
-
-
-class DeadLetter(BaseModel):
-    id: str
-    url: str
-    event: str
-    recording_id: str
-    attempts: int
-    last_status: int | None
-    last_error: str | None
-    created_at: float
-
-
-class QueueInfo(BaseModel):
-    ready: int  # in the stream (due now, or being delivered)
-    delayed: int  # waiting for a retry
-    in_progress: int  # delivered to a worker and not settled
-    depth: int  # ready + delayed
-    oldest_age_seconds: float | None  # how long the oldest undelivered event has waited
-
-
-class Endpoint(BaseModel):
-    url: str
-    disabled: bool
-    disabled_at: float | None = None
-    status: int | None = None
-
-
-class WebhookStatus(BaseModel):
-    endpoints: list[Endpoint]
-    queue: QueueInfo
-    dead: int
-    dead_letters: list[DeadLetter]
-    deliveries: dict[str, int]
-
-
-class ReplayResult(BaseModel):
-    replayed: int
-    endpoints_enabled: list[str]
 
 
 class WebhookOutbox:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from recorder.core.access import Caller
 from recorder.core.models import RecordingState, StartRequest, Status
+from recorder.core.outbox_status import ReplayResult, WebhookStatus
 from recorder.state.events import StatusEvent
 
 
@@ -83,10 +84,10 @@ class PlaybackService(Protocol):
 class WebhookAdmin(Protocol):
     """The outgoing webhook outbox, for admins; see workers.outbox."""
 
-    async def status(self, configured: list[str]) -> Any:
+    async def status(self, configured: list[str]) -> WebhookStatus:
         ...
 
-    async def replay(self) -> Any:
+    async def replay(self) -> ReplayResult:
         ...
 
 

@@ -6,56 +6,17 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from pydantic import BaseModel
 
 from recorder.api.context import SETTINGS, WEBHOOKS
 from recorder.api.routing import Route, caller_of
 from recorder.api.service import WebhookAdmin
 from recorder.core.access import Caller
 from recorder.core.errors import Forbidden, NotFound
+from recorder.core.outbox_status import ReplayResult, WebhookStatus
 
 logger = logging.getLogger(__name__)
 
 ADMIN_WEBHOOKS = "/api/webrtc/admin/webhooks"
-
-
-class EndpointBody(BaseModel):
-    url: str
-    disabled: bool
-    disabled_at: float | None = None
-    status: int | None = None
-
-
-class QueueBody(BaseModel):
-    ready: int
-    delayed: int
-    in_progress: int
-    depth: int
-    oldest_age_seconds: float | None
-
-
-class DeadLetterBody(BaseModel):
-    id: str
-    url: str
-    event: str
-    recording_id: str
-    attempts: int
-    last_status: int | None
-    last_error: str | None
-    created_at: float
-
-
-class WebhookStatusBody(BaseModel):
-    endpoints: list[EndpointBody]
-    queue: QueueBody
-    dead: int
-    dead_letters: list[DeadLetterBody]
-    deliveries: dict[str, int]
-
-
-class ReplayBody(BaseModel):
-    replayed: int
-    endpoints_enabled: list[str]
 
 
 def _admin(request: web.Request) -> tuple[Caller, WebhookAdmin]:
@@ -71,27 +32,24 @@ def _admin(request: web.Request) -> tuple[Caller, WebhookAdmin]:
 async def status(request: web.Request) -> web.StreamResponse:
     _, outbox = _admin(request)
     configured = [u for u in [request.app[SETTINGS].webhook_url] if u]
-    result = await outbox.status(configured)
-    body = WebhookStatusBody.model_validate(result.model_dump())
-    return web.json_response(body.model_dump())
+    return web.json_response((await outbox.status(configured)).model_dump())
 
 
 async def replay(request: web.Request) -> web.StreamResponse:
     caller, outbox = _admin(request)
     result = await outbox.replay()
-    body = ReplayBody.model_validate(result.model_dump())
-    logger.info("webhooks: %d dead letter(s) replayed by %s", body.replayed, caller.user_id)
-    return web.json_response(body.model_dump())
+    logger.info("webhooks: %d dead letter(s) replayed by %s", result.replayed, caller.user_id)
+    return web.json_response(result.model_dump())
 
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", ADMIN_WEBHOOKS, status, "getWebhooks", "Webhook outbox status (admin)",
-          "admin", response=WebhookStatusBody, errors=(403, 404, 503),
+          "admin", response=WebhookStatus, errors=(403, 404, 503),
           description="Endpoints (disabled after a 410), queue depth and the age of the "
           "oldest undelivered event, dead letters (the last 100), delivery counts."),
     Route("POST", ADMIN_WEBHOOKS + "/replay", replay, "replayWebhooks",
           "Replay dead letters and re-enable endpoints (admin)", "admin",
-          response=ReplayBody, errors=(403, 404, 503),
+          response=ReplayResult, errors=(403, 404, 503),
           description="Every dead letter goes back to the queue with its attempts reset and "
           "the same webhook-id; disabled endpoints are enabled again."),
 )
