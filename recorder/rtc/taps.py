@@ -13,6 +13,14 @@ other version loudly) and each is proved by tests/rtc/test_taps.py:
   ``source`` decodes nothing. aiortc rebases RTP timestamps to the track's first frame
   before the decoder sees them; the tap adds the origin back to relate a frame to the
   sender reports.
+- the decoder queue (``RTCRtpReceiver.__decoder_queue``, what the event loop puts each
+  reassembled frame in for that thread): while nobody wants decoded frames and the thread
+  holds none, a frame goes straight from the loop into the track's queue instead. Two
+  thread hand-overs per frame (loop -> decoder thread -> loop) are what a passthrough
+  stream would otherwise pay most for, above all in a room process with one stream whose
+  loop sleeps between packets. The thread's own outputs come back through the tap too
+  (:meth:`ReceiverTap.delivered`), so the queue sees every frame in arrival order when the
+  demand changes.
 - ``RTCRtpReceiver._send_rtcp_pli``: :meth:`ReceiverTap.request_keyframe` calls it; the
   hook counts the PLIs aiortc sends on its own (a picture was lost), which frames carry
   as ``losses`` so a passthrough file skips pictures until the keyframe that mends it.
@@ -29,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import queue
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -47,12 +56,17 @@ SUPPORTED_AIORTC: Final = ("1.16.0",)
 _TAP: Final = "_recorder_tap"  # attribute on a receiver and on its decoder thread
 _HOOKED: Final = "_recorder_hooked"  # marks our wrappers, so install() is idempotent
 _SEAM: Final = "get_decoder"  # what decoder_worker calls (not exported by aiortc)
-_PRIVATE: Final = ("timestamp_mapper", "decoder_thread", "decoder_error", "rtx_ssrc")
+_PRIVATE: Final = ("timestamp_mapper", "decoder_thread", "decoder_queue", "decoder_error",
+                   "rtx_ssrc")
 
 
 def _private(receiver: RTCRtpReceiver, name: str) -> Any:
     """A name-mangled attribute of aiortc's receiver (checked to exist at its start)."""
     return getattr(receiver, f"_RTCRtpReceiver__{name}")
+
+
+def _set_private(receiver: RTCRtpReceiver, name: str, value: Any) -> None:
+    setattr(receiver, f"_RTCRtpReceiver__{name}", value)
 
 
 class UnsupportedAiortc(RuntimeError):
@@ -70,8 +84,39 @@ class ReceiverTap:
         self.sender_reports = 0
         self.decoders_made = 0
         self.decoded_frames = 0
+        self.thread_frames = 0  # frames handed to aiortc's decoder thread
+        self._in_thread = 0  # handed to it, their outputs not in the track's queue yet
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._output: asyncio.Queue[Any] | None = None  # the track's queue
         self._report: tuple[int, float] | None = None  # (RTP timestamp, NTP seconds)
         self._requests: set[asyncio.Future[None]] = set()
+
+    def attach(self, loop: asyncio.AbstractEventLoop, output: asyncio.Queue[Any]) -> None:
+        """The receiver started: its loop, and the queue its track reads."""
+        self._loop, self._output = loop, output
+
+    def route(self, thread_queue: queue.Queue[Any], codec: Any, jitter_frame: Any) -> None:
+        """One reassembled frame, on the event loop: straight into the track's queue as an
+        EncodedFrame when nothing is to be decoded and the thread holds no earlier frame
+        (order), else to the decoder thread as aiortc does."""
+        if self.decode or self._in_thread or self._output is None:
+            self._in_thread += 1
+            self.thread_frames += 1
+            thread_queue.put((codec, jitter_frame))
+        elif self.encoded:
+            self._output.put_nowait(self.frame(*_describe(codec), jitter_frame))
+
+    def hand_back(self, frames: list[Any]) -> None:
+        """What the decoder thread made of one frame (maybe nothing); in that thread."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.delivered, frames)
+
+    def delivered(self, frames: list[Any]) -> None:
+        """On the loop, in the order the thread finished them."""
+        self._in_thread -= 1
+        assert self._output is not None
+        for frame in frames:
+            self._output.put_nowait(frame)
 
     def set_demand(self, decoded: bool, encoded: bool) -> None:
         """Which frames the track's reader wants; on the event loop."""
@@ -95,7 +140,7 @@ class ReceiverTap:
         self.sender_reports += 1
 
     def frame(self, codec: str, clock_rate: int, kind: str, jitter_frame: Any) -> EncodedFrame:
-        """The reassembled frame as an EncodedFrame; in the decoder thread."""
+        """The reassembled frame as an EncodedFrame (on the loop or in the decoder thread)."""
         data: bytes = jitter_frame.data
         rebased: int = jitter_frame.timestamp
         return EncodedFrame(kind, codec, data, rebased, clock_rate, is_keyframe(codec, data),
@@ -134,19 +179,25 @@ class _TapDecoder:
     def __init__(self, tap: ReceiverTap, codec: Any) -> None:
         self._tap = tap
         self._codec = codec
-        self._name = str(codec.name).lower()
-        self._clock_rate = int(codec.clockRate)
-        self._kind = str(codec.mimeType).split("/")[0].lower()
+        self._name, self._clock_rate, self._kind = _describe(codec)
         self._inner: Any = None
 
     def decode(self, jitter_frame: Any) -> list[Any]:
-        tap = self._tap
+        """Hands its frames back through the tap; aiortc gets nothing to deliver itself."""
         out: list[Any] = []
+        try:
+            self._decode(jitter_frame, out)
+        finally:
+            self._tap.hand_back(out)
+        return []
+
+    def _decode(self, jitter_frame: Any, out: list[Any]) -> None:
+        tap = self._tap
         if tap.encoded:
             out.append(tap.frame(self._name, self._clock_rate, self._kind, jitter_frame))
         if not tap.decode:
             self._inner = None  # free it; a new one starts at the next keyframe
-            return out
+            return
         if self._inner is None:
             self._inner = _original_get_decoder(self._codec)
             tap.decoders_made += 1
@@ -155,12 +206,31 @@ class _TapDecoder:
         except av.FFmpegError as exc:
             logger.warning("%s: a %s frame did not decode: %s", self._kind, self._name, exc)
             tap.decode_failed()
-            return out
+            return
         tap.decoded_frames += len(frames)
         for frame in frames:
             tap.stamp(frame, self._clock_rate)
         out.extend(frames)
-        return out
+
+
+def _describe(codec: Any) -> tuple[str, int, str]:
+    """(codec name, clock rate, kind) of aiortc's RTCRtpCodecParameters."""
+    return str(codec.name).lower(), int(codec.clockRate), str(codec.mimeType).split("/")[0].lower()
+
+
+class _TapQueue:
+    """Stands in for a receiver's decoder queue: frames go through :meth:`ReceiverTap.route`,
+    the end-of-stream None straight to the thread."""
+
+    def __init__(self, tap: ReceiverTap, thread_queue: queue.Queue[Any]) -> None:
+        self._tap = tap
+        self._thread_queue = thread_queue
+
+    def put(self, item: Any) -> None:
+        if item is None:
+            self._thread_queue.put(None)
+        else:
+            self._tap.route(self._thread_queue, *item)
 
 
 def tap_of(receiver: RTCRtpReceiver) -> ReceiverTap:
@@ -220,8 +290,13 @@ async def _receive(self: RTCRtpReceiver, parameters: Any) -> None:
         if not hasattr(self, f"_RTCRtpReceiver__{name}"):
             raise UnsupportedAiortc(f"aiortc RTCRtpReceiver has no {name} any more")
     thread = _private(self, "decoder_thread")
-    if thread is not None:
-        setattr(thread, _TAP, tap_of(self))
+    if thread is not None and self._track is not None:
+        tap = tap_of(self)
+        setattr(thread, _TAP, tap)
+        tap.attach(asyncio.get_running_loop(), self._track._queue)
+        thread_queue = _private(self, "decoder_queue")
+        if not isinstance(thread_queue, _TapQueue):  # receive() may be called again
+            _set_private(self, "decoder_queue", _TapQueue(tap, thread_queue))
 
 
 @functools.wraps(_original_rtcp)

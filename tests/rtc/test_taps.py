@@ -138,3 +138,21 @@ async def test_sender_reports_put_audio_and_video_on_the_senders_clock(
     assert max(v_offsets) - min(v_offsets) < 0.02
     assert max(a_offsets) - min(a_offsets) < 0.02
     assert abs(v_offsets[-1] - a_offsets[-1]) < 0.1
+
+
+async def test_encoded_only_frames_skip_the_decoder_thread(received: Received) -> None:
+    await received.until("video", 30)
+    await received.until("audio", 50)
+    assert {kind: tap.thread_frames for kind, tap in received.taps.items()} == {
+        "video": 0, "audio": 0}
+
+
+async def test_frames_stay_in_order_when_decoding_comes_and_goes(received: Received) -> None:
+    video = received.taps["video"]
+    for decoded in (True, False, True, False):
+        count = len(await received.until("video", 1))
+        video.set_demand(decoded=decoded, encoded=True)
+        await received.until("video", count + 10)
+    assert video.thread_frames > 0  # some went through the thread, some around it
+    stamps = [f.timestamp for f in received.frames["video"]]
+    assert stamps == sorted(set(stamps))
