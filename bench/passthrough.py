@@ -5,14 +5,16 @@ Not a test (no pass/fail): ``python -m bench.passthrough [--streams 4,8,12,16]
 
 Each stream is a replayed 720p30 VP8 2.5 Mbps + Opus publisher (``bench.replay``: packets
 sent as encoded, so the load generator stays cheap) in one of ``--publishers`` processes
-beside the recorder. For every stream count two sides run in turn on the same publishers:
+beside the recorder. For every stream count three sides run in turn on the same publishers:
 
 - ``bound``: a bare aiortc peer in its own process (uvloop) that takes each track's encoded
   frames through the receiver tap and drops them: what any recorder pays to receive;
 - ``ours``: a real ``recorderd`` (``tests.support.daemon.run_daemon``, its own Redis, room
-  processes on) recording ``webm`` at ``source``: one room per stream (``--per-room 1``,
-  layout ``composite``: one room process each) or ``--per-room K`` publishers per room
-  (layout ``tracks``, one file per publisher).
+  processes on, the default of a process per room) recording ``webm`` at ``source``: one
+  room per stream (``--per-room 1``, layout ``composite``) or ``--per-room K`` publishers
+  per room (layout ``tracks``, one file per publisher);
+- ``shared``: the same with ``RECORDER_ROOMS_PER_PROCESS`` as high as the rooms, so rooms
+  share one process per core.
 
 CPU is utime + stime of the side's processes (recorderd and its room children; the sink)
 over ``--window`` seconds once every recording is ``recording``. Loss compares what the
@@ -254,34 +256,41 @@ async def run_all(counts: list[int], per_room: int, window: float, processes: in
     with redis_server() as redis_url:
         for streams in counts:
             print(f"{streams} streams: bound ...", file=sys.stderr)
-            bound = await run_bound(streams, window, processes)
-            print(f"{streams} streams: recorderd ...", file=sys.stderr)
-            ours = await run_ours(redis_url, streams, per_room, window, processes,
-                                  f"{streams}x{per_room}-{int(time.time())}", extra_env)
-            rows.append({"streams": streams, "per_room": per_room, "bound": bound,
-                         "ours": ours})
+            row = {"streams": streams, "per_room": per_room,
+                   "bound": await run_bound(streams, window, processes)}
+            shared = {"RECORDER_ROOMS_PER_PROCESS": str(max(1, streams // per_room))}
+            for side, env in (("ours", {}), ("shared", shared)):
+                print(f"{streams} streams: recorderd ({side}) ...", file=sys.stderr)
+                row[side] = await run_ours(
+                    redis_url, streams, per_room, window, processes,
+                    f"{streams}x{per_room}-{side}-{int(time.time())}", env | (extra_env or {}))
+            rows.append(row)
     return rows
 
 
 def report(rows: list[dict[str, Any]], window: float) -> str:
-    lines = [f"window {window:g} s after {WARMUP:g} s of warm-up; CPU in % of one core",
+    lines = [f"window {window:g} s after {WARMUP:g} s of warm-up; CPU in % of one core; "
+             "ours: a process per room; shared: rooms share one process per core",
              "",
-             "| streams | rooms | bound CPU | bound / stream | ours CPU (recorderd + rooms) "
-             "| ours / stream | ratio | deliverable | written (state) | decoded "
-             "| loss state / file | held |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| streams | rooms | bound CPU | bound / stream | side | processes "
+             "| CPU (recorderd + rooms) | / stream | ratio | deliverable | written (state) "
+             "| decoded | loss state / file | held |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        n, bound, ours = row["streams"], row["bound"], row["ours"]
-        by_state, by_file = losses(ours, n)
-        held = "yes" if max(by_state, by_file) < MAX_LOSS else "no"
-        decoded = ours["decoded_video"] + ours["decoded_audio"]
-        lines.append(
-            f"| {n} | {n // row['per_room']} | {bound['cpu'] * 100:.1f} | "
-            f"{bound['cpu'] * 100 / n:.2f} | {ours['cpu'] * 100:.1f} ("
-            f"{ours['cpu_main'] * 100:.1f} + {(ours['cpu'] - ours['cpu_main']) * 100:.1f}) | "
-            f"{ours['cpu'] * 100 / n:.2f} | {ours['cpu'] / bound['cpu']:.2f} | "
-            f"{deliverable(ours, n)} | {ours['written']} | {decoded} | "
-            f"{by_state * 100:.2f} % / {by_file * 100:.2f} % | {held} |")
+        n, bound = row["streams"], row["bound"]
+        for side in ("ours", "shared"):
+            ours = row[side]
+            by_state, by_file = losses(ours, n)
+            held = "yes" if max(by_state, by_file) < MAX_LOSS else "no"
+            decoded = ours["decoded_video"] + ours["decoded_audio"]
+            lines.append(
+                f"| {n} | {n // row['per_room']} | {bound['cpu'] * 100:.1f} | "
+                f"{bound['cpu'] * 100 / n:.2f} | {side} | {ours['children']} | "
+                f"{ours['cpu'] * 100:.1f} ({ours['cpu_main'] * 100:.1f} + "
+                f"{(ours['cpu'] - ours['cpu_main']) * 100:.1f}) | "
+                f"{ours['cpu'] * 100 / n:.2f} | {ours['cpu'] / bound['cpu']:.2f} | "
+                f"{deliverable(ours, n)} | {ours['written']} | {decoded} | "
+                f"{by_state * 100:.2f} % / {by_file * 100:.2f} % | {held} |")
     return "\n".join(lines)
 
 

@@ -78,7 +78,10 @@ class Settings(BaseSettings):
     orphan_timeout_seconds: float = Field(60, gt=0)
     cpu_capacity: float | None = Field(None, gt=0)  # None: the machine's CPU count
     deferred_concurrency: int = Field(1, ge=1)
-    room_processes: bool = True  # one child process per active room (False: in-process)
+    room_processes: bool = True  # rooms in child processes (False: in recorderd)
+    # rooms one child process may host: 1, each room alone; more, rooms share processes
+    # once every core has one (cheaper per light stream; a crash takes down more rooms)
+    rooms_per_process: int = Field(1, ge=1)
 
     upload_target: UploadTarget = UploadTarget.NONE
     s3_bucket: str | None = None

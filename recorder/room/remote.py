@@ -1,17 +1,18 @@
-"""recorderd's side of one room process: spawn it, talk to it, notice when it dies.
+"""recorderd's side of a room process: spawn it, talk to it, notice when it dies.
 
-:class:`RoomProcess` answers like :class:`recorder.room.session.RoomSession` (``handle``,
-``close``, ``publisher_count``, ``idle``), so the registry treats both alike. Commands go
-out as numbered requests; the reply with the same number settles the caller's future, and a
-refusal is raised again as the class the room raised.
+A :class:`RoomProcess` hosts one room or several; :class:`RemoteRoom` is one of its rooms
+and answers like :class:`recorder.room.session.RoomSession` (``handle``, ``close``,
+``publisher_count``, ``idle``), so the registry treats both alike. Commands go out as
+numbered requests naming their room; the reply with the same number settles the caller's
+future, and a refusal is raised again as the class the room raised.
 
-What the room holds (answered publishers, recordings capturing or finalising) is learnt from
-the same stream, in order: a reply to ``Publish``/``StartCapture``/``CancelCapture`` and the
-events ``PublisherLeft``/``CaptureFinished``/``CaptureFailed``. The stream is ordered, so this
-copy is exact, and it is what makes a death useful: the recordings still listed when the
-socket reaches EOF are the ones the process took down with it, reported in one
-:class:`~recorder.room.messages.RoomLost` after the process is reaped. Commands still waiting
-then fail with 503 instead of hanging.
+What each room holds (answered publishers, recordings capturing or finalising) is learnt
+from the same stream, in order: a reply to ``Publish``/``StartCapture``/``CancelCapture``
+and the events ``PublisherLeft``/``CaptureFinished``/``CaptureFailed``. The stream is
+ordered, so this copy is exact, and it is what makes a death useful: the recordings still
+listed when the socket reaches EOF are the ones the process took down with it, reported in
+one :class:`~recorder.room.messages.RoomLost` per room after the process is reaped. Commands
+still waiting then fail with 503 instead of hanging.
 
 The child is started with ``asyncio.create_subprocess_exec`` (a fresh interpreter, never a
 fork of this threaded event loop) and receives its end of a socketpair through ``pass_fds``.
@@ -33,7 +34,16 @@ from collections.abc import Callable
 from recorder.core.errors import RecorderError, Unavailable
 from recorder.room import messages as msg
 from recorder.room.channel import Channel, ChannelError
-from recorder.room.wire import Event, ProcessConfig, Ready, Refusal, Reply, Request, Shutdown
+from recorder.room.wire import (
+    CloseRoom,
+    Event,
+    ProcessConfig,
+    Ready,
+    Refusal,
+    Reply,
+    Request,
+    Shutdown,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +64,13 @@ def describe_exit(code: int | None) -> str:
 
 
 class RoomProcess:
-    def __init__(self, config: ProcessConfig, emit: Callable[[msg.RoomEvent], None],
+    def __init__(self, config: ProcessConfig, first_room: str,
+                 emit: Callable[[str, msg.RoomEvent], None],
                  on_exit: Callable[[RoomProcess], None]) -> None:
-        """`emit` gets the room's events (and a final RoomLost); `on_exit` is called once the
-        process is reaped, whatever the reason."""
-        self.room_id = config.room_id
+        """`emit(room_id, event)` gets its rooms' events (and a final RoomLost per room);
+        `on_exit` is called once the process is reaped, whatever the reason. `first_room`
+        names the process in ps and in log lines."""
+        self.name = first_room
         self._config = config
         self._emit = emit
         self._on_exit = on_exit
@@ -67,9 +79,11 @@ class RoomProcess:
         self._starting: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[msg.RoomCommand, asyncio.Future[msg.RoomReply]]] = {}
-        self._publishers: dict[str, str] = {}  # session id -> publisher id
-        self._recordings: set[str] = set()
+        self._pending: dict[int, tuple[str, msg.RoomCommand,
+                                       asyncio.Future[msg.RoomReply]]] = {}
+        self.rooms: set[str] = set()  # the rooms placed here and not closed
+        self._publishers: dict[str, dict[str, str]] = {}  # room -> session id -> publisher
+        self._recordings: dict[str, set[str]] = {}  # room -> recording ids
         self._closing = False
         self._exited = asyncio.Event()
         self.exitcode: int | None = None
@@ -79,13 +93,24 @@ class RoomProcess:
         return self._proc.pid if self._proc is not None else None
 
     @property
-    def publisher_count(self) -> int:
-        return len(self._publishers)
+    def accepting(self) -> bool:
+        """Whether a new room may be placed here."""
+        return not self._closing and not self._exited.is_set()
 
-    @property
-    def idle(self) -> bool:
-        """No publishers, no recordings and no command in flight: it may be closed."""
-        return not self._publishers and not self._recordings and not self._pending
+    def room(self, room_id: str) -> RemoteRoom:
+        """Place a room here (its session opens in the process at its first command)."""
+        self.rooms.add(room_id)
+        return RemoteRoom(room_id, self)
+
+    def publisher_count(self, room_id: str | None = None) -> int:
+        if room_id is None:
+            return sum(len(p) for p in self._publishers.values())
+        return len(self._publishers.get(room_id, ()))
+
+    def idle(self, room_id: str) -> bool:
+        """No publishers, no recordings and no command in flight: the room may be closed."""
+        return (not self._publishers.get(room_id) and not self._recordings.get(room_id)
+                and not any(room == room_id for room, _, _ in self._pending.values()))
 
     @property
     def alive(self) -> bool:
@@ -96,24 +121,36 @@ class RoomProcess:
         if self._starting is None:
             self._starting = asyncio.create_task(self._start())
 
-    async def handle(self, command: msg.RoomCommand) -> msg.RoomReply:
+    async def handle(self, room_id: str, command: msg.RoomCommand) -> msg.RoomReply:
         """Send one command and wait for its reply; refusals raise the room's RecorderError."""
         self.start()
         assert self._starting is not None
         await asyncio.shield(self._starting)
         if self._closing or self._exited.is_set() or self._channel is None:
-            raise Unavailable(f"room {self.room_id} is closing")
+            raise Unavailable(f"room {room_id} is closing")
         request_id = next(self._ids)
         future: asyncio.Future[msg.RoomReply] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)
-        self._pending[request_id] = (command, future)
-        self._channel.send(Request(request_id, command))
+        self._pending[request_id] = (room_id, command, future)
+        self._channel.send(Request(request_id, room_id, command))
         # Shielded: a caller that gives up must not lose the reply, whose bookkeeping (a
         # publisher, a recording) keeps the room from being closed under its media.
         return await asyncio.shield(future)
 
+    def release(self, room_id: str) -> bool:
+        """Let go of an idle room, at once: its session closes in the process, or, if it was
+        the last room, True and the process takes no new room (the caller closes it)."""
+        self.rooms.discard(room_id)
+        if self.rooms:
+            if self._channel is not None and self.alive:
+                self._channel.send(CloseRoom(room_id))
+            return False
+        self._closing = True
+        return True
+
     async def close(self, grace: float = CLOSE_TIMEOUT_SECONDS) -> None:
-        """Ask the room to finalise and exit; kill it after `grace` s. Safe to call twice."""
+        """Ask every room to finalise and the process to exit; kill it after `grace` s.
+        Safe to call twice."""
         self._closing = True
         if self._starting is None:
             return
@@ -126,7 +163,7 @@ class RoomProcess:
         try:
             await asyncio.wait_for(self._exited.wait(), grace)
         except TimeoutError:
-            logger.error("room %s: process %d did not exit within %g s: killed", self.room_id,
+            logger.error("room %s: process %d did not exit within %g s: killed", self.name,
                          self._proc.pid, grace)
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
@@ -148,7 +185,7 @@ class RoomProcess:
             try:
                 self._proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", CHILD_MODULE, "--fd", str(theirs.fileno()),
-                    f"--room={self.room_id}", pass_fds=(theirs.fileno(),),
+                    f"--room={self.name}", pass_fds=(theirs.fileno(),),
                     stdin=subprocess.DEVNULL)
             finally:
                 theirs.close()  # the child holds it now; ours must not keep it open
@@ -156,7 +193,7 @@ class RoomProcess:
             ours.close()
             self._exited.set()
             self._on_exit(self)
-            raise Unavailable(f"room {self.room_id}: no process could be started: {exc}") \
+            raise Unavailable(f"room {self.name}: no process could be started: {exc}") \
                 from exc
         self._channel = await Channel.open(ours)
         self._channel.send(self._config)
@@ -172,9 +209,9 @@ class RoomProcess:
             self.exitcode = code
             self._exited.set()
             self._on_exit(self)
-            raise Unavailable(f"room {self.room_id}: its process did not start "
+            raise Unavailable(f"room {self.name}: its process did not start "
                               f"({describe_exit(code)})")
-        logger.info("room %s: process %d started in %.2f s", self.room_id, ready.pid,
+        logger.info("room %s: process %d started in %.2f s", self.name, ready.pid,
                     time.monotonic() - began)
         self._reader = asyncio.create_task(self._read())
 
@@ -187,7 +224,7 @@ class RoomProcess:
             while (message := await self._channel.receive()) is not None:
                 self._dispatch(message)
         except ChannelError as exc:
-            logger.error("room %s: process %d sent garbage (%s): killed", self.room_id,
+            logger.error("room %s: process %d sent garbage (%s): killed", self.name,
                          self._proc.pid, exc)
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
@@ -198,63 +235,87 @@ class RoomProcess:
 
     def _dispatch(self, message: object) -> None:
         if isinstance(message, Event):
-            self._track(message.event)
-            self._emit(message.event)
+            self._track(message.room_id, message.event)
+            self._emit(message.room_id, message.event)
         elif isinstance(message, Reply | Refusal):
             entry = self._pending.pop(message.id, None)
             if entry is None:
                 return
-            command, future = entry
+            room_id, command, future = entry
             if isinstance(message, Reply):
-                self._track_reply(command)
+                self._track_reply(room_id, command)
                 if not future.done():
                     future.set_result(message.reply)
             elif not future.done():
                 future.set_exception(message.error.to_exception())
         else:
-            logger.warning("room %s: unexpected %s from the room process", self.room_id,
+            logger.warning("room %s: unexpected %s from the room process", self.name,
                            type(message).__name__)
 
-    def _track(self, event: msg.RoomEvent) -> None:
+    def _track(self, room_id: str, event: msg.RoomEvent) -> None:
         if isinstance(event, msg.PublisherLeft):
-            self._publishers.pop(event.session_id, None)
+            self._publishers.get(room_id, {}).pop(event.session_id, None)
         elif isinstance(event, msg.CaptureFinished | msg.CaptureFailed):
-            self._recordings.discard(event.recording_id)
+            self._recordings.get(room_id, set()).discard(event.recording_id)
 
-    def _track_reply(self, command: msg.RoomCommand) -> None:
+    def _track_reply(self, room_id: str, command: msg.RoomCommand) -> None:
         if isinstance(command, msg.Publish):
-            self._publishers[command.session_id] = command.publisher_id
+            self._publishers.setdefault(room_id, {})[command.session_id] = command.publisher_id
         elif isinstance(command, msg.StartCapture):
-            self._recordings.add(command.recording_id)
+            self._recordings.setdefault(room_id, set()).add(command.recording_id)
         elif isinstance(command, msg.CancelCapture):
-            self._recordings.discard(command.recording_id)
+            self._recordings.get(room_id, set()).discard(command.recording_id)
 
     def _ended(self, code: int) -> None:
         """The process is reaped: fail what waits, report what it took down, let go."""
         how = describe_exit(code)
-        failure = Unavailable(f"room {self.room_id}: its process ended ({how})")
-        for _, future in self._pending.values():
+        for room_id, _, future in self._pending.values():
             if not future.done():
-                future.set_exception(failure)
+                future.set_exception(Unavailable(f"room {room_id}: its process ended ({how})"))
         self._pending.clear()
-        lost = tuple(sorted(self._recordings))
-        expected = self._closing and code == 0 and not lost
-        if expected:
-            logger.info("room %s: process %d exited", self.room_id, self._pid_or_zero())
-        else:
-            logger.error("room %s: process %d ended (%s) with %d recording(s): %s", self.room_id,
-                         self._pid_or_zero(), how, len(lost), ", ".join(lost) or "none")
-        for session_id, publisher_id in sorted(self._publishers.items()):
-            self._emit(msg.PublisherLeft(session_id, publisher_id))
+        for room_id in sorted(self.rooms | self._publishers.keys() | self._recordings.keys()):
+            lost = tuple(sorted(self._recordings.get(room_id, ())))
+            expected = self._closing and code == 0 and not lost
+            if expected:
+                logger.info("room %s: process %d exited", room_id, self._pid_or_zero())
+            else:
+                logger.error("room %s: process %d ended (%s) with %d recording(s): %s",
+                             room_id, self._pid_or_zero(), how, len(lost),
+                             ", ".join(lost) or "none")
+            for session_id, publisher_id in sorted(self._publishers.get(room_id, {}).items()):
+                self._emit(room_id, msg.PublisherLeft(session_id, publisher_id))
+            if not expected:
+                self._emit(room_id, msg.RoomLost(lost, code))
         self._publishers.clear()
         self._recordings.clear()
-        if not expected:
-            self._emit(msg.RoomLost(lost, code))
         self._exited.set()
         self._on_exit(self)
 
     def _pid_or_zero(self) -> int:
         return self._proc.pid if self._proc is not None else 0
+
+
+class RemoteRoom:
+    """One room of a :class:`RoomProcess`, answering like a RoomSession."""
+
+    def __init__(self, room_id: str, process: RoomProcess) -> None:
+        self.room_id = room_id
+        self.process = process
+
+    @property
+    def publisher_count(self) -> int:
+        return self.process.publisher_count(self.room_id)
+
+    @property
+    def idle(self) -> bool:
+        return self.process.idle(self.room_id)
+
+    async def handle(self, command: msg.RoomCommand) -> msg.RoomReply:
+        return await self.process.handle(self.room_id, command)
+
+    async def close(self) -> None:
+        if self.process.release(self.room_id):
+            await self.process.close()
 
 
 def _retrieve(future: asyncio.Future[msg.RoomReply]) -> None:

@@ -1,11 +1,12 @@
 """What crosses the pipe between recorderd and a room process, around the room messages.
 
 The room protocol itself (:mod:`recorder.room.messages`) stays as it is; this module wraps it
-in envelopes: a request id so a reply finds its command among several in flight, and a
-refusal that carries a :class:`recorder.core.errors.RecorderError` as plain data. Exceptions
-do not pickle reliably (several of ours take other constructor arguments than their
-message), so a refusal names the class and copies its attributes, and the parent builds the
-same class again: a 404 raised in the room answers 404 in the API, exactly as in-process.
+in envelopes: the room a command or an event is about (a process may host several rooms), a
+request id so a reply finds its command among several in flight, and a refusal that carries
+a :class:`recorder.core.errors.RecorderError` as plain data. Exceptions do not pickle
+reliably (several of ours take other constructor arguments than their message), so a
+refusal names the class and copies its attributes, and the parent builds the same class
+again: a 404 raised in the room answers 404 in the API, exactly as in-process.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from recorder.room.messages import RoomCommand, RoomEvent, RoomReply
 
 @dataclass(frozen=True)
 class ProcessConfig:
-    """Everything a room process needs, sent as its first message (no settings reading).
+    """Everything a room process needs, sent as its first message (no settings reading);
+    the same for every room it hosts.
 
     The test-only hooks of :class:`recorder.room.session.RoomConfig` (capture factory, pull
     timing) stay out: a room process always records with the real pipeline.
     """
 
-    room_id: str
     max_publishers: int
     ice_servers: list[RTCIceServer] = field(default_factory=list)
     ice_host_addresses: list[str] = field(default_factory=list)  # empty: all interfaces
@@ -40,13 +41,23 @@ class ProcessConfig:
 
 @dataclass(frozen=True)
 class Request:
+    """A command for one room; the process opens the room's session at its first one."""
+
     id: int
+    room_id: str
     command: RoomCommand
 
 
 @dataclass(frozen=True)
+class CloseRoom:
+    """Close one room's session (recorderd found it idle); the process goes on."""
+
+    room_id: str
+
+
+@dataclass(frozen=True)
 class Shutdown:
-    """Close the room (captures stopped and finalised, peers closed), then exit 0."""
+    """Close every room (captures stopped and finalised, peers closed), then exit 0."""
 
 
 # ---- child -> parent ----------------------------------------------------------------------
@@ -73,10 +84,11 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Event:
+    room_id: str
     event: RoomEvent
 
 
-ToChild = ProcessConfig | Request | Shutdown
+ToChild = ProcessConfig | Request | CloseRoom | Shutdown
 ToParent = Ready | Reply | Refusal | Event
 
 

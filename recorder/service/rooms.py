@@ -2,16 +2,21 @@
 
 By default each room runs in a child process of its own (``settings.room_processes``,
 :mod:`recorder.room.remote`): Python's GIL caps a process at about one core of packet
-handling and codec work, and a crash in a codec must take down one room, not the node. With
-``room_processes`` off, or when a test hands in its own capture factory (which cannot cross
-a process boundary), rooms run in this process. The service cannot tell the difference: both
-answer the same commands with the same replies, refusals and events.
+handling and codec work, and a crash in a codec must take down one room, not the node.
+``settings.rooms_per_process`` above 1 lets rooms share processes once every core has one:
+a new room then goes to the process with the fewest rooms, while it has fewer than that
+many. A process woken for every packet of a single light stream costs more per stream than
+one serving several (bench/RESULTS.md); the price is that a crash takes down every room of
+its process. With ``room_processes`` off, or when a test hands in its own capture factory
+(which cannot cross a process boundary), rooms run in this process. The service cannot tell
+the difference: all answer the same commands with the same replies, refusals and events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from typing import Protocol
 
@@ -28,7 +33,7 @@ from recorder.room.messages import (
     StartCapture,
     Unpublish,
 )
-from recorder.room.remote import RoomProcess
+from recorder.room.remote import RemoteRoom, RoomProcess
 from recorder.room.session import RoomConfig, RoomSession
 from recorder.room.wire import ProcessConfig
 
@@ -59,9 +64,17 @@ class RoomRegistry:
                                   ice_servers=ice_servers,
                                   capture_factory=capture_factory or media_capture)
         self._processes = settings.room_processes and capture_factory is None
-        self._ice_host_addresses = list(settings.ice_host_addresses)
+        self._rooms_per_process = settings.rooms_per_process
+        self._cores = len(os.sched_getaffinity(0))
+        self._process_config = ProcessConfig(
+            max_publishers=settings.max_publishers_per_room,
+            ice_servers=ice_servers,
+            ice_host_addresses=list(settings.ice_host_addresses),
+            log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+        )
         self._emit = emit
         self._rooms: dict[str, Room] = {}
+        self._children: list[RoomProcess] = []
         self._busy: dict[str, int] = {}  # commands in flight per room: not idle meanwhile
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -72,14 +85,14 @@ class RoomRegistry:
 
     def pids(self) -> dict[str, int]:
         """Room id -> the pid of its process (process mode; rooms still starting left out)."""
-        return {room_id: room.pid for room_id, room in self._rooms.items()
-                if isinstance(room, RoomProcess) and room.pid is not None}
+        return {room_id: room.process.pid for room_id, room in self._rooms.items()
+                if isinstance(room, RemoteRoom) and room.process.pid is not None}
 
     def _room(self, room_id: str) -> Room:
         room = self._rooms.get(room_id)
         if room is None:
             if self._processes:
-                room = self._spawn(room_id)
+                room = self._place(room_id).room(room_id)
             else:
                 room = RoomSession(room_id, self._config,
                                    lambda event: self._emit(room_id, event))
@@ -87,21 +100,24 @@ class RoomRegistry:
             logger.info("room %s: session opened", room_id)
         return room
 
-    def _spawn(self, room_id: str) -> RoomProcess:
-        config = ProcessConfig(
-            room_id=room_id,
-            max_publishers=self._config.max_publishers,
-            ice_servers=list(self._config.ice_servers),
-            ice_host_addresses=self._ice_host_addresses,
-            log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
-        )
-        process = RoomProcess(config, lambda event: self._emit(room_id, event), self._exited)
-        process.start()
-        return process
+    def _place(self, room_id: str) -> RoomProcess:
+        """The process with the fewest rooms if rooms may share and every core has one,
+        else a new one."""
+        accepting = [child for child in self._children if child.accepting]
+        if self._rooms_per_process > 1 and len(accepting) >= self._cores:
+            least = min(accepting, key=lambda child: len(child.rooms))
+            if len(least.rooms) < self._rooms_per_process:
+                return least
+        child = RoomProcess(self._process_config, room_id, self._emit, self._exited)
+        self._children.append(child)
+        child.start()
+        return child
 
-    def _exited(self, process: RoomProcess) -> None:
-        if self._rooms.get(process.room_id) is process:
-            del self._rooms[process.room_id]
+    def _exited(self, child: RoomProcess) -> None:
+        self._children.remove(child)
+        for room_id, room in list(self._rooms.items()):
+            if isinstance(room, RemoteRoom) and room.process is child:
+                del self._rooms[room_id]
 
     async def send(self, room_id: str, command: RoomCommand) -> RoomReply:
         if room_id not in self._rooms and not isinstance(command, Publish | StartCapture):
@@ -119,10 +135,11 @@ class RoomRegistry:
         for room_id, room in list(self._rooms.items()):
             if room.idle and room_id not in self._busy:
                 del self._rooms[room_id]
-                if isinstance(room, RoomProcess):  # its exit takes a moment: not on the timer
-                    task = asyncio.create_task(room.close())
-                    self._closing.add(task)
-                    task.add_done_callback(self._closing.discard)
+                if isinstance(room, RemoteRoom):
+                    if room.process.release(room_id):  # its exit takes a moment: not here
+                        task = asyncio.create_task(room.process.close())
+                        self._closing.add(task)
+                        task.add_done_callback(self._closing.discard)
                 else:
                     await room.close()
                 logger.info("room %s: session closed (idle)", room_id)
@@ -131,8 +148,10 @@ class RoomRegistry:
         """Close every room (files finalised; a process that does not exit in time is
         killed) and wait for rooms already closing."""
         rooms, self._rooms = self._rooms, {}
-        results = await asyncio.gather(*(room.close() for room in rooms.values()),
-                                       *self._closing, return_exceptions=True)
+        sessions = [room.close() for room in rooms.values() if isinstance(room, RoomSession)]
+        children = [child.close() for child in list(self._children)]
+        results = await asyncio.gather(*sessions, *children, *self._closing,
+                                       return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 logger.error("a room did not close cleanly: %r", result)

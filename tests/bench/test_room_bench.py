@@ -14,7 +14,7 @@ async def test_passthrough_bench_compares_recorderd_with_the_bound() -> None:
     rows = await passthrough.run_all([1], per_room=1, window=1.0, processes=1)
 
     row = rows[0]
-    bound, ours = row["bound"], row["ours"]
+    bound, ours, shared = row["bound"], row["ours"], row["shared"]
     assert bound["sent"] > 3 * (30 + 50)  # warm-up plus window, at 30 fps and 50 audio/s
     assert bound["received"] == passthrough.deliverable(bound, 1)
     assert ours["children"] == 1  # the room ran in a process of its own
@@ -25,6 +25,8 @@ async def test_passthrough_bench_compares_recorderd_with_the_bound() -> None:
     assert by_file < passthrough.MAX_LOSS
     assert bound["cpu"] > 0
     assert ours["cpu"] > 0
+    assert shared["children"] == 1
+    assert max(passthrough.losses(shared, 1)) < passthrough.MAX_LOSS
     assert "| 1 | 1 |" in passthrough.report(rows, 1.0)
 
 

@@ -3,7 +3,8 @@
 Two rooms record in two processes; killing one room's process (as a codec segfault would)
 ends that room's recording as crash recovery does while the other room records on; a
 SIGTERM drain finalises every room and leaves no process behind; refusals raised inside a
-room process reach the HTTP client with the status they had in-process.
+room process reach the HTTP client with the status they had in-process; with
+``rooms_per_process`` above 1, rooms beyond one per core share processes.
 """
 
 from __future__ import annotations
@@ -167,3 +168,33 @@ async def test_refusals_in_a_room_process_keep_their_http_status(redis_url: str)
                     assert resp.status == 503, body
                     assert "1 publishers" in body
                     assert resp.headers["Retry-After"] == "10"
+
+
+async def test_rooms_share_processes_once_every_core_has_one(redis_url: str) -> None:
+    cores = len(os.sched_getaffinity(0))
+    rooms = [f"room-share-{k}" for k in range(cores + 1)]
+    with run_daemon(redis_url, max_per_user=10, rooms_per_process=2) as daemon:
+        headers = daemon.headers("user-share")
+        async with AsyncExitStack() as stack:
+            for room in rooms:
+                await stack.enter_async_context(WhipPublisher(
+                    f"{daemon.url}/whip/{room}", headers["Authorization"][7:],
+                    video=(320, 180), fps=15))
+            http = await stack.enter_async_context(aiohttp.ClientSession())
+            started = [await record(http, daemon, room, headers) for room in rooms]
+            children = set(room_processes(daemon.process.pid).values())
+            assert len(children) == cores, children  # the last room shares one of them
+            await asyncio.sleep(2.0)
+            states = []
+            for base, _, _ in started:
+                await call(http, "POST", f"{base}/stop", headers, 200)
+                states.append(await wait_status(http, base, headers, {"completed", "failed"}))
+        for (_, rid, _), state in zip(started, states, strict=True):
+            assert state["status"] == "completed", state
+            info = await asyncio.to_thread(probe, daemon.storage / rid / state["file_name"])
+            assert info.video_seconds >= span(state) - LENGTH_SLACK, (info, span(state))
+        for _ in range(60):  # the publishers left: every room is idle, each process exits
+            if not room_processes(daemon.process.pid):
+                break
+            await asyncio.sleep(0.5)
+        assert not room_processes(daemon.process.pid), daemon.log()[-3000:]
