@@ -1,11 +1,12 @@
 """Passthrough (``quality: source``) CPU per stream against a bare aiortc peer, and capacity.
 
 Not a test (no pass/fail): ``python -m bench.passthrough [--streams 4,8,12,16]
-[--per-room 1] [--window 20] [--publishers 4] [--daemon-env NAME=VALUE ...]``.
+[--per-room 1] [--window 20] [--publishers 4] [--repeat 1] [--daemon-env NAME=VALUE ...]``.
 
 Each stream is a replayed 720p30 VP8 2.5 Mbps + Opus publisher (``bench.replay``: packets
 sent as encoded, so the load generator stays cheap) in one of ``--publishers`` processes
-beside the recorder. For every stream count three sides run in turn on the same publishers:
+beside the recorder. For every stream count these sides run in turn on the same publishers
+(``--repeat`` rounds of all of them; the report takes each side's median):
 
 - ``bound``: a bare aiortc peer in its own process (uvloop) that takes each track's encoded
   frames through the receiver tap and drops them: what any recorder pays to receive;
@@ -14,7 +15,9 @@ beside the recorder. For every stream count three sides run in turn on the same 
   room per stream (``--per-room 1``, layout ``composite``) or ``--per-room K`` publishers
   per room (layout ``tracks``, one file per publisher);
 - ``shared``: the same with ``RECORDER_ROOMS_PER_PROCESS`` as high as the rooms, so rooms
-  share one process per core.
+  share one process per core;
+- ``inprocess``: the same with ``RECORDER_ROOM_PROCESSES=false``: every room in recorderd,
+  one process like the bound.
 
 CPU is utime + stime of the side's processes (recorderd and its room children; the sink)
 over ``--window`` seconds once every recording is ``recording``. Loss compares what the
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -250,46 +254,70 @@ def losses(result: dict[str, Any], streams: int) -> tuple[float, float]:
     return by_state, by_file
 
 
+def side_env(side: str, rooms: int) -> dict[str, str]:
+    """recorderd's environment for a side (see the module's description)."""
+    if side == "shared":
+        return {"RECORDER_ROOMS_PER_PROCESS": str(max(1, rooms))}
+    if side == "inprocess":
+        return {"RECORDER_ROOM_PROCESSES": "false"}
+    return {}
+
+
+SIDES = ("ours", "shared", "inprocess")
+
+
 async def run_all(counts: list[int], per_room: int, window: float, processes: int,
-                  extra_env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+                  extra_env: dict[str, str] | None = None, repeat: int = 1,
+                  sides: tuple[str, ...] = SIDES) -> list[dict[str, Any]]:
+    """Per stream count: every side's results, one per round (bound first in each)."""
     rows = []
     with redis_server() as redis_url:
         for streams in counts:
-            print(f"{streams} streams: bound ...", file=sys.stderr)
-            row = {"streams": streams, "per_room": per_room,
-                   "bound": await run_bound(streams, window, processes)}
-            shared = {"RECORDER_ROOMS_PER_PROCESS": str(max(1, streams // per_room))}
-            for side, env in (("ours", {}), ("shared", shared)):
-                print(f"{streams} streams: recorderd ({side}) ...", file=sys.stderr)
-                row[side] = await run_ours(
-                    redis_url, streams, per_room, window, processes,
-                    f"{streams}x{per_room}-{side}-{int(time.time())}", env | (extra_env or {}))
+            row: dict[str, Any] = {"streams": streams, "per_room": per_room,
+                                   "bound": [], **{side: [] for side in sides}}
+            for round_ in range(repeat):
+                print(f"{streams} streams, round {round_ + 1}: bound ...", file=sys.stderr)
+                row["bound"].append(await run_bound(streams, window, processes))
+                for side in sides:
+                    print(f"{streams} streams, round {round_ + 1}: {side} ...",
+                          file=sys.stderr)
+                    env = side_env(side, streams // per_room) | (extra_env or {})
+                    row[side].append(await run_ours(
+                        redis_url, streams, per_room, window, processes,
+                        f"{streams}x{per_room}-{side}-{int(time.time())}", env))
             rows.append(row)
     return rows
 
 
 def report(rows: list[dict[str, Any]], window: float) -> str:
-    lines = [f"window {window:g} s after {WARMUP:g} s of warm-up; CPU in % of one core; "
-             "ours: a process per room; shared: rooms share one process per core",
+    lines = [f"window {window:g} s after {WARMUP:g} s of warm-up; CPU in % of one core, the "
+             "median of the rounds; ratio: of the medians, (range: of each round's own "
+             "ratio); ours: a process per room; shared: rooms share one process per core; "
+             "inprocess: rooms in recorderd",
              "",
-             "| streams | rooms | bound CPU | bound / stream | side | processes "
-             "| CPU (recorderd + rooms) | / stream | ratio | deliverable | written (state) "
-             "| decoded | loss state / file | held |",
+             "| streams | rooms | rounds | bound / stream | side | processes "
+             "| CPU (recorderd + rooms) | / stream | ratio (range) | deliverable "
+             "| written (state) | decoded | worst loss state / file | held |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        n, bound = row["streams"], row["bound"]
-        for side in ("ours", "shared"):
-            ours = row[side]
-            by_state, by_file = losses(ours, n)
+        n, bounds = row["streams"], row["bound"]
+        bound_cpu = statistics.median(b["cpu"] for b in bounds)
+        for side in (s for s in SIDES if s in row):
+            runs = row[side]
+            cpu = statistics.median(r["cpu"] for r in runs)
+            main = statistics.median(r["cpu_main"] for r in runs)
+            ratios = [r["cpu"] / b["cpu"] for r, b in zip(runs, bounds, strict=True)]
+            by_state = max(losses(r, n)[0] for r in runs)
+            by_file = max(losses(r, n)[1] for r in runs)
             held = "yes" if max(by_state, by_file) < MAX_LOSS else "no"
-            decoded = ours["decoded_video"] + ours["decoded_audio"]
+            last = runs[-1]
+            decoded = last["decoded_video"] + last["decoded_audio"]
             lines.append(
-                f"| {n} | {n // row['per_room']} | {bound['cpu'] * 100:.1f} | "
-                f"{bound['cpu'] * 100 / n:.2f} | {side} | {ours['children']} | "
-                f"{ours['cpu'] * 100:.1f} ({ours['cpu_main'] * 100:.1f} + "
-                f"{(ours['cpu'] - ours['cpu_main']) * 100:.1f}) | "
-                f"{ours['cpu'] * 100 / n:.2f} | {ours['cpu'] / bound['cpu']:.2f} | "
-                f"{deliverable(ours, n)} | {ours['written']} | {decoded} | "
+                f"| {n} | {n // row['per_room']} | {len(runs)} | {bound_cpu * 100 / n:.2f} | "
+                f"{side} | {last['children']} | {cpu * 100:.1f} ({main * 100:.1f} + "
+                f"{(cpu - main) * 100:.1f}) | {cpu * 100 / n:.2f} | "
+                f"{cpu / bound_cpu:.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | "
+                f"{deliverable(last, n)} | {last['written']} | {decoded} | "
                 f"{by_state * 100:.2f} % / {by_file * 100:.2f} % | {held} |")
     return "\n".join(lines)
 
@@ -301,12 +329,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-room", type=int, default=1)
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--publishers", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of every side")
+    parser.add_argument("--sides", default=",".join(SIDES))
     parser.add_argument("--daemon-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for recorderd (A/B runs), repeatable")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.streams.split(",")]
     extra = dict(item.split("=", 1) for item in args.daemon_env)
-    rows = asyncio.run(run_all(counts, args.per_room, args.window, args.publishers, extra))
+    sides = tuple(args.sides.split(","))
+    if not set(sides) <= set(SIDES):
+        parser.error(f"--sides: choose among {', '.join(SIDES)}")
+    rows = asyncio.run(run_all(counts, args.per_room, args.window, args.publishers, extra,
+                               args.repeat, sides))
     print(machine())
     print(report(rows, args.window))
     print(json.dumps(rows))

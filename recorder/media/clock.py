@@ -68,7 +68,8 @@ class SourceClock:
     def wall(self, pts: int | None, time_base: Fraction | None, arrival: float) -> float:
         if pts is None or time_base is None:
             return arrival
-        seconds = float(pts * time_base)
+        # float arithmetic: a Fraction product per frame costs microseconds
+        seconds = pts * time_base.numerator / time_base.denominator
         offset = self._offset
         if (offset is None or seconds + offset - arrival > self._reanchor
                 or seconds < self._last - self._reanchor):
