@@ -9,7 +9,10 @@ beside the recorder. For every stream count these sides run in turn on the same 
 (``--repeat`` rounds of all of them; the report takes each side's median):
 
 - ``bound``: a bare aiortc peer in its own process (uvloop) that takes each track's encoded
-  frames through the receiver tap and drops them: what any recorder pays to receive;
+  frames through the receiver tap and drops them: what any recorder pays to receive; and
+  with several rooms the same peer split into one process per room (``split bound``): the
+  least a process per room can cost, since each process then wakes for every packet of its
+  own streams instead of taking several streams' packets per wake-up;
 - ``ours``: a real ``recorderd`` (``tests.support.daemon.run_daemon``, its own Redis, room
   processes on, the default of a process per room) recording ``webm`` at ``source``: one
   room per stream (``--per-room 1``, layout ``composite``) or ``--per-room K`` publishers
@@ -101,43 +104,58 @@ class Fleet:
                 child.kill()
 
 
-async def measure_window(root: int, window: float) -> tuple[float, float]:
-    """CPU seconds per second of ``root``'s process tree, and of ``root`` alone, over
-    ``window`` seconds."""
+async def measure_window(roots: list[int], window: float) -> tuple[float, float]:
+    """CPU seconds per second of the process trees of ``roots``, and of the first root
+    alone, over ``window`` seconds."""
+    def reading() -> dict[int, float]:
+        return procs.cpu([pid for root in roots for pid in procs.tree(root)])
+
     await asyncio.sleep(WARMUP)
-    before, t0 = procs.cpu(procs.tree(root)), time.monotonic()
+    before, t0 = reading(), time.monotonic()
     await asyncio.sleep(window)
-    after, t1 = procs.cpu(procs.tree(root)), time.monotonic()
-    alone = after.get(root, 0.0) - before.get(root, 0.0)
+    after, t1 = reading(), time.monotonic()
+    alone = after.get(roots[0], 0.0) - before.get(roots[0], 0.0)
     return procs.cpu_used(before, after) / (t1 - t0), alone / (t1 - t0)
 
 
-async def run_bound(streams: int, window: float, processes: int) -> dict[str, Any]:
-    sink = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.replay", "--sink",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    assert sink.stdin is not None
-    assert sink.stdout is not None
+async def run_bound(streams: int, window: float, processes: int,
+                    sinks: int = 1) -> dict[str, Any]:
+    """The bare peer: one sink process for every stream, or ``sinks`` of them (round-robin;
+    as many as rooms: what a process per room would cost at the least)."""
+    children = []
     fleet: Fleet | None = None
     try:
-        port = json.loads(await sink.stdout.readline())["port"]
-        targets = [{"url": f"http://127.0.0.1:{port}/whip/sink-{i}", "token": "-"}
+        for _ in range(sinks):
+            children.append(await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.replay", "--sink",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE))
+        ports = [json.loads(await _stdout(sink).readline())["port"] for sink in children]
+        targets = [{"url": f"http://127.0.0.1:{ports[i % sinks]}/whip/sink-{i}", "token": "-"}
                    for i in range(streams)]
         fleet = Fleet(targets, processes)
         await fleet.start()
-        cpu, _ = await measure_window(sink.pid, window)
+        cpu, _ = await measure_window([sink.pid for sink in children], window)
         sent = await fleet.stop()
-        sink.stdin.write(b"stop\n")
-        await sink.stdin.drain()
-        frames = json.loads(await sink.stdout.readline())["frames"]
-        await sink.wait()
+        frames = 0
+        for sink in children:
+            assert sink.stdin is not None
+            sink.stdin.write(b"stop\n")
+            await sink.stdin.drain()
+            frames += json.loads(await _stdout(sink).readline())["frames"]
+            await sink.wait()
     finally:
         if fleet is not None:
             fleet.kill()
-        if sink.returncode is None:
-            sink.kill()
+        for sink in children:
+            if sink.returncode is None:
+                sink.kill()
     total = sum(s["audio"] + s["video"] for s in sent)
     return {"cpu": cpu, "sent": total, "received": frames}
+
+
+def _stdout(child: asyncio.subprocess.Process) -> asyncio.StreamReader:
+    assert child.stdout is not None
+    return child.stdout
 
 
 async def call(http: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str],
@@ -207,7 +225,7 @@ async def run_ours(redis_url: str, streams: int, per_room: int, window: float,
                 for base in bases:
                     await wait_status(http, base, headers, {"recording"})
                 children = len(procs.tree(daemon.process.pid)) - 1
-                cpu, main = await measure_window(daemon.process.pid, window)
+                cpu, main = await measure_window([daemon.process.pid], window)
                 sent = await fleet.stop()
             finally:
                 fleet.kill()
@@ -254,6 +272,15 @@ def losses(result: dict[str, Any], streams: int) -> tuple[float, float]:
     return by_state, by_file
 
 
+def wake_cost_us(period: float = 0.005, count: int = 200) -> float:
+    """CPU microseconds one sleep-and-wake of a thread costs here (a process woken for each
+    packet pays about this much per packet on top of handling it)."""
+    before = time.process_time()
+    for _ in range(count):
+        time.sleep(period)
+    return (time.process_time() - before) / count * 1e6
+
+
 def side_env(side: str, rooms: int) -> dict[str, str]:
     """recorderd's environment for a side (see the module's description)."""
     if side == "shared":
@@ -273,15 +300,21 @@ async def run_all(counts: list[int], per_room: int, window: float, processes: in
     rows = []
     with redis_server() as redis_url:
         for streams in counts:
-            row: dict[str, Any] = {"streams": streams, "per_room": per_room,
-                                   "bound": [], **{side: [] for side in sides}}
+            rooms = streams // per_room
+            row: dict[str, Any] = {"streams": streams, "per_room": per_room, "bound": [],
+                                   "bound_split": [], **{side: [] for side in sides}}
             for round_ in range(repeat):
                 print(f"{streams} streams, round {round_ + 1}: bound ...", file=sys.stderr)
                 row["bound"].append(await run_bound(streams, window, processes))
+                if rooms > 1:
+                    print(f"{streams} streams, round {round_ + 1}: bound, {rooms} processes "
+                          "...", file=sys.stderr)
+                    row["bound_split"].append(
+                        await run_bound(streams, window, processes, sinks=rooms))
                 for side in sides:
                     print(f"{streams} streams, round {round_ + 1}: {side} ...",
                           file=sys.stderr)
-                    env = side_env(side, streams // per_room) | (extra_env or {})
+                    env = side_env(side, rooms) | (extra_env or {})
                     row[side].append(await run_ours(
                         redis_url, streams, per_room, window, processes,
                         f"{streams}x{per_room}-{side}-{int(time.time())}", env))
@@ -292,16 +325,19 @@ async def run_all(counts: list[int], per_room: int, window: float, processes: in
 def report(rows: list[dict[str, Any]], window: float) -> str:
     lines = [f"window {window:g} s after {WARMUP:g} s of warm-up; CPU in % of one core, the "
              "median of the rounds; ratio: of the medians, (range: of each round's own "
-             "ratio); ours: a process per room; shared: rooms share one process per core; "
-             "inprocess: rooms in recorderd",
+             "ratio); split bound: the bare peer in one process per room; ours: a process "
+             "per room; shared: rooms share one process per core; inprocess: rooms in "
+             "recorderd",
              "",
-             "| streams | rooms | rounds | bound / stream | side | processes "
-             "| CPU (recorderd + rooms) | / stream | ratio (range) | deliverable "
-             "| written (state) | decoded | worst loss state / file | held |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| streams | rooms | rounds | bound / stream | split bound / stream | side "
+             "| processes | CPU (recorderd + rooms) | / stream | ratio (range) "
+             "| / split bound | deliverable | written (state) | decoded "
+             "| worst loss state / file | held |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         n, bounds = row["streams"], row["bound"]
         bound_cpu = statistics.median(b["cpu"] for b in bounds)
+        split_cpu = statistics.median(b["cpu"] for b in row["bound_split"] or bounds)
         for side in (s for s in SIDES if s in row):
             runs = row[side]
             cpu = statistics.median(r["cpu"] for r in runs)
@@ -314,10 +350,11 @@ def report(rows: list[dict[str, Any]], window: float) -> str:
             decoded = last["decoded_video"] + last["decoded_audio"]
             lines.append(
                 f"| {n} | {n // row['per_room']} | {len(runs)} | {bound_cpu * 100 / n:.2f} | "
-                f"{side} | {last['children']} | {cpu * 100:.1f} ({main * 100:.1f} + "
-                f"{(cpu - main) * 100:.1f}) | {cpu * 100 / n:.2f} | "
+                f"{split_cpu * 100 / n:.2f} | {side} | {last['children']} | "
+                f"{cpu * 100:.1f} ({main * 100:.1f} + {(cpu - main) * 100:.1f}) | "
+                f"{cpu * 100 / n:.2f} | "
                 f"{cpu / bound_cpu:.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | "
-                f"{deliverable(last, n)} | {last['written']} | {decoded} | "
+                f"{cpu / split_cpu:.2f} | {deliverable(last, n)} | {last['written']} | {decoded} | "
                 f"{by_state * 100:.2f} % / {by_file * 100:.2f} % | {held} |")
     return "\n".join(lines)
 
@@ -342,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = asyncio.run(run_all(counts, args.per_room, args.window, args.publishers, extra,
                                args.repeat, sides))
     print(machine())
+    print(f"one sleep-and-wake of a thread costs {wake_cost_us():.0f} us of CPU here")
     print(report(rows, args.window))
     print(json.dumps(rows))
     return 0
