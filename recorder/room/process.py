@@ -30,8 +30,6 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Coroutine
-from typing import Any
 
 import uvloop
 
@@ -141,17 +139,14 @@ class RoomServer:
             if isinstance(message, Shutdown):
                 return "asked by recorderd"
             if isinstance(message, Request):
-                self._spawn(self._handle(message))
+                task = asyncio.create_task(self._handle(message))
+                self._handlers.add(task)
+                task.add_done_callback(self._handlers.discard)
             elif isinstance(message, CloseRoom):
                 self._close_room(message.room_id)
             else:
                 logger.warning("room process: unexpected message %s ignored",
                                type(message).__name__)
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._handlers.add(task)
-        task.add_done_callback(self._handlers.discard)
 
     def _close_room(self, room_id: str) -> None:
         session = self._sessions.pop(room_id, None)

@@ -102,9 +102,7 @@ class RoomProcess:
         self.rooms.add(room_id)
         return RemoteRoom(room_id, self)
 
-    def publisher_count(self, room_id: str | None = None) -> int:
-        if room_id is None:
-            return sum(len(p) for p in self._publishers.values())
+    def publisher_count(self, room_id: str) -> int:
         return len(self._publishers.get(room_id, ()))
 
     def idle(self, room_id: str) -> bool:
@@ -141,6 +139,8 @@ class RoomProcess:
         """Let go of an idle room, at once: its session closes in the process, or, if it was
         the last room, True and the process takes no new room (the caller closes it)."""
         self.rooms.discard(room_id)
+        self._publishers.pop(room_id, None)  # idle: both empty
+        self._recordings.pop(room_id, None)
         if self.rooms:
             if self._channel is not None and self.alive:
                 self._channel.send(CloseRoom(room_id))
@@ -273,7 +273,7 @@ class RoomProcess:
             if not future.done():
                 future.set_exception(Unavailable(f"room {room_id}: its process ended ({how})"))
         self._pending.clear()
-        for room_id in sorted(self.rooms | self._publishers.keys() | self._recordings.keys()):
+        for room_id in sorted(self.rooms):
             lost = tuple(sorted(self._recordings.get(room_id, ())))
             expected = self._closing and code == 0 and not lost
             if expected:
