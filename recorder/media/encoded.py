@@ -11,7 +11,9 @@ holds an IDR slice (NAL type 5). Audio frames are all independent.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Final
 
 VIDEO_CLOCK: Final = 90_000
@@ -33,6 +35,16 @@ class EncodedFrame:
     @property
     def seconds(self) -> float:
         return self.timestamp / self.clock_rate
+
+    @property
+    def time_base(self) -> Fraction:
+        return _time_base(self.clock_rate)
+
+
+@functools.cache
+def _time_base(clock_rate: int) -> Fraction:
+    """1 / clock_rate, made once per rate (a Fraction per frame costs microseconds)."""
+    return Fraction(1, clock_rate)
 
 
 def is_keyframe(codec: str, data: bytes) -> bool:

@@ -28,12 +28,10 @@ not have, or a loss awaiting its keyframe.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Final
 
@@ -190,7 +188,7 @@ class PassthroughCapture:
         self._last_frame_at = arrival
         clock = self._clocks.setdefault(track.publisher.session_id, PublisherClock())
         wall = clock.wall(source_id, frame.kind, frame.timestamp,
-                          _tick(frame.clock_rate), frame.ntp, arrival)
+                          frame.time_base, frame.ntp, arrival)
         if track.kind == "video" and not self._keyframe_gate(source_id, track, frame, arrival):
             if track.after_loss and self._timeline.started:
                 media_time, _ = self._timeline.place(wall)
@@ -322,9 +320,3 @@ class PassthroughCapture:
     @property
     def error(self) -> str | None:
         return next((f.error for f in self._files if f.error is not None), None)
-
-
-@functools.cache
-def _tick(clock_rate: int) -> Fraction:
-    """1 / clock_rate, made once per rate (a Fraction per frame costs microseconds)."""
-    return Fraction(1, clock_rate)

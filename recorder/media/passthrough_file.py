@@ -266,8 +266,7 @@ class PassthroughFile(threading.Thread):
         if stream is None:  # its stream was not in the file when the file was made
             self._counts.dropped()
             return
-        rate = frame.clock_rate
-        pts = round(item.at * rate)
+        pts = round(item.at * frame.clock_rate)
         if frame.kind == "video" and self._vdecoder is not None:
             self._transcode_video(stream, frame, pts)
         elif frame.kind == "audio" and self._adecoder is not None:
@@ -275,7 +274,7 @@ class PassthroughFile(threading.Thread):
         else:
             packet = Packet(frame.data)
             packet.pts = packet.dts = pts
-            packet.time_base = Fraction(1, rate)
+            packet.time_base = frame.time_base
             packet.is_keyframe = frame.keyframe
             packet.stream = stream
             self._mux([packet])

@@ -83,11 +83,6 @@ class RoomRegistry:
         """Whether rooms run in child processes."""
         return self._processes
 
-    def pids(self) -> dict[str, int]:
-        """Room id -> the pid of its process (process mode; rooms still starting left out)."""
-        return {room_id: room.process.pid for room_id, room in self._rooms.items()
-                if isinstance(room, RemoteRoom) and room.process.pid is not None}
-
     def _room(self, room_id: str) -> Room:
         room = self._rooms.get(room_id)
         if room is None:

@@ -66,6 +66,14 @@ def span(state: dict[str, Any]) -> float:
     return (stopped - started).total_seconds()
 
 
+async def publish_each(stack: AsyncExitStack, daemon: Daemon, rooms: list[str],
+                       headers: dict[str, str]) -> list[WhipPublisher]:
+    """A small WHIP publisher in each room, closed with `stack`."""
+    return [await stack.enter_async_context(WhipPublisher(
+        f"{daemon.url}/whip/{room}", headers["Authorization"][7:], video=(320, 180), fps=15))
+        for room in rooms]
+
+
 async def record(http: aiohttp.ClientSession, daemon: Daemon, room: str,
                  headers: dict[str, str], fmt: str = "webm") -> tuple[str, str, dict[str, Any]]:
     base = f"{daemon.url}/api/webrtc/rooms/{room}/recording"
@@ -80,10 +88,7 @@ async def test_a_killed_room_process_takes_down_its_room_only(redis_url: str) ->
     with run_daemon(redis_url, max_per_user=10) as daemon:
         headers = daemon.headers("user-proc")
         async with AsyncExitStack() as stack:
-            for room in rooms:
-                await stack.enter_async_context(WhipPublisher(
-                    f"{daemon.url}/whip/{room}", headers["Authorization"][7:],
-                    video=(320, 180), fps=15))
+            await publish_each(stack, daemon, rooms, headers)
             http = await stack.enter_async_context(aiohttp.ClientSession())
             (base_a, rid_a, state_a), (base_b, rid_b, _) = [
                 await record(http, daemon, room, headers) for room in rooms]
@@ -126,9 +131,7 @@ async def test_sigterm_drains_room_processes_and_leaves_none(redis_url: str) -> 
     with run_daemon(redis_url, max_per_user=10) as daemon:
         headers = daemon.headers("user-proc-drain")
         async with AsyncExitStack() as stack:
-            publishers = [await stack.enter_async_context(WhipPublisher(
-                f"{daemon.url}/whip/{room}", headers["Authorization"][7:],
-                video=(320, 180), fps=15)) for room in rooms]
+            publishers = await publish_each(stack, daemon, rooms, headers)
             http = await stack.enter_async_context(aiohttp.ClientSession())
             rids = [(await record(http, daemon, room, headers, fmt))[1]
                     for room, fmt in zip(rooms, ["webm", "mp4"], strict=True)]
@@ -176,10 +179,7 @@ async def test_rooms_share_processes_once_every_core_has_one(redis_url: str) -> 
     with run_daemon(redis_url, max_per_user=10, rooms_per_process=2) as daemon:
         headers = daemon.headers("user-share")
         async with AsyncExitStack() as stack:
-            for room in rooms:
-                await stack.enter_async_context(WhipPublisher(
-                    f"{daemon.url}/whip/{room}", headers["Authorization"][7:],
-                    video=(320, 180), fps=15))
+            await publish_each(stack, daemon, rooms, headers)
             http = await stack.enter_async_context(aiohttp.ClientSession())
             started = [await record(http, daemon, room, headers) for room in rooms]
             children = set(room_processes(daemon.process.pid).values())
