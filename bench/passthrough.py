@@ -12,7 +12,9 @@ beside the recorder. For every stream count these sides run in turn on the same 
   frames through the receiver tap and drops them: what any recorder pays to receive; and
   with several rooms the same peer split into one process per room (``split bound``): the
   least a process per room can cost, since each process then wakes for every packet of its
-  own streams instead of taking several streams' packets per wake-up;
+  own streams instead of taking several streams' packets per wake-up; and the single peer
+  once more with every frame on aiortc's own way, through its decoder thread, which the
+  tap's direct path skips (``aiortc-path bound``: a bare aiortc peer as aiortc receives);
 - ``ours``: a real ``recorderd`` (``tests.support.daemon.run_daemon``, its own Redis, room
   processes on, the default of a process per room) recording ``webm`` at ``source``: one
   room per stream (``--per-room 1``, layout ``composite``) or ``--per-room K`` publishers
@@ -119,15 +121,17 @@ async def measure_window(roots: list[int], window: float) -> tuple[float, float]
 
 
 async def run_bound(streams: int, window: float, processes: int,
-                    sinks: int = 1) -> dict[str, Any]:
+                    sinks: int = 1, direct: bool = True) -> dict[str, Any]:
     """The bare peer: one sink process for every stream, or ``sinks`` of them (round-robin;
-    as many as rooms: what a process per room would cost at the least)."""
+    as many as rooms: what a process per room would cost at the least); ``direct=False``:
+    frames through aiortc's decoder thread."""
+    how = [] if direct else ["--through-thread"]
     children = []
     fleet: Fleet | None = None
     try:
         for _ in range(sinks):
             children.append(await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.replay", "--sink",
+                sys.executable, "-m", "bench.replay", "--sink", *how,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE))
         ports = [json.loads(await _stdout(sink).readline())["port"] for sink in children]
         targets = [{"url": f"http://127.0.0.1:{ports[i % sinks]}/whip/sink-{i}", "token": "-"}
@@ -302,10 +306,15 @@ async def run_all(counts: list[int], per_room: int, window: float, processes: in
         for streams in counts:
             rooms = streams // per_room
             row: dict[str, Any] = {"streams": streams, "per_room": per_room, "bound": [],
-                                   "bound_split": [], **{side: [] for side in sides}}
+                                   "bound_split": [], "bound_aiortc": [],
+                                   **{side: [] for side in sides}}
             for round_ in range(repeat):
                 print(f"{streams} streams, round {round_ + 1}: bound ...", file=sys.stderr)
                 row["bound"].append(await run_bound(streams, window, processes))
+                print(f"{streams} streams, round {round_ + 1}: aiortc-path bound ...",
+                      file=sys.stderr)
+                row["bound_aiortc"].append(
+                    await run_bound(streams, window, processes, direct=False))
                 if rooms > 1:
                     print(f"{streams} streams, round {round_ + 1}: bound, {rooms} processes "
                           "...", file=sys.stderr)
@@ -327,17 +336,19 @@ def report(rows: list[dict[str, Any]], window: float) -> str:
              "median of the rounds; ratio: of the medians, (range: of each round's own "
              "ratio); split bound: the bare peer in one process per room; ours: a process "
              "per room; shared: rooms share one process per core; inprocess: rooms in "
-             "recorderd",
+             "recorderd; aiortc path: the bare peer with frames through aiortc's decoder "
+             "thread",
              "",
-             "| streams | rooms | rounds | bound / stream | split bound / stream | side "
-             "| processes | CPU (recorderd + rooms) | / stream | ratio (range) "
-             "| / split bound | deliverable | written (state) | decoded "
-             "| worst loss state / file | held |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| streams | rooms | rounds | bound / stream | split bound / stream "
+             "| aiortc-path bound / stream | side | processes | CPU (recorderd + rooms) "
+             "| / stream | ratio (range) | / split bound | / aiortc path | deliverable "
+             "| written (state) | decoded | worst loss state / file | held |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         n, bounds = row["streams"], row["bound"]
         bound_cpu = statistics.median(b["cpu"] for b in bounds)
         split_cpu = statistics.median(b["cpu"] for b in row["bound_split"] or bounds)
+        aiortc_cpu = statistics.median(b["cpu"] for b in row["bound_aiortc"])
         for side in (s for s in SIDES if s in row):
             runs = row[side]
             cpu = statistics.median(r["cpu"] for r in runs)
@@ -350,11 +361,13 @@ def report(rows: list[dict[str, Any]], window: float) -> str:
             decoded = last["decoded_video"] + last["decoded_audio"]
             lines.append(
                 f"| {n} | {n // row['per_room']} | {len(runs)} | {bound_cpu * 100 / n:.2f} | "
-                f"{split_cpu * 100 / n:.2f} | {side} | {last['children']} | "
+                f"{split_cpu * 100 / n:.2f} | {aiortc_cpu * 100 / n:.2f} | {side} | "
+                f"{last['children']} | "
                 f"{cpu * 100:.1f} ({main * 100:.1f} + {(cpu - main) * 100:.1f}) | "
                 f"{cpu * 100 / n:.2f} | "
                 f"{cpu / bound_cpu:.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | "
-                f"{cpu / split_cpu:.2f} | {deliverable(last, n)} | {last['written']} | {decoded} | "
+                f"{cpu / split_cpu:.2f} | {cpu / aiortc_cpu:.2f} | {deliverable(last, n)} | "
+                f"{last['written']} | {decoded} | "
                 f"{by_state * 100:.2f} % / {by_file * 100:.2f} % | {held} |")
     return "\n".join(lines)
 

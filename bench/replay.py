@@ -14,7 +14,9 @@ Two processes live here, each driven over stdin/stdout JSON lines:
   report ``connected``, send until ``stop`` is read, then DELETE and report what each sent;
 - ``python -m bench.replay --sink``: the bound, a bare aiortc peer (uvloop, as recorderd)
   answering WHIP-style POSTs that only takes the encoded frames (the receiver tap's
-  encoded-only demand: nothing decoded) and drops them. It prints its port.
+  encoded-only demand: nothing decoded) and drops them. It prints its port. With
+  ``--through-thread`` every frame takes aiortc's own way, through its decoder thread
+  (which the tap's direct path skips), where the tap hands it back undecoded.
 """
 
 from __future__ import annotations
@@ -206,7 +208,8 @@ async def publish(spec: dict[str, Any]) -> None:
 class Sink:
     """Answers offers; every incoming track's encoded frames are read and dropped."""
 
-    def __init__(self) -> None:
+    def __init__(self, direct: bool) -> None:
+        self.direct = direct
         self.peers: set[RTCPeerConnection] = set()
         self.frames = 0
         self._drains: set[asyncio.Task[None]] = set()
@@ -219,7 +222,9 @@ class Sink:
         def _on_track(track: MediaStreamTrack) -> None:
             for transceiver in pc.getTransceivers():
                 if transceiver.receiver.track is track:
-                    taps.tap_of(transceiver.receiver).set_demand(decoded=False, encoded=True)
+                    tap = taps.tap_of(transceiver.receiver)
+                    tap.direct = self.direct
+                    tap.set_demand(decoded=False, encoded=True)
             drain = asyncio.ensure_future(self._drain(track))
             self._drains.add(drain)
             drain.add_done_callback(self._drains.discard)
@@ -243,11 +248,11 @@ class Sink:
             return
 
 
-async def sink() -> None:
+async def sink(direct: bool) -> None:
     """Serve until stdin closes; print the port first and the frame count last."""
     restrict_host_addresses(["127.0.0.1"])
     taps.install()
-    bare = Sink()
+    bare = Sink(direct)
     app = web.Application()
     app.router.add_post("/whip/{room}", bare.offer)
     app.router.add_delete("/whip/sink/{session}", bare.delete)
@@ -270,9 +275,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--publish", help="JSON: {targets: [{url, token}], seconds}")
     parser.add_argument("--sink", action="store_true")
+    parser.add_argument("--through-thread", action="store_true",
+                        help="sink: frames through aiortc's decoder thread")
     args = parser.parse_args(argv)
     if args.sink:
-        uvloop.run(sink())
+        uvloop.run(sink(direct=not args.through_thread))
     elif args.publish:
         uvloop.run(publish(json.loads(args.publish)))
     else:

@@ -80,6 +80,9 @@ class ReceiverTap:
         self._receiver = receiver
         self.decode = True  # aiortc's own behaviour until told otherwise
         self.encoded = False
+        # False: every frame goes through aiortc's decoder thread, as aiortc itself sends
+        # it (the bound bench.passthrough compares the direct path with)
+        self.direct = True
         self.losses = 0  # PLIs aiortc sent on its own: pictures it lost
         self.sender_reports = 0
         self.decoders_made = 0
@@ -99,7 +102,7 @@ class ReceiverTap:
         """One reassembled frame, on the event loop: straight into the track's queue as an
         EncodedFrame when nothing is to be decoded and the thread holds no earlier frame
         (order), else to the decoder thread as aiortc does."""
-        if self.decode or self._in_thread or self._output is None:
+        if self.decode or not self.direct or self._in_thread or self._output is None:
             self._in_thread += 1
             self.thread_frames += 1
             thread_queue.put((codec, jitter_frame))

@@ -18,6 +18,8 @@ async def test_passthrough_bench_compares_recorderd_with_the_bound() -> None:
     (bound,), (ours,), (shared,) = row["bound"], row["ours"], row["shared"]
     assert bound["sent"] > 3 * (30 + 50)  # warm-up plus window, at 30 fps and 50 audio/s
     assert bound["received"] == passthrough.deliverable(bound, 1)
+    (aiortc_path,) = row["bound_aiortc"]  # frames through aiortc's thread arrive all the same
+    assert aiortc_path["received"] == passthrough.deliverable(aiortc_path, 1)
     assert ours["children"] == 1  # the room ran in a process of its own
     assert ours["decoded_video"] > 3 * 30
     assert ours["decoded_audio"] > 3 * 50

@@ -147,6 +147,18 @@ async def test_encoded_only_frames_skip_the_decoder_thread(received: Received) -
         "video": 0, "audio": 0}
 
 
+async def test_frames_take_aiortcs_decoder_thread_when_not_direct(received: Received
+                                                                    ) -> None:
+    for tap in received.taps.values():
+        tap.direct = False
+    before = {kind: len(await received.until(kind, 1)) for kind in ("video", "audio")}
+    frames = {kind: len(await received.until(kind, before[kind] + 20)) - before[kind]
+              for kind in ("video", "audio")}
+    thread = {kind: received.taps[kind].thread_frames for kind in ("video", "audio")}
+    assert all(thread[kind] >= frames[kind] for kind in frames), (thread, frames)
+    assert received.decoded == {}  # undecoded all the same
+
+
 async def test_frames_stay_in_order_when_decoding_comes_and_goes(received: Received) -> None:
     video = received.taps["video"]
     for decoded in (True, False, True, False):
