@@ -12,7 +12,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from recorder.core.errors import InvalidTransition
-from recorder.core.models import RecordingState, Status, StopReason, Upload, UploadState
+from recorder.core.models import (
+    FileInfo,
+    Frames,
+    RecordingState,
+    Status,
+    StopReason,
+    TrackInfo,
+    Upload,
+    UploadState,
+    UploadTarget,
+)
 
 
 class Action(StrEnum):
@@ -141,3 +151,23 @@ def media_seconds(state: RecordingState, at: datetime) -> float:
     elif state.stopped_at is not None and state.status not in ACTIVE:
         end = state.stopped_at
     return max(0.0, (end - state.started_at).total_seconds() - state.paused_seconds)
+
+
+def captured(state: RecordingState, files: list[FileInfo], duration_seconds: float,
+             frames: Frames, tracks: list[TrackInfo]) -> RecordingState:
+    """`state` with what its capture wrote (the first file is the main one): queued for
+    upload, or completed at once when it goes nowhere."""
+    new = state.model_copy(deep=True)
+    new.files = files
+    if files:
+        new.file_name, new.file_size_bytes, new.sha256 = files[0].name, files[0].size, \
+            files[0].sha256
+    new.duration_seconds = round(duration_seconds, 3)
+    new.frames = frames
+    new.tracks = tracks
+    if new.upload is not None and new.upload.target is UploadTarget.NONE:
+        new.upload.state = UploadState.SKIPPED
+        return apply(new, Action.COMPLETE, now())
+    if new.upload is not None:
+        new.upload.state = UploadState.QUEUED
+    return new

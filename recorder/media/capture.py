@@ -65,6 +65,27 @@ class CaptureResult:
     files: tuple[OutputFile, ...] = field(default=())  # every file, in the order made
 
 
+class CaptureProgress:
+    """What both captures report while they run: their counts, the media time they are
+    at, and when their last frame came."""
+
+    _counts: FrameCounter
+    _timeline: Timeline
+    _last_frame_at: float | None
+
+    @property
+    def frames(self) -> FrameCounts:
+        return self._counts.snapshot()
+
+    @property
+    def media_seconds(self) -> float:
+        return self._timeline.media_now()
+
+    @property
+    def last_frame_at(self) -> float | None:
+        return self._last_frame_at
+
+
 @dataclass
 class _Source:
     kind: str
@@ -73,7 +94,7 @@ class _Source:
     publisher: Publisher
 
 
-class Capture:
+class Capture(CaptureProgress):
     """Decoded frames in, files at the preset out (see the module docstring).
 
     ``clock`` is the monotonic clock the ``arrival``/``at`` arguments come from; tests
@@ -253,22 +274,10 @@ class Capture:
     # ---- progress ---------------------------------------------------------------------
 
     @property
-    def frames(self) -> FrameCounts:
-        return self._counts.snapshot()
-
-    @property
-    def media_seconds(self) -> float:
-        return self._timeline.media_now()
-
-    @property
     def encoded_seconds(self) -> float:
         """Media time every started file handed to its encoders (audio and video) up to."""
         reached = [t for t in (o.encoded_until for o in self._outputs) if t is not None]
         return min(reached) if reached else self.media_seconds
-
-    @property
-    def last_frame_at(self) -> float | None:
-        return self._last_frame_at
 
     @property
     def error(self) -> str | None:

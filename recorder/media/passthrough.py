@@ -39,7 +39,7 @@ import av
 
 from recorder.core.errors import MediaError
 from recorder.core.presets import CODECS, Layout, Quality
-from recorder.media.capture import CaptureResult, CaptureSpec
+from recorder.media.capture import CaptureProgress, CaptureResult, CaptureSpec
 from recorder.media.clock import PublisherClock
 from recorder.media.counts import FrameCounter
 from recorder.media.encoded import EncodedFrame
@@ -48,7 +48,6 @@ from recorder.media.passthrough_file import PassthroughFile
 from recorder.media.sources import Publisher
 from recorder.media.timeline import Timeline
 from recorder.media.tracks import TrackNames
-from recorder.room.messages import FrameCounts
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ class _Track:
     asked_at: float | None = None
 
 
-class PassthroughCapture:
+class PassthroughCapture(CaptureProgress):
     """Encoded frames in, files as received out (see the module docstring)."""
 
     consumes_encoded = True
@@ -304,18 +303,6 @@ class PassthroughCapture:
         return errors
 
     # ---- progress ---------------------------------------------------------------------
-
-    @property
-    def frames(self) -> FrameCounts:
-        return self._counts.snapshot()
-
-    @property
-    def media_seconds(self) -> float:
-        return self._timeline.media_now()
-
-    @property
-    def last_frame_at(self) -> float | None:
-        return self._last_frame_at
 
     @property
     def error(self) -> str | None:

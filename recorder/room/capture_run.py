@@ -162,7 +162,6 @@ class CaptureRun:
         self._sources.add(source_id)
         if track not in self.tracks:
             self.tracks.append(track)
-        logger.info("recording %s: source %s added", self.recording_id, source_id)
 
     def remove_source(self, source_id: str) -> None:
         if source_id not in self._sources:
@@ -173,7 +172,6 @@ class CaptureRun:
         except Exception as exc:
             self._fail(f"removing source {source_id}: {exc}")
             return
-        logger.info("recording %s: source %s removed", self.recording_id, source_id)
 
     def push(self, source_id: str, frame: AnyFrame, arrival: float) -> None:
         if self.failure is not None or source_id not in self._sources:
@@ -192,7 +190,6 @@ class CaptureRun:
             return
         if started and not self._media_started:
             self._media_started = True
-            logger.info("recording %s: first media", self.recording_id)
             self._emit(MediaStarted(self.recording_id, datetime.now(UTC)))
 
     async def finish(self) -> None:

@@ -43,8 +43,6 @@ from recorder.core.models import (
     StopReason,
     TrackInfo,
     Transcode,
-    UploadState,
-    UploadTarget,
 )
 from recorder.room import messages as msg
 from recorder.room.remote import describe_exit
@@ -294,8 +292,6 @@ class RecordingService:
             room_id, msg.Publish(session_id, publisher_id, role, offer_sdp))
         assert isinstance(reply, msg.PublishAnswer)
         self._whip[session_id] = WhipSession(room_id, caller.user_id)
-        logger.info("room %s: publisher %s joined (session %s)", room_id, publisher_id,
-                    session_id)
         return session_id, reply.answer_sdp
 
     async def unpublish(self, caller: Caller, room_id: str, session_id: str) -> None:
@@ -413,7 +409,6 @@ class RecordingService:
             await self._fail(event.recording_id, f"capture: {event.error}")
         elif isinstance(event, msg.PublisherLeft):
             self._whip.pop(event.session_id, None)
-            logger.info("room %s: publisher %s left", room_id, event.publisher_id)
         elif isinstance(event, msg.TrackAdded):
             logger.info("room %s: publisher %s sends %s %s", room_id, event.publisher_id,
                         event.kind, event.codec)
@@ -465,28 +460,11 @@ class RecordingService:
             return
         tracks = [TrackInfo(publisher_id=t.publisher_id, kind=t.kind, codec=t.codec)
                   for t in event.tracks]
-
-        def finished(state: RecordingState) -> RecordingState:
-            state = state.model_copy(deep=True)
-            state.files = files
-            main = files[0] if files else None
-            if main is not None:
-                state.file_name = main.name
-                state.file_size_bytes = main.size
-                state.sha256 = main.sha256
-            state.duration_seconds = round(event.duration_seconds, 3)
-            state.frames = Frames(received=event.frames.received, written=event.frames.written,
-                                  dropped=event.frames.dropped)
-            state.tracks = tracks
-            if state.upload is not None and state.upload.target is UploadTarget.NONE:
-                state.upload.state = UploadState.SKIPPED
-                return lifecycle.apply(state, Action.COMPLETE, lifecycle.now())
-            if state.upload is not None:
-                state.upload.state = UploadState.QUEUED
-            return state
-
+        frames = Frames(received=event.frames.received, written=event.frames.written,
+                        dropped=event.frames.dropped)
         try:
-            state = await self._store.update(recording_id, finished)
+            state = await self._store.update(recording_id, lambda state: lifecycle.captured(
+                state, files, event.duration_seconds, frames, tracks))
         except InvalidTransition:
             return
         logger.info("recording %s: %s, %s bytes, %.2f s", recording_id, state.status.value,
