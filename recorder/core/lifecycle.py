@@ -160,8 +160,8 @@ def captured(state: RecordingState, files: list[FileInfo], duration_seconds: flo
     new = state.model_copy(deep=True)
     new.files = files
     if files:
-        new.file_name, new.file_size_bytes, new.sha256 = files[0].name, files[0].size, \
-            files[0].sha256
+        main = files[0]
+        new.file_name, new.file_size_bytes, new.sha256 = main.name, main.size, main.sha256
     new.duration_seconds = round(duration_seconds, 3)
     new.frames = frames
     new.tracks = tracks
