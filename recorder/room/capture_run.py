@@ -145,6 +145,7 @@ class CaptureRun:
         self._emit = emit
         self._interval = progress_interval
         self._sources: set[str] = set()
+        self._holds: set[str] = set()  # why the timeline stands still (pause, upstream)
         self._started_at = time.monotonic()
         self._media_started = False
         self._progress: asyncio.Task[None] | None = None
@@ -172,6 +173,21 @@ class CaptureRun:
         except Exception as exc:
             self._fail(f"removing source {source_id}: {exc}")
             return
+
+    def hold(self, reason: str, at: float) -> None:
+        """Stand the timeline still for ``reason``; the first hold pauses the capture. A
+        user's pause and a broken upstream are held apart, so neither ends the other."""
+        if not self._holds:
+            self.capture.pause(at)
+        self._holds.add(reason)
+
+    def release(self, reason: str, at: float) -> None:
+        """End the hold for ``reason``; the last one resumes the capture."""
+        if reason not in self._holds:
+            return
+        self._holds.discard(reason)
+        if not self._holds:
+            self.capture.resume(at)
 
     def push(self, source_id: str, frame: AnyFrame, arrival: float) -> None:
         if self.failure is not None or source_id not in self._sources:

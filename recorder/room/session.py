@@ -10,9 +10,8 @@ delivers is not a track of the recording), in the order the publishers joined.
 
 A recording started with a pull source (WHEP, Cloudflare Realtime) records that upstream
 only, not the room's WHIP publishers: its :class:`recorder.rtc.pull.Pull` feeds it through
-:class:`_PullFeed`. While the upstream is broken the capture's timeline is held, like a
-pause, so the file goes on without the gap; a hold for a user's pause and one for a broken
-upstream are counted apart, so neither ends the other. A ``source`` recording's pull
+:class:`recorder.room.pull_feed.PullFeed`. While the upstream is broken the capture's
+timeline is held, like a pause (:meth:`CaptureRun.hold`). A ``source`` recording's pull
 delivers encoded frames, and its capture's keyframe requests go to the pull's live session.
 """
 
@@ -64,9 +63,9 @@ from recorder.room.messages import (
     TrackAdded,
     Unpublish,
 )
+from recorder.room.pull_feed import PullFeed
 from recorder.rtc.publisher import CONNECT_TIMEOUT_SECONDS, PeerCallbacks, PublisherPeer, Source
 from recorder.rtc.pull import Pull, PullTiming, make_upstream
-from recorder.rtc.receiver import Frame as PulledFrame
 from recorder.rtc.sdp import check_offer
 
 logger = logging.getLogger(__name__)
@@ -95,7 +94,6 @@ class RoomSession:
         self._runs: dict[str, CaptureRun] = {}  # recording id -> running capture
         self._finishing: dict[str, asyncio.Task[None]] = {}
         self._pulls: dict[str, Pull] = {}  # recording id -> the upstream it records
-        self._holds: dict[str, set[str]] = {}  # recording id -> why its timeline stands
         self._http: aiohttp.ClientSession | None = None  # the pulls' signalling
         self._closed = False
 
@@ -297,9 +295,9 @@ class RoomSession:
         rid = run.recording_id
         try:
             if action == "pause":
-                self._hold(run, "pause", time.monotonic())
+                run.hold("pause", time.monotonic())
             else:
-                self._release(run, "pause", time.monotonic())
+                run.release("pause", time.monotonic())
         except RecorderError:
             raise
         except Exception as exc:
@@ -310,7 +308,6 @@ class RoomSession:
         """Take the capture off the frame path now; finalise it in the background."""
         rid = run.recording_id
         self._runs.pop(rid, None)
-        self._holds.pop(rid, None)
         self._update_demand()
         task = asyncio.create_task(self._end_pull_then(rid, run.finish))
         self._finishing[rid] = task
@@ -320,7 +317,6 @@ class RoomSession:
         """Abort and delete the file; the folder goes too when nothing else is in it."""
         run = self._run(command.recording_id)
         del self._runs[run.recording_id]
-        self._holds.pop(run.recording_id, None)
         self._update_demand()
         await self._end_pull_then(run.recording_id, run.abort)
         with contextlib.suppress(OSError):
@@ -334,9 +330,9 @@ class RoomSession:
         rid = run.recording_id
         if self._http is None:
             self._http = aiohttp.ClientSession()
+        feed = PullFeed(rid, self._runs.get, self._emit, self._finish)
         pull = Pull(rid, make_upstream(command.source, self._http, rid), self._config.ice_servers,
-                    _PullFeed(self, rid), self._config.pull_timing,
-                    encoded=run.encoded is not None)
+                    feed, self._config.pull_timing, encoded=run.encoded is not None)
         self._pulls[rid] = pull
         self._runs[rid] = run
         try:
@@ -367,88 +363,3 @@ class RoomSession:
         if pull is not None:
             await pull.close()
         await then()
-
-    def _hold(self, run: CaptureRun, reason: str, at: float) -> None:
-        """Stand the timeline still for `reason`; the first hold pauses the capture."""
-        holds = self._holds.setdefault(run.recording_id, set())
-        if not holds:
-            run.capture.pause(at)
-        holds.add(reason)
-
-    def _release(self, run: CaptureRun, reason: str, at: float) -> None:
-        """End the hold for `reason`; the last one resumes the capture."""
-        holds = self._holds.get(run.recording_id, set())
-        if reason not in holds:
-            return
-        holds.discard(reason)
-        if not holds:
-            run.capture.resume(at)
-
-
-class _PullFeed:
-    """The room's side of a pull: its sources and frames into the one recording it feeds."""
-
-    def __init__(self, room: RoomSession, recording_id: str) -> None:
-        self._room = room
-        self._rid = recording_id
-        self._video_codec: str | None = None  # what a passthrough file's video stream holds
-
-    def _target(self) -> CaptureRun | None:
-        return self._room._runs.get(self._rid)
-
-    def source(self, source: Source, replaces: str | None) -> None:
-        track = TrackAdded(source.session_id, source.publisher_id, source.kind, source.codec)
-        self._room._emit(track)
-        run = self._target()
-        if run is None:
-            return
-        # The old source goes first, so the same publisher comes back (it continues its file
-        # in a `tracks` layout); the swap happens at the new source's first frame, so the
-        # picture shows no gap either.
-        if replaces is not None:
-            run.remove_source(replaces)
-        if run.encoded is not None and source.kind == "video":
-            # A passthrough file muxes video into the stream its first keyframe made: a
-            # new upstream session in another codec cannot continue it (a new picture
-            # size can: VP8 and H.264 keyframes carry theirs). Its pictures are left out,
-            # the sound goes on, and the file stays decodable.
-            if self._video_codec not in (None, source.codec):
-                logger.warning("recording %s: the upstream now sends %s video, the file holds "
-                               "%s: its pictures are left out", self._rid, source.codec,
-                               self._video_codec)
-                return
-            self._video_codec = source.codec
-        try:
-            run.add_source(source.source_id, source.kind, track, source.role)
-        except Exception:
-            logger.exception("recording %s: source %s refused", self._rid, source.source_id)
-
-    def frame(self, source: Source, frame: PulledFrame) -> None:
-        run = self._target()
-        if run is None:
-            return
-        run.push(source.source_id, frame, time.monotonic())
-        if run.failure is not None:
-            self._room._finish(run)
-
-    def lost(self, at: float) -> None:
-        run = self._target()
-        if run is not None:
-            logger.info("recording %s: upstream lost, the timeline waits for it", self._rid)
-            self._hold_safely(run, True, at)
-
-    def restored(self, at: float) -> None:
-        run = self._target()
-        if run is not None:
-            logger.info("recording %s: upstream back, the timeline goes on", self._rid)
-            self._hold_safely(run, False, at)
-
-    def _hold_safely(self, run: CaptureRun, hold: bool, at: float) -> None:
-        try:
-            if hold:
-                self._room._hold(run, "upstream", at)
-            else:
-                self._room._release(run, "upstream", at)
-        except Exception:
-            logger.exception("recording %s: the timeline could not be %s", self._rid,
-                             "held" if hold else "released")
