@@ -155,7 +155,6 @@ class RoomServer:
         task = asyncio.create_task(session.close())
         self._closing[room_id] = task
         task.add_done_callback(lambda done: self._closed(room_id, done))
-        logger.info("room %s: session closed (idle)", room_id)
 
     def _closed(self, room_id: str, task: asyncio.Task[None]) -> None:
         if self._closing.get(room_id) is task:
