@@ -57,4 +57,4 @@ class EventFeed:
                 await pubsub.subscribe(self._keys.events())
             yield Subscription(pubsub)
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()

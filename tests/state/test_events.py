@@ -51,7 +51,7 @@ class Listener:
         return events
 
     async def close(self) -> None:
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        await self._pubsub.aclose()
 
 
 def step(state: RecordingState, action: Action) -> RecordingState:

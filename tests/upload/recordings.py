@@ -167,5 +167,5 @@ async def events(redis_url: str) -> AsyncIterator[list[dict[str, Any]]]:
         await asyncio.sleep(0.3)  # let the last messages arrive
         task.cancel()
         await pubsub.unsubscribe()
-        await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        await pubsub.aclose()
         await client.aclose()
