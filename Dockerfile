@@ -14,12 +14,15 @@ FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY requirements/run.txt ./requirements/run.txt
 COPY recorder ./recorder
 COPY workers ./workers
 # aiortc, av (with libvpx, libx264, libopus) and the rest come as manylinux wheels: no compiler.
+# Dependencies at the locked versions and hashes (scripts/lock), then this project alone.
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/recorder \
- && /opt/recorder/bin/pip install /wheels/*.whl \
+ && /opt/recorder/bin/pip install --require-hashes -r requirements/run.txt \
+ && /opt/recorder/bin/pip install --no-deps /wheels/*.whl \
  && /opt/recorder/bin/python -c "import recorder.main, workers.main, av, aiortc"
 
 # ---- runtime: the venv only, as an unprivileged user ----------------------------------------
