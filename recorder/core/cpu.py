@@ -3,7 +3,7 @@
 A node refuses a start it could not encode in real time rather than record it with dropped
 frames, so each recording is priced before it is admitted, in cores, from its quality,
 layout, transcode mode and the publishers it records. The prices are measured on a 2-core
-x86_64 box (bench/RESULTS.md; tests/media/bench_cpu.py) and rounded up, because a price
+x86_64 box (bench/RESULTS.md; bench/capture_cpu.py) and rounded up, because a price
 that is too low drops frames and one that is too high only refuses a start early:
 
 - encoding one preset's picture (libvpx realtime / libx264 veryfast): low 0.25, medium 0.45,

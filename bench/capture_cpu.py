@@ -1,6 +1,6 @@
 """CPU cost of a live capture: process CPU seconds per media second, by format and quality.
 
-Not a test (no pass/fail): run ``python -m tests.media.bench_cpu [seconds] [--realtime]``.
+Not a test (no pass/fail): run ``python -m bench.capture_cpu [seconds] [--realtime]``.
 The input imitates a camera: a textured picture panning at 30 fps at 1280x720, plus one
 Opus-like 48 kHz audio source. Frames are generated before the clock starts counting.
 Also reports whether two encoder threads run in parallel (PyAV releasing the GIL).

@@ -1,6 +1,6 @@
 """CPU cost of layouts with several publishers: process CPU seconds per media second.
 
-Not a test (no pass/fail): run ``python -m tests.media.bench_composite [seconds]``.
+Not a test (no pass/fail): run ``python -m bench.layouts_cpu [seconds]``.
 Each publisher sends a textured picture panning at 30 fps, 1280x720, plus 48 kHz audio,
 into a ``medium`` (1280x720@30) recording, as fast as the encoders go (fake clock). The
 cost of building the input frames is measured on its own in the same run and taken off.
@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 from av.video.frame import VideoFrame
 
+from bench.capture_cpu import FPS, _cpu, _pictures
 from recorder.core.presets import Format, Layout, Quality
 from recorder.media.capture import Capture, CaptureSpec
 from recorder.media.compose import Compositor
 from recorder.media.sources import CAMERA, SCREEN, Publisher
-from tests.media.bench_cpu import FPS, _cpu, _pictures
 from tests.media.synth import AUDIO_FRAME, AUDIO_RATE, FakeClock, audio_frame, tone
 
 
