@@ -56,6 +56,7 @@ def sweep(storage: Path, retention_days: float, now: float | None = None) -> lis
 class DiskUsage:
     free_bytes: int  # free on the storage directory's filesystem
     used_bytes: int  # taken by the files under the storage directory
+    total_bytes: int  # size of the storage directory's filesystem
 
 
 def disk_usage(storage: Path) -> DiskUsage:
@@ -66,7 +67,8 @@ def disk_usage(storage: Path) -> DiskUsage:
                 used += os.lstat(os.path.join(root, name)).st_size
             except FileNotFoundError:  # removed while we walked
                 continue
-    return DiskUsage(shutil.disk_usage(storage).free, used)
+    disk = shutil.disk_usage(storage)
+    return DiskUsage(disk.free, used, disk.total)
 
 
 async def run_retention(storage: Path, retention_days: float,

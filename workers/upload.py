@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from recorder.core.models import FileInfo, RecordingState, Status, UploadState
 from recorder.state.jobs import UploadJob
 from recorder.state.keys import KeySpace
 from recorder.state.store import Change, StateStore
+from recorder.state.upload_stats import UploadStats
 from workers.errors import PermanentError, UploadError
 from workers.records import UploadRecord
 from workers.target import FileJob, Stored, Target, Targets
@@ -67,6 +69,7 @@ class Uploader:
         self._targets = targets
         self._record_ttl = record_ttl_seconds
         self._keep_local = keep_local
+        self._stats = UploadStats(redis, keys)
 
     async def needs_upload(self, recording_id: str) -> bool:
         try:
@@ -89,12 +92,13 @@ class Uploader:
         logger.info("recording %s: uploading %d file(s) to %s (attempt %d)", rid,
                     len(state.files), target_name, state.upload.attempts)
         if target is None:
-            await self._give_up(rid, f"target {target_name} is not configured on this worker")
+            await self._give_up(rid, target_name,
+                                f"target {target_name} is not configured on this worker")
             return
         progress = _Progress()
         writer = asyncio.create_task(self._write_progress(rid, progress))
         try:
-            await self._store_all(state, target, progress)
+            await self._store_all(state, target_name, target, progress)
         except NothingToDo:
             logger.info("recording %s: no longer waiting for its upload; stopped", rid)
         finally:
@@ -102,7 +106,7 @@ class Uploader:
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
 
-    async def _store_all(self, state: RecordingState, target: Target,
+    async def _store_all(self, state: RecordingState, target_name: str, target: Target,
                          progress: _Progress) -> None:
         rid = state.recording_id
         results: list[Stored] = []
@@ -110,7 +114,7 @@ class Uploader:
         try:
             for info in state.files:
                 current = self._file_job(state, info, progress)
-                stored = await self._store_file(current, target)
+                stored = await self._store_file(current, target_name, target)
                 results.append(stored)
                 progress.done += info.size
                 progress.current = 0
@@ -121,7 +125,7 @@ class Uploader:
         except UploadError as exc:
             if current is not None:
                 await target.abandon(current)
-            await self._give_up(rid, exc.message)
+            await self._give_up(rid, target_name, exc.message)
             return
         if results and all(r.uploaded for r in results):
             await asyncio.to_thread(_mark_uploaded, Path(state.local_path))
@@ -144,7 +148,7 @@ class Uploader:
                        path=Path(state.local_path) / info.name, info=info, record=record,
                        on_progress=on_progress, duration_seconds=info.duration_seconds)
 
-    async def _store_file(self, job: FileJob, target: Target) -> Stored:
+    async def _store_file(self, job: FileJob, target_name: str, target: Target) -> Stored:
         recorded = job.info.s3_key is not None or job.info.stream_id is not None or (
             job.info.playback is not None and job.info.playback.state == "skipped")
         exists = await asyncio.to_thread(job.path.is_file)
@@ -156,7 +160,17 @@ class Uploader:
                 return stored
             if not exists:
                 raise _missing(job)
-        return await target.store(job)
+        stored = await target.store(job)
+        if stored.uploaded:
+            await self._count(self._stats.sent(target_name, job.info.size))
+        return stored
+
+    async def _count(self, update: Awaitable[None]) -> None:
+        """Upload totals are for /metrics: a store outage loses a count, not the upload."""
+        try:
+            await update
+        except Unavailable as exc:
+            logger.warning("upload totals not counted: %s", exc.detail)
 
     async def _write_progress(self, recording_id: str, progress: _Progress) -> None:
         """Record `upload.bytes_sent` every few seconds while sending (no event: the status
@@ -174,7 +188,7 @@ class Uploader:
                 logger.warning("recording %s: progress not written: %s", recording_id,
                                exc.detail)
 
-    async def _give_up(self, recording_id: str, message: str) -> None:
+    async def _give_up(self, recording_id: str, target_name: str, message: str) -> None:
         error = f"upload: {message}"
         try:
             await self._store.update(recording_id, _failed(error))
@@ -182,6 +196,7 @@ class Uploader:
             logger.warning("recording %s: upload given up but the state moved on: %s",
                            recording_id, error)
             return
+        await self._count(self._stats.failed(target_name))
         logger.warning("recording %s: failed: %s (files kept)", recording_id, error)
 
 

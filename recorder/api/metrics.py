@@ -8,12 +8,40 @@ sets the gauges and counts what only it sees (frames, finished recordings).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
+
+from recorder.state.upload_stats import UploadTotals
 
 # Prometheus text format 0.0.4: what every Prometheus server version scrapes.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class UploadCounters(Collector):
+    """The cluster's upload totals (kept in Redis by the workers) as counters: their values
+    are read from the store, not counted here, which a Counter object cannot express."""
+
+    def __init__(self) -> None:
+        self.totals = UploadTotals()
+
+    def collect(self) -> Iterator[Metric]:
+        sent = CounterMetricFamily(
+            "recorder_uploaded_bytes", "Bytes uploaded and verified, by target (all workers "
+            "sharing the Redis)", labels=["target"])
+        failures = CounterMetricFamily(
+            "recorder_upload_failures", "Recordings whose upload was given up, by target "
+            "(all workers sharing the Redis)", labels=["target"])
+        for target, value in sorted(self.totals.bytes_sent.items()):
+            sent.add_metric([target], value)
+        for target, value in sorted(self.totals.failures.items()):
+            failures.add_metric([target], value)
+        yield sent
+        yield failures
 
 
 class Metrics:
@@ -53,6 +81,17 @@ class Metrics:
         self.storage_used_bytes = Gauge(
             "recorder_storage_used_bytes", "Bytes the files in the storage directory take",
             registry=r)
+        self.cpu_used = Gauge(
+            "recorder_cpu_used_cores",
+            "Cores this node's live media is priced at (what CPU admission counts)", registry=r)
+        self.cpu_capacity = Gauge(
+            "recorder_cpu_capacity_cores",
+            "Cores this node may spend on live media (RECORDER_CPU_CAPACITY)", registry=r)
+        self.storage_total_bytes = Gauge(
+            "recorder_storage_total_bytes",
+            "Size in bytes of the filesystem of the storage directory", registry=r)
+        self.uploads = UploadCounters()
+        r.register(self.uploads)
         self.upload_queue_depth = Gauge(
             "recorder_upload_queue_depth",
             "Upload jobs of this node not finished yet (waiting or being worked on)", registry=r)
@@ -67,7 +106,7 @@ class Metrics:
             "recorder_requests_forwarded",
             "Requests for another node's room or recording, by how (forward or redirect)",
             ["how"], registry=r)
-        self._frames_seen: dict[str, tuple[int, int]] = {}
+        self._frames_seen = (0, 0)
         self.upload_jobs_in_progress = Gauge(
             "recorder_upload_jobs_in_progress",
             "Upload jobs of this node delivered to a worker and not finished", registry=r)
@@ -118,6 +157,10 @@ class Metrics:
     def set_active_recordings(self, count: int) -> None:
         self.active_recordings.set(count)
 
+    def set_cpu(self, used: float, capacity: float) -> None:
+        self.cpu_used.set(used)
+        self.cpu_capacity.set(capacity)
+
     def set_whip_publishers(self, count: int) -> None:
         self.whip_publishers.set(count)
 
@@ -125,13 +168,12 @@ class Metrics:
         self.frames_received.inc(received)
         self.frames_dropped.inc(dropped)
 
-    def observe_frames(self, latest: dict[str, tuple[int, int]]) -> None:
-        """Count what running recordings reported since the last look: `latest` maps a
-        recording id to its (received, dropped) totals so far."""
-        for recording_id, (received, dropped) in latest.items():
-            seen_received, seen_dropped = self._frames_seen.get(recording_id, (0, 0))
-            self.count_frames(max(0, received - seen_received), max(0, dropped - seen_dropped))
-        self._frames_seen = dict(latest)
+    def observe_frames(self, received: int, dropped: int) -> None:
+        """Count what the node's recordings received and dropped since the last look, from
+        the totals so far."""
+        seen_received, seen_dropped = self._frames_seen
+        self.count_frames(max(0, received - seen_received), max(0, dropped - seen_dropped))
+        self._frames_seen = (received, dropped)
 
     def set_cluster_active(self, count: int) -> None:
         self.cluster_active_recordings.set(count)
@@ -142,9 +184,13 @@ class Metrics:
     def request_forwarded(self, how: str) -> None:
         self.requests_forwarded.labels(how).inc()
 
-    def set_storage(self, free_bytes: int, used_bytes: int) -> None:
+    def set_storage(self, free_bytes: int, used_bytes: int, total_bytes: int) -> None:
         self.storage_free_bytes.set(free_bytes)
         self.storage_used_bytes.set(used_bytes)
+        self.storage_total_bytes.set(total_bytes)
+
+    def set_uploads(self, totals: UploadTotals) -> None:
+        self.uploads.totals = totals
 
     def set_upload_queue(self, depth: int, in_progress: int) -> None:
         self.upload_queue_depth.set(depth)

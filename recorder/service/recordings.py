@@ -92,6 +92,7 @@ class RecordingService:
         self._rooms = RoomRegistry(settings, lambda room, ev: self._events.put_nowait((room, ev)))
         self._live: dict[str, LiveRecording] = {}
         self._whip: dict[str, WhipSession] = {}
+        self._finished_frames = (0, 0)  # received, dropped by recordings no longer live
         self._reserved: dict[str, float] = {}  # cores of starts being admitted
         self._tasks: set[asyncio.Task[None]] = set()
         self._deferred = DeferredTranscodes(settings.deferred_concurrency,
@@ -150,9 +151,14 @@ class RecordingService:
         return ({s.room_id for s in self._whip.values()}
                 | {live.state.room_id for live in self._live.values()})
 
-    def live_frames(self) -> dict[str, msg.FrameCounts]:
-        """The latest frame counts each running recording reported."""
-        return {recording_id: live.frames for recording_id, live in self._live.items()}
+    def frame_totals(self) -> tuple[int, int]:
+        """Frames received and dropped by every recording this node ran since it started:
+        the finished ones' final counts and the running ones' latest (for /metrics)."""
+        received, dropped = self._finished_frames
+        for live in self._live.values():
+            received += live.frames.received
+            dropped += live.frames.dropped
+        return received, dropped
 
     async def complete_recovered(self, event: msg.CaptureFinished) -> None:
         """Describe and complete files recovered from another node's orphan (takeover)."""
@@ -381,6 +387,9 @@ class RecordingService:
     def _forget(self, recording_id: str) -> None:
         live = self._live.pop(recording_id, None)
         if live is not None:
+            received, dropped = self._finished_frames
+            self._finished_frames = (received + live.frames.received,
+                                     dropped + live.frames.dropped)
             live.done.set()
 
     # ---- room events ------------------------------------------------------------------------
@@ -404,6 +413,9 @@ class RecordingService:
                 live.idle_seconds = event.idle_seconds
                 live.frames = event.frames
         elif isinstance(event, msg.CaptureFinished):
+            live = self._live.get(event.recording_id)
+            if live is not None:
+                live.frames = event.frames  # the final counts
             self._spawn(self._finish(event))
         elif isinstance(event, msg.CaptureFailed):
             await self._fail(event.recording_id, f"capture: {event.error}")

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
 from recorder.state.jobs import UploadQueue
+from recorder.state.upload_stats import UploadStats
 from tests.e2e.test_record import call, wait_status
 from tests.support.daemon import run_daemon
 from tests.support.publisher import WhipPublisher
@@ -154,6 +155,8 @@ async def test_a_given_up_upload_fails_keeps_the_file_and_an_admin_retry_complet
             assert failed.upload.state.value == "failed"
             assert (daemon.storage / rid / state.file_name).is_file()
             assert not (daemon.storage / rid / ".uploaded").exists()
+            given_up = await UploadStats(redis_client, KEYS).totals()
+            assert (given_up.failures, given_up.bytes_sent) == ({"s3": 1}, {})
             async with aiohttp.ClientSession() as http:
                 async with http.post(retry_url, headers=daemon.headers("user-up")) as resp:
                     assert resp.status == 403
@@ -176,6 +179,8 @@ async def test_a_given_up_upload_fails_keeps_the_file_and_an_admin_retry_complet
         head = s3.client().head_object(Bucket=BUCKET, Key=final.s3_key)
         assert head["Metadata"]["sha256"] == state.sha256
         assert await redis_client.exists(KEYS.upload(rid, state.file_name)) == 0
+        totals = await UploadStats(redis_client, KEYS).totals()  # what /metrics exports
+        assert (totals.failures, totals.bytes_sent) == ({"s3": 1}, {"s3": 2 * MIB})
     finally:
         s3.stop()
 
