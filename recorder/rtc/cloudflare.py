@@ -76,8 +76,10 @@ class CloudflareApi:
         failed = [t for t in body.get("tracks") or []
                   if isinstance(t, dict) and t.get("errorCode")]
         if failed:
-            raise SourceFailed(f"cloudflare: {len(failed)} of {len(track_names)} track(s) "
-                               f"refused (asked for {', '.join(track_names)})", 200)
+            # named from our own request, never from the SFU's words
+            names = [n for n in track_names if any(t.get("trackName") == n for t in failed)]
+            raise SourceFailed(f"cloudflare: track(s) refused: {', '.join(names) or '?'}",
+                               200)
         return body
 
     async def renegotiate(self, session_id: str, answer_sdp: str) -> None:
