@@ -119,7 +119,8 @@ async def serve(settings: Settings, redis: aioredis.Redis, store: StateStore,
             if settings.webhook_secret:
                 deliverer = WebhookDeliverer(
                     WebhookOutbox(redis, store.keys), parse_secret(settings.webhook_secret),
-                    RetrySchedule(settings.webhook_schedule), name=consumer.name,
+                    RetrySchedule(settings.webhook_schedule),
+                    routing=settings.webhook_routing, name=consumer.name,
                     timeout_seconds=settings.webhook_timeout_seconds)
                 group.create_task(deliverer.run(stop))
             await consumer.run(stop)

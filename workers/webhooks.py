@@ -8,6 +8,13 @@ RECORDER_WEBHOOK_RETRY_SCHEDULE's next delay after this one, later if the receiv
 Retry-After asks; after the last attempt the job goes to the dead letters. Delivery is at
 least once: a job is settled only after its outcome is known.
 
+A start's own ``webhook_url`` is checked again before every attempt: it must still match
+RECORDER_WEBHOOK_ALLOWED_URLS (else the job is a dead letter, never sent), and it is
+requested through :class:`recorder.outbound.Outbound`, whose resolver refuses a name that
+now resolves to an internal address. RECORDER_WEBHOOK_URL, the operator's, is trusted.
+Redirects are never followed; a failed attempt records its status code or a fixed reason,
+never what the receiver sent.
+
 Several consumers run per process (one slow endpoint does not hold up the rest); events of
 one recording may therefore arrive out of order when some were retried: receivers order
 them by the body's ``timestamp``.
@@ -18,11 +25,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from recorder.core.errors import Unavailable
-from recorder.core.webhooks import RetrySchedule, WebhookJob, headers
+from recorder.core.urls import UrlRefused
+from recorder.core.webhooks import RetrySchedule, WebhookJob, WebhookRouting, headers
+from recorder.outbound import Outbound, failure_reason
 from workers.errors import retry_after_seconds
 from workers.outbox import WebhookOutbox
 from workers.polling import entries, wait_for_group
@@ -36,8 +47,11 @@ USER_AGENT = "recorder-webhooks/1"
 
 class WebhookDeliverer:
     def __init__(self, outbox: WebhookOutbox, key: bytes, schedule: RetrySchedule, *,
-                 name: str, timeout_seconds: float, consumers: int = CONSUMERS) -> None:
+                 routing: WebhookRouting, name: str, timeout_seconds: float,
+                 consumers: int = CONSUMERS, resolver: AbstractResolver | None = None) -> None:
         self._outbox = outbox
+        self._routing = routing
+        self._resolver = resolver  # None: the system's (tests give one that maps names)
         self._key = key
         self._schedule = schedule
         self.name = name
@@ -53,13 +67,17 @@ class WebhookDeliverer:
                     self._consumers, list(self._schedule.delays))
         await wait_for_group(self._outbox.ensure_group, stop, "webhook consumer")
         timeout = aiohttp.ClientTimeout(total=self._timeout)
-        async with (aiohttp.ClientSession(timeout=timeout,
-                                          headers={"User-Agent": USER_AGENT}) as http,
-                    asyncio.TaskGroup() as group):
-            for n in range(self._consumers):
-                group.create_task(self._consume(http, f"{self.name}-{n}", stop))
+        options: dict[str, Any] = {"timeout": timeout, "headers": {"User-Agent": USER_AGENT}}
+        outbound = Outbound(self._routing.allowed, self._resolver, **options)
+        try:
+            async with (aiohttp.ClientSession(**options) as http,
+                        asyncio.TaskGroup() as group):
+                for n in range(self._consumers):
+                    group.create_task(self._consume(http, outbound, f"{self.name}-{n}", stop))
+        finally:
+            await outbound.close()
 
-    async def _consume(self, http: aiohttp.ClientSession, consumer: str,
+    async def _consume(self, http: aiohttp.ClientSession, outbound: Outbound, consumer: str,
                        stop: asyncio.Event) -> None:
         async def next_entry() -> tuple[str, WebhookJob | None] | None:
             await self._outbox.promote_due()
@@ -71,13 +89,21 @@ class WebhookDeliverer:
                 if job is None:
                     await self._outbox.delivered(entry_id, "malformed")
                 else:
-                    await self._attempt(http, entry_id, job)
+                    await self._attempt(http, outbound, entry_id, job)
             except Unavailable as exc:  # the entry stays pending and is claimed again
                 logger.warning("webhook entry %s not settled: %s", entry_id, exc.detail)
 
-    async def _attempt(self, http: aiohttp.ClientSession, entry_id: str,
-                       job: WebhookJob) -> None:
+    async def _attempt(self, http: aiohttp.ClientSession, outbound: Outbound,
+                       entry_id: str, job: WebhookJob) -> None:
         rid = job.recording_id
+        trusted = self._routing.trusted(job.url)
+        if not trusted and not self._routing.allowed.allows(job.url):
+            job = job.model_copy(update={"last_error": "URL not allowed by "
+                                                       "RECORDER_WEBHOOK_ALLOWED_URLS"})
+            await self._outbox.bury(entry_id, job, "refused")
+            logger.warning("recording %s: webhook %s %s not sent: %s", rid, job.event, job.id,
+                           job.last_error)
+            return
         if await self._outbox.is_disabled(job.url):
             job = job.model_copy(update={"last_error": "endpoint disabled (410)"})
             await self._outbox.bury(entry_id, job, "disabled")
@@ -89,17 +115,19 @@ class WebhookDeliverer:
         status: int | None = None
         retry_after: float | None = None
         error: str | None = None
+        client = http if trusted else outbound.session
         try:
-            async with http.post(job.url, data=job.body.encode(),
-                                 headers=headers(self._key, job.id, sent_at, job.body),
-                                 allow_redirects=False) as response:
+            target = job.url if trusted else outbound.check(job.url).url
+            async with client.post(target, data=job.body.encode(),
+                                   headers=headers(self._key, job.id, sent_at, job.body),
+                                   allow_redirects=False) as response:
                 status = response.status
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 await response.read()
         except TimeoutError:
             error = f"timed out after {self._timeout:g} s"
-        except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        except (aiohttp.ClientError, OSError, UrlRefused) as exc:
+            error = failure_reason(exc)
         job = job.model_copy(update={"attempts": attempt, "last_status": status,
                                      "last_error": error or (f"HTTP {status}"
                                                              if status and status >= 300

@@ -24,6 +24,7 @@ from pydantic_settings import (
 from recorder.core.limits import Limits
 from recorder.core.models import UploadTarget
 from recorder.core.presets import Format, Quality
+from recorder.core.urls import AllowList
 from recorder.core.webhooks import DEFAULT_SCHEDULE, WebhookRouting, parse_schedule, parse_secret
 
 ENV_PREFIX = "RECORDER_"
@@ -112,7 +113,7 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(None, repr=False)
     webhook_retry_schedule: str = DEFAULT_SCHEDULE
     webhook_allowed_urls: Annotated[list[str], NoDecode] = []
-    pull_allowed_urls: Annotated[list[str], NoDecode] = []  # empty: any WHEP URL
+    pull_allowed_urls: Annotated[list[str], NoDecode] = []  # empty: no `whep` source
     webhook_timeout_seconds: float = Field(15, gt=0)
     url_signing_secret: str | None = Field(None, repr=False)
 
@@ -168,10 +169,8 @@ class Settings(BaseSettings):
 
     @field_validator("webhook_allowed_urls", "pull_allowed_urls")
     @classmethod
-    def _webhook_prefixes(cls, value: list[str]) -> list[str]:
-        bad = [p for p in value if not p.startswith(("http://", "https://"))]
-        if bad:
-            raise ValueError(f"prefixes must start with http:// or https:// ({bad})")
+    def _allow_list(cls, value: list[str]) -> list[str]:
+        AllowList.parse(value)  # ValueError naming the entry that does not parse
         return value
 
     @field_validator("redis_url")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from recorder.core.models import RecordingState
+from recorder.core.urls import AllowList
 
 SECRET_PREFIX = "whsec_"
 DEFAULT_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
@@ -164,26 +166,29 @@ def headers(key: bytes, message_id: str, timestamp: int, body: str) -> dict[str,
 
 # ---- where to --------------------------------------------------------------------------------
 
-def url_allowed(url: str, prefixes: Iterable[str]) -> bool:
-    """A start's own URL must begin with one of the operator's prefixes (no SSRF)."""
-    return url.startswith(("http://", "https://")) and any(
-        p and url.startswith(p) for p in prefixes)
-
-
 @dataclass(frozen=True)
 class WebhookRouting:
-    """Which URL a recording's events go to: its own allowed `webhook_url`, else the
-    node's RECORDER_WEBHOOK_URL, else none (nothing is queued)."""
+    """Which URL a recording's events go to: its own `webhook_url` while
+    RECORDER_WEBHOOK_ALLOWED_URLS allows it (matched parsed, see :mod:`recorder.core.urls`),
+    else the node's RECORDER_WEBHOOK_URL, else none (nothing is queued)."""
 
     default_url: str | None = None
-    allowed_prefixes: tuple[str, ...] = ()
+    allowed_urls: tuple[str, ...] = ()  # RECORDER_WEBHOOK_ALLOWED_URLS, validated at start-up
     customer_code: str | None = None
+
+    @functools.cached_property
+    def allowed(self) -> AllowList:
+        return AllowList.parse(self.allowed_urls)
 
     def url_for(self, state: RecordingState) -> str | None:
         own = state.webhook_url
-        if own and url_allowed(own, self.allowed_prefixes):
+        if own and self.allowed.allows(own):
             return own
         return self.default_url or None
+
+    def trusted(self, url: str) -> bool:
+        """The operator's own URL: delivered without the allow-list."""
+        return bool(self.default_url) and url == self.default_url
 
 
 # ---- retries ---------------------------------------------------------------------------------

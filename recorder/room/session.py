@@ -40,6 +40,8 @@ from recorder.core.errors import (
     Unprocessable,
 )
 from recorder.core.presets import Layout
+from recorder.core.urls import AllowList
+from recorder.outbound import Outbound
 from recorder.room.capture_run import (
     AnyFrame,
     CaptureFactory,
@@ -81,6 +83,7 @@ class RoomConfig:
     progress_interval: float = 1.0
     capture_factory: CaptureFactory = field(default=media_capture)
     pull_timing: PullTiming = field(default_factory=PullTiming)
+    pull_allowed: AllowList = field(default_factory=AllowList)  # RECORDER_PULL_ALLOWED_URLS
 
 
 class RoomSession:
@@ -94,7 +97,8 @@ class RoomSession:
         self._runs: dict[str, CaptureRun] = {}  # recording id -> running capture
         self._finishing: dict[str, asyncio.Task[None]] = {}
         self._pulls: dict[str, Pull] = {}  # recording id -> the upstream it records
-        self._http: aiohttp.ClientSession | None = None  # the pulls' signalling
+        self._http: aiohttp.ClientSession | None = None  # Cloudflare pulls' signalling
+        self._outbound: Outbound | None = None  # WHEP pulls': the users' URLs, checked
         self._closed = False
 
     @property
@@ -142,6 +146,9 @@ class RoomSession:
         if self._http is not None:
             await self._http.close()
             self._http = None
+        if self._outbound is not None:
+            await self._outbound.close()
+            self._outbound = None
 
     # ---- publishers ----------------------------------------------------------------------
 
@@ -330,9 +337,12 @@ class RoomSession:
         rid = run.recording_id
         if self._http is None:
             self._http = aiohttp.ClientSession()
+        if self._outbound is None:
+            self._outbound = Outbound(self._config.pull_allowed)
         feed = PullFeed(rid, self._runs.get, self._emit, self._finish)
-        pull = Pull(rid, make_upstream(command.source, self._http, rid), self._config.ice_servers,
-                    feed, self._config.pull_timing, encoded=run.encoded is not None)
+        upstream = make_upstream(command.source, self._http, self._outbound, rid)
+        pull = Pull(rid, upstream, self._config.ice_servers, feed, self._config.pull_timing,
+                    encoded=run.encoded is not None)
         self._pulls[rid] = pull
         self._runs[rid] = run
         try:

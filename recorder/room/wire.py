@@ -18,6 +18,7 @@ from aiortc import RTCIceServer
 
 from recorder.core import errors
 from recorder.core.errors import MediaError, RecorderError
+from recorder.core.urls import AllowList
 from recorder.room.messages import RoomCommand, RoomEvent, RoomReply
 
 
@@ -34,6 +35,7 @@ class ProcessConfig:
     ice_servers: list[RTCIceServer] = field(default_factory=list)
     ice_host_addresses: list[str] = field(default_factory=list)  # empty: all interfaces
     log_level: str = "INFO"
+    pull_allowed: AllowList = field(default_factory=AllowList)  # RECORDER_PULL_ALLOWED_URLS
 
 
 # ---- parent -> child ----------------------------------------------------------------------

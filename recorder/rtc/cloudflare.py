@@ -17,6 +17,9 @@ have, for instance); any of them fails the pull. The SFU refuses overlapping mut
 one session with 406, so mutations on a session are serialized here (one lock per session)
 and a 406 that still happens (someone else touched the session) is retried briefly.
 
+Errors carry the status code and a fixed reason, never what the SFU sent (its error codes
+and descriptions stay out of states and logs: docs/security.md, "Outbound requests").
+
 Written from Cloudflare's published OpenAPI schema and documentation; the tests run it
 against a double built from them, not against the real service.
 """
@@ -31,12 +34,12 @@ from typing import Any
 import aiohttp
 
 from recorder.core.errors import SourceFailed
+from recorder.outbound import failure_reason
 from recorder.rtc.receiver import ReceiverPeer, UnusableSdp
 from recorder.rtc.upstream import (
     HTTP_TIMEOUT,
     PeerFactory,
     UpstreamRefused,
-    excerpt,
     read_body,
     retry_after,
 )
@@ -73,10 +76,10 @@ class CloudflareApi:
         failed = [t for t in body.get("tracks") or []
                   if isinstance(t, dict) and t.get("errorCode")]
         if failed:
-            detail = "; ".join(
-                f"{t.get('trackName', '?')}: {t.get('errorCode')} {t.get('errorDescription', '')}"
-                .strip() for t in failed)
-            raise SourceFailed(f"cloudflare: tracks refused: {detail}", 200)
+            # named from our own request, never from the SFU's words
+            names = [n for n in track_names if any(t.get("trackName") == n for t in failed)]
+            raise SourceFailed(f"cloudflare: track(s) refused: {', '.join(names) or '?'}",
+                               200)
         return body
 
     async def renegotiate(self, session_id: str, answer_sdp: str) -> None:
@@ -113,23 +116,17 @@ class CloudflareApi:
                 text = await read_body(response)
                 wait = retry_after(response)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise SourceFailed(f"{what}: unreachable: {type(exc).__name__}: {exc}") from exc
+            raise SourceFailed(f"{what}: {failure_reason(exc)}") from exc
         body = _json(text)
         if status not in expect:
-            code = body.get("errorCode") if body else None
             message = f"{what} answered {status}"
-            if body and code:
-                message += f": {code} {body.get('errorDescription', '')}".rstrip()
-            elif text.strip():
-                message += f": {excerpt(text)}"
             if status in (406, 409, 429, 503):
                 raise UpstreamRefused(message, status, wait)
             raise SourceFailed(message, status)
         if body is None:
             raise SourceFailed(f"{what} answered {status} without a JSON body", status)
         if body.get("errorCode"):
-            raise SourceFailed(f"{what}: {body['errorCode']} "
-                               f"{body.get('errorDescription', '')}".rstrip(), status)
+            raise SourceFailed(f"{what} answered {status} with an error", status)
         return body
 
 
@@ -159,8 +156,8 @@ class CloudflareSession:
                    if isinstance(t, dict) and t.get("errorCode")
                    and t.get("errorCode") != "close_track_error"]  # already closed is fine
         if refused:
-            logger.warning("%s: session %s: tracks not closed: %s", self._api.log,
-                           self.session_id, refused)
+            logger.warning("%s: session %s: %d track(s) not closed", self._api.log,
+                           self.session_id, len(refused))
         else:
             logger.info("%s: session %s: tracks %s closed", self._api.log, self.session_id,
                         self.mids)
@@ -200,7 +197,7 @@ class CloudflareUpstream:
         except UnusableSdp as exc:
             await peer.close()
             await self._close_quietly(session_id, mids)
-            raise SourceFailed(f"{self.label}: the SFU offered unusable SDP: {exc}", 200) from exc
+            raise SourceFailed(f"{self.label}: the SFU offered unusable SDP", 200) from exc
         except BaseException:
             await peer.close()
             await self._close_quietly(session_id, mids)

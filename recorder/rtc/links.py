@@ -13,6 +13,9 @@ from collections.abc import Iterable
 
 from aiortc import RTCIceServer
 
+from recorder.core.urls import UrlRefused, parse_ice_uri
+from recorder.outbound import Outbound
+
 ICE_SERVER_REL = "ice-server"
 
 
@@ -105,3 +108,40 @@ def _unquote(value: str) -> str:
                 escaped = True
         return "".join(out)
     return value
+
+
+async def allowed_ice_servers(servers: list[RTCIceServer],
+                              outbound: Outbound) -> list[RTCIceServer]:
+    """The servers an upstream announced whose hosts pass `outbound`'s address check, each
+    name replaced by the address that was checked (aioice would resolve it again).
+
+    Dropped: internal addresses no entry names (with their port), names that do not
+    resolve, IPv6 (aiortc cannot parse it in a URI), and ``turns:``/``stuns:`` names,
+    whose TLS needs the name and so cannot be pinned to an address.
+    """
+    kept: list[RTCIceServer] = []
+    for server in servers:
+        uris = [server.urls] if isinstance(server.urls, str) else list(server.urls)
+        pinned = [uri for uri in [await _pinned(u, outbound) for u in uris] if uri]
+        if pinned:
+            kept.append(RTCIceServer(urls=pinned[0] if len(pinned) == 1 else pinned,
+                                     username=server.username, credential=server.credential,
+                                     credentialType=server.credentialType))
+    return kept
+
+
+async def _pinned(uri: str, outbound: Outbound) -> str | None:
+    try:
+        target = parse_ice_uri(uri)
+        if target.address is not None:
+            candidates = [target.address]
+        elif target.scheme in ("stuns", "turns"):
+            return None
+        else:
+            candidates = await outbound.addresses(target.host, target.port)
+    except (UrlRefused, OSError):
+        return None
+    for address in candidates:
+        if address.version == 4 and outbound.allowed.address_allowed(address, target.port):
+            return target.with_address(address)
+    return None

@@ -34,6 +34,7 @@ import aiohttp
 from aiortc import RTCIceServer
 
 from recorder.core.errors import SourceFailed
+from recorder.outbound import Outbound
 from recorder.room.messages import CloudflarePull, PullSource, WhepPull
 from recorder.rtc.cloudflare import CloudflareApi, CloudflareUpstream
 from recorder.rtc.publisher import Source
@@ -65,11 +66,12 @@ class PullSink(Protocol):
         """A new session delivers again from monotonic time ``at``."""
 
 
-def make_upstream(source: PullSource, http: aiohttp.ClientSession,
+def make_upstream(source: PullSource, http: aiohttp.ClientSession, outbound: Outbound,
                   recording_id: str) -> Upstream:
+    """`outbound` checks the user's WHEP URLs; `http` serves the operator's Cloudflare API."""
     match source:
         case WhepPull():
-            return WhepUpstream(source.url, source.token, http, recording_id)
+            return WhepUpstream(source.url, source.token, outbound, recording_id)
         case CloudflarePull():
             api = CloudflareApi(http, source.api_base, source.app_id, source.app_secret,
                                 recording_id)

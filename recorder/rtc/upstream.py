@@ -3,8 +3,8 @@
 An :class:`Upstream` knows one signalling protocol (WHEP, Cloudflare Realtime) and nothing
 about reconnecting or recordings: ``open`` negotiates one new session and returns it with
 its peer; the session's ``close`` ends it upstream (DELETE, tracks/close). Every failure
-leaves as :class:`SourceFailed` carrying the upstream's HTTP status, which is what the
-API reports (502) when the first attempt fails.
+leaves as :class:`SourceFailed` carrying the upstream's HTTP status and a fixed reason,
+which is what the API reports (502) when the first attempt fails: never the upstream's body.
 """
 
 from __future__ import annotations
@@ -73,8 +73,3 @@ def retry_after(response: aiohttp.ClientResponse) -> float | None:
         return None
     return min(float(value), MAX_RETRY_AFTER_SECONDS)
 
-
-def excerpt(text: str, limit: int = 200) -> str:
-    """A short, single-line piece of an upstream's body for an error message."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit] + "..."

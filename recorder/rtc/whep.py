@@ -2,7 +2,12 @@
 
 One session is: POST our recvonly audio + video offer (``application/sdp``, Bearer token),
 get ``201 Created`` with the SDP answer and a ``Location`` (the session URL, resolved
-against the URL that answered, so redirects are followed), DELETE that URL at the end.
+against the URL we posted to), DELETE that URL at the end.
+
+Every URL is the user's or the upstream's, so each one passes the allow-list
+(:class:`recorder.outbound.Outbound`) before it is requested, redirects are never followed
+(a 3xx fails the source), and nothing the upstream sends reaches an error, a state or a log
+beyond its status code and a fixed reason (docs/security.md, "Outbound requests").
 
 The server may instead send its own offer, which we answer with a PATCH of
 ``application/sdp`` to the session URL: the current draft does it with ``406 Not
@@ -10,10 +15,12 @@ Acceptable`` and a counter-offer, earlier drafts with ``201`` carrying an offer.
 recognised (an offer says ``a=setup:actpass``; an answer never does) and answered from a
 fresh peer, since aiortc cannot roll back the offer it already made.
 
-ICE servers come from ``Link: <...>; rel="ice-server"`` headers. aiortc gathers candidates
-when it makes its description and has no trickle, so servers announced with the answer
-cannot serve the offer that was already sent: they are used for a counter-offer's answer
-and for every later session (reconnects), on top of RECORDER_ICE_SERVERS.
+ICE servers come from ``Link: <...>; rel="ice-server"`` headers, kept only when their
+hosts pass the same address check (:func:`recorder.rtc.links.allowed_ice_servers`). aiortc
+gathers candidates when it makes its description and has no trickle, so servers announced
+with the answer cannot serve the offer that was already sent: they are used for a
+counter-offer's answer and for every later session (reconnects), on top of
+RECORDER_ICE_SERVERS.
 
 ``409 Conflict`` (nothing published yet) and ``503`` come back as :class:`UpstreamRefused`
 with the server's ``Retry-After`` so a reconnecting pull waits as long as asked.
@@ -23,19 +30,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiortc import RTCIceServer
+from yarl import URL
 
 from recorder.core.errors import SourceFailed
-from recorder.rtc.links import ice_servers_from_links
+from recorder.core.urls import UrlRefused
+from recorder.outbound import Outbound, failure_reason
+from recorder.rtc.links import allowed_ice_servers, ice_servers_from_links
 from recorder.rtc.receiver import ReceiverPeer, UnusableSdp, is_offer
 from recorder.rtc.upstream import (
     HTTP_TIMEOUT,
     PeerFactory,
     UpstreamRefused,
-    excerpt,
     read_body,
     retry_after,
 )
@@ -62,11 +71,11 @@ class WhepSession:
 
 
 class WhepUpstream:
-    def __init__(self, url: str, token: str | None, http: aiohttp.ClientSession,
+    def __init__(self, url: str, token: str | None, outbound: Outbound,
                  recording_id: str = "") -> None:
         self.url = url
         self._token = token
-        self._http = http
+        self._outbound = outbound
         self._rid = recording_id
         self.learned_ice_servers: list[RTCIceServer] = []
 
@@ -102,40 +111,37 @@ class WhepUpstream:
     async def _negotiate(self, peer: ReceiverPeer, make_peer: PeerFactory) -> WhepSession:
         offer = await peer.offer()
         try:
-            async with self._http.post(
-                self.url, data=offer.encode(), timeout=HTTP_TIMEOUT,
+            target = self._outbound.check(self.url)
+            async with self._outbound.session.post(
+                target.url, data=offer.encode(), timeout=HTTP_TIMEOUT, allow_redirects=False,
                 headers={**self._headers(SDP), "Accept": SDP},
             ) as response:
                 status = response.status
                 body = await read_body(response)
                 location = response.headers.get("Location")
-                base = str(response.url)
                 links = response.headers.getall("Link", [])
                 content_type = response.content_type
                 wait = retry_after(response)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise SourceFailed(f"{self.label} unreachable: {_describe(exc)}") from exc
-        learned = ice_servers_from_links(links)
+        except (aiohttp.ClientError, TimeoutError, OSError, UrlRefused) as exc:
+            raise SourceFailed(f"{self.label}: {failure_reason(exc)}") from exc
+        learned = await self._learn(links)
         if learned:
             self.learned_ice_servers = learned
         if status not in (201, 406) or (status == 406 and content_type != SDP):
             message = f"{self.label} answered {status}"
-            if body.strip():
-                message += f": {excerpt(body)}"
+            if 300 <= status < 400:
+                raise SourceFailed(f"{message}: redirects are not followed", status)
             if status in (409, 503):
                 raise UpstreamRefused(message, status, wait)
             raise SourceFailed(message, status)
-        if not location:
-            raise SourceFailed(f"{self.label} answered {status} without a Location", status)
-        resource = urljoin(base, location)
+        resource = self._session_url(target.url, location, status)
         if status == 201 and not is_offer(body):
             try:
                 await peer.accept(body)
             except UnusableSdp as exc:
                 await self.delete(resource)
-                raise SourceFailed(f"{self.label} answered unusable SDP: {exc}",
-                                   status) from exc
-            logger.info("%s: session %s (answer)", self._log, resource)
+                raise SourceFailed(f"{self.label} answered unusable SDP", status) from exc
+            logger.info("%s: session opened (answer)", self._log)
             return WhepSession(self, peer, resource)
         # The server offers: answer from a new peer, by PATCH.
         await peer.close()
@@ -145,7 +151,7 @@ class WhepUpstream:
         except UnusableSdp as exc:
             await counter.close()
             await self.delete(resource)
-            raise SourceFailed(f"{self.label} offered unusable SDP: {exc}", status) from exc
+            raise SourceFailed(f"{self.label} offered unusable SDP", status) from exc
         except BaseException:
             await counter.close()
             raise
@@ -154,40 +160,60 @@ class WhepUpstream:
         except BaseException:
             await counter.close()
             raise
-        logger.info("%s: session %s (server offer, %d)", self._log, resource, status)
+        logger.info("%s: session opened (server offer, %d)", self._log, status)
         return WhepSession(self, counter, resource)
+
+    async def _learn(self, links: list[str]) -> list[RTCIceServer]:
+        """The announced ICE servers whose hosts are allowed; the rest are dropped."""
+        announced = ice_servers_from_links(links)
+        allowed = await allowed_ice_servers(announced, self._outbound)
+        if len(allowed) < len(announced):
+            logger.warning("%s: %d announced ICE server(s) dropped: address not allowed",
+                           self._log, len(announced) - len(allowed))
+        return allowed
+
+    def _session_url(self, posted: URL, location: str | None, status: int) -> str:
+        """The Location resolved against the URL posted to; it must pass the allow-list
+        too, or the session is never used (nor deleted: we do not call it)."""
+        if not location:
+            raise SourceFailed(f"{self.label} answered {status} without a Location", status)
+        try:
+            resource = str(posted.join(URL(location)))
+            self._outbound.check(resource)
+        except (ValueError, UrlRefused) as exc:
+            raise SourceFailed(f"{self.label} answered {status} with a session URL that is "
+                               "not allowed", status) from exc
+        return resource
 
     async def _patch_answer(self, resource: str, answer: str) -> None:
         try:
-            async with self._http.patch(resource, data=answer.encode(), timeout=HTTP_TIMEOUT,
-                                        headers=self._headers(SDP)) as response:
+            async with self._outbound.session.patch(
+                    self._outbound.check(resource).url, data=answer.encode(),
+                    timeout=HTTP_TIMEOUT, allow_redirects=False,
+                    headers=self._headers(SDP)) as response:
                 status = response.status
-                body = await read_body(response)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, UrlRefused) as exc:
             await self.delete(resource)
-            raise SourceFailed(f"{self.label}: answer not delivered: {_describe(exc)}") from exc
+            raise SourceFailed(f"{self.label}: answer not delivered: "
+                               f"{failure_reason(exc)}") from exc
         if not 200 <= status < 300:
             await self.delete(resource)
-            raise SourceFailed(
-                f"{self.label} refused our answer with {status}: {excerpt(body)}", status)
+            raise SourceFailed(f"{self.label} refused our answer with {status}", status)
 
     async def delete(self, resource: str) -> None:
         """End the session upstream; a failure is logged, never raised (it is over for us)."""
         try:
-            async with self._http.delete(resource, headers=self._headers(),
-                                         timeout=DELETE_TIMEOUT) as response:
+            async with self._outbound.session.delete(
+                    self._outbound.check(resource).url, headers=self._headers(),
+                    timeout=DELETE_TIMEOUT, allow_redirects=False) as response:
                 status = response.status
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            logger.warning("%s: DELETE %s failed: %s", self._log, resource, _describe(exc))
+        except (aiohttp.ClientError, TimeoutError, OSError, UrlRefused) as exc:
+            logger.warning("%s: session DELETE failed: %s", self._log, failure_reason(exc))
             return
         except asyncio.CancelledError:
             raise
         if status >= 400 and status != 404:
-            logger.warning("%s: DELETE %s answered %d", self._log, resource, status)
+            logger.warning("%s: session DELETE answered %d", self._log, status)
         else:
-            logger.info("%s: session %s deleted (%d)", self._log, resource, status)
+            logger.info("%s: session deleted (%d)", self._log, status)
 
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text

@@ -1,7 +1,9 @@
 """A start request, checked against this node's settings, becomes the initial state.
 
 Every refusal here is a client's 400 naming what is wrong or missing; nothing is written
-before it passes. Pull credentials go to the room command only, never into the state.
+before it passes. Pull credentials go to the room command only, never into the state. URLs
+that make this node call out (a `whep` source, a `webhook_url`) must match the operator's
+allow-lists, parsed (docs/security.md, "Outbound requests").
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from recorder.core.models import (
     WhepSource,
 )
 from recorder.core.presets import CODECS, PRESETS, Layout, quality_settings
-from recorder.core.webhooks import url_allowed
+from recorder.core.urls import AllowList, UrlRefused, parse_url
 from recorder.room import messages as msg
 
 
@@ -45,9 +47,8 @@ def pull_of(settings: Settings, request: StartRequest) -> msg.PullSource | None:
     """The room command for a pull source, with the credentials the state never keeps."""
     source = request.source
     if isinstance(source, WhepSource):
-        if settings.pull_allowed_urls and not url_allowed(source.url,
-                                                          settings.pull_allowed_urls):
-            raise InvalidInput("source url must start with one of RECORDER_PULL_ALLOWED_URLS")
+        _check_outbound(source.url, "source url", "RECORDER_PULL_ALLOWED_URLS",
+                        settings.pull_allowed_urls)
         return msg.WhepPull(source.url, source.token)
     if isinstance(source, CloudflareSource):
         s = settings
@@ -61,6 +62,20 @@ def pull_of(settings: Settings, request: StartRequest) -> msg.PullSource | None:
         return msg.CloudflarePull(s.cf_realtime_api_base, app_id, source.session_id,
                                   tuple(source.track_names), secret)
     return None
+
+
+def _check_outbound(url: str, field: str, setting: str, entries: list[str]) -> None:
+    """400 unless `url` parses and an entry of `setting` allows it; an empty list allows
+    nothing, and the detail says how an operator opens it."""
+    try:
+        parse_url(url)  # a URL that does not parse is refused as such, whatever the list
+        if not entries:
+            raise InvalidInput(f"{field} is not allowed: {setting} is empty on this node (an "
+                               "operator allows URLs by listing scheme://host[:port][/path] "
+                               "entries there)")
+        AllowList.parse(entries).check(url, setting)
+    except UrlRefused as exc:
+        raise InvalidInput(f"{field} {exc}") from exc
 
 
 def _initial_state(settings: Settings, caller: Caller, room_id: str, request: StartRequest,
@@ -79,11 +94,9 @@ def _initial_state(settings: Settings, caller: Caller, room_id: str, request: St
                            f"({' and '.join(missing)} not set)")
     if target is not UploadTarget.NONE and not uploads:
         raise InvalidInput(f"upload target {target.value!r} is not available on this node")
-    if request.webhook_url is not None and not url_allowed(request.webhook_url,
-                                                           s.webhook_allowed_urls):
-        raise InvalidInput("webhook_url must start with one of RECORDER_WEBHOOK_ALLOWED_URLS"
-                           if s.webhook_allowed_urls else
-                           "webhook_url is not allowed: RECORDER_WEBHOOK_ALLOWED_URLS is empty")
+    if request.webhook_url is not None:
+        _check_outbound(request.webhook_url, "webhook_url", "RECORDER_WEBHOOK_ALLOWED_URLS",
+                        s.webhook_allowed_urls)
     max_duration = request.max_duration_seconds or s.max_duration_seconds
     if max_duration > s.max_duration_seconds:
         raise InvalidInput(f"max_duration_seconds exceeds this node's limit of "

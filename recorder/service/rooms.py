@@ -24,6 +24,7 @@ from aiortc import RTCIceServer
 
 from recorder.config.settings import Settings
 from recorder.core.errors import NotFound
+from recorder.core.urls import AllowList
 from recorder.room.capture_run import CaptureFactory, media_capture
 from recorder.room.messages import (
     Publish,
@@ -60,9 +61,11 @@ class RoomRegistry:
                  capture_factory: CaptureFactory | None = None) -> None:
         ice_servers = [RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
                        for s in settings.ice_servers]
+        pull_allowed = AllowList.parse(settings.pull_allowed_urls)
         self._config = RoomConfig(max_publishers=settings.max_publishers_per_room,
                                   ice_servers=ice_servers,
-                                  capture_factory=capture_factory or media_capture)
+                                  capture_factory=capture_factory or media_capture,
+                                  pull_allowed=pull_allowed)
         self._processes = settings.room_processes and capture_factory is None
         self._rooms_per_process = settings.rooms_per_process
         self._cores = len(os.sched_getaffinity(0))
@@ -71,6 +74,7 @@ class RoomRegistry:
             ice_servers=ice_servers,
             ice_host_addresses=list(settings.ice_host_addresses),
             log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+            pull_allowed=pull_allowed,
         )
         self._emit = emit
         self._rooms: dict[str, Room] = {}

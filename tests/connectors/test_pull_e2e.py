@@ -28,6 +28,8 @@ from tests.support.redis_server import free_port
 
 NO_MEDIA_SECONDS = 12
 PUBLISHER = "0d9f2c4b6a8e4f10b2c3d4e5f6a7b8c9"
+WHEP_PORT = free_port()  # every WHEP server of this module serves here, one at a time
+WHEP_ORIGIN = f"http://127.0.0.1:{WHEP_PORT}"  # the daemon's RECORDER_PULL_ALLOWED_URLS
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,7 @@ def cf_port() -> int:
 @pytest.fixture(scope="module")
 def daemon(redis_url: str, cf_port: int) -> Iterator[Daemon]:
     with run_daemon(redis_url, max_per_room=1, max_per_user=10,
+                    pull_allowed_urls=WHEP_ORIGIN,
                     no_media_timeout_seconds=NO_MEDIA_SECONDS,
                     cf_realtime_app_id=APP_ID, cf_realtime_app_secret=APP_SECRET,
                     cf_realtime_api_base=f"http://127.0.0.1:{cf_port}/v1") as d:
@@ -87,7 +90,7 @@ def check_file(final: dict[str, Any], gap: float = 0.0, slack: float = 0.6,
 
 async def test_a_whep_pull_records_at_the_preset(daemon: Daemon) -> None:
     server = WhepServer(video=(640, 360), fps=15)
-    async with serve_whep(server) as url:
+    async with serve_whep(server, WHEP_PORT) as url:
         final = await record(daemon, "whep-room", {"type": "whep", "url": url, "token": TOKEN},
                              seconds=4)
         assert len(server.sessions) == 1
@@ -135,7 +138,7 @@ async def test_a_whep_pull_at_source_quality_records_the_upstreams_vp8_as_receiv
     daemon: Daemon,
 ) -> None:
     server = WhepServer(video=(640, 360), fps=15)
-    async with serve_whep(server) as url:
+    async with serve_whep(server, WHEP_PORT) as url:
         final = await record(daemon, "whep-source", {"type": "whep", "url": url,
                                                      "token": TOKEN}, seconds=4,
                              quality="source")
@@ -195,7 +198,7 @@ async def test_a_whep_connection_cut_for_5_s_yields_one_continuous_file(
         await server.cut(5.0)
         await server.wait_sessions(2)  # the node comes back on its own
 
-    async with serve_whep(server) as url:
+    async with serve_whep(server, WHEP_PORT) as url:
         final = await record(daemon, f"cut-{quality}",
                              {"type": "whep", "url": url, "token": TOKEN},
                              seconds=3, during=cut, quality=quality)
@@ -230,7 +233,7 @@ async def test_an_upstream_that_never_returns_stops_with_no_media(daemon: Daemon
     room = "gone-room"
     headers = daemon.headers(f"user-{room}", rooms=[room])
     rooms_url = f"{daemon.url}/api/webrtc/rooms/{room}"
-    async with serve_whep(server) as url, aiohttp.ClientSession() as http:
+    async with serve_whep(server, WHEP_PORT) as url, aiohttp.ClientSession() as http:
         state = await call(http, "POST", f"{rooms_url}/recording/start", headers, 201,
                            json={"quality": "low", "source": {"type": "whep", "url": url,
                                                               "token": TOKEN}})
@@ -270,12 +273,12 @@ async def test_unreachable_and_refusing_sources_fail_with_502_and_free_the_slot(
 ) -> None:
     room = "refused-room"  # max_per_room is 1: a second start only passes if the slot is free
     problem = await start_refused(daemon, room, {
-        "type": "whep", "url": f"http://127.0.0.1:{free_port()}/whep/nothing"})
+        "type": "whep", "url": f"{WHEP_ORIGIN}/whep/nothing"})  # allowed, nothing listens
     assert "upstream_status" not in problem  # nothing answered
     assert "unreachable" in problem["detail"]
 
     server = WhepServer()
-    async with serve_whep(server) as url:
+    async with serve_whep(server, WHEP_PORT) as url:
         problem = await start_refused(daemon, room, {"type": "whep", "url": url,
                                                      "token": "wrong"})
         assert problem["upstream_status"] == 401
@@ -291,7 +294,7 @@ async def test_malformed_sdp_from_upstream_fails_the_recording_not_the_node(
     daemon: Daemon,
 ) -> None:
     server = WhepServer(mode="malformed")
-    async with serve_whep(server) as url:
+    async with serve_whep(server, WHEP_PORT) as url:
         problem = await start_refused(daemon, "malformed-room",
                                       {"type": "whep", "url": url, "token": TOKEN})
         assert server.deletes == list(server.sessions)  # the bad session was ended

@@ -17,6 +17,7 @@ import pytest
 
 from recorder.core.errors import SourceFailed
 from recorder.core.presets import Format, Layout, Quality
+from recorder.core.urls import AllowList
 from recorder.room.capture_run import CaptureLike
 from recorder.room.messages import (
     CancelCapture,
@@ -33,8 +34,11 @@ from recorder.rtc.pull import PullTiming
 from tests.connectors.sink import WAIT
 from tests.connectors.whep_server import TOKEN, WhepServer, serve_whep
 from tests.support.publisher import SyntheticPublisher
+from tests.support.redis_server import free_port
 
 TIMING = PullTiming(connect_timeout=20, stall_seconds=5, backoff_first=0.2, backoff_max=1.0)
+WHEP_PORT = free_port()  # the WHEP servers of this module serve here, one at a time
+WHEP_ORIGIN = f"http://127.0.0.1:{WHEP_PORT}"  # the room's allow-list
 
 
 class CallLog:
@@ -117,7 +121,8 @@ def room_with(captures: list[FakeCapture]) -> RoomSession:
 
     events: list[RoomEvent] = []
     return RoomSession("room-1", RoomConfig(max_publishers=4, ice_servers=[],
-                                            capture_factory=factory, pull_timing=TIMING),
+                                            capture_factory=factory, pull_timing=TIMING,
+                                            pull_allowed=AllowList.parse([WHEP_ORIGIN])),
                        events.append)
 
 
@@ -134,7 +139,7 @@ async def test_the_timeline_waits_for_a_broken_upstream_and_a_pause_is_kept(
     server = WhepServer()
     publisher = SyntheticPublisher(video=(320, 180))
     try:
-        async with serve_whep(server) as url:
+        async with serve_whep(server, WHEP_PORT) as url:
             await room.handle(start("rec-1", tmp_path, url))
             [capture] = captures
             await capture.until(lambda: capture.pushed["rec-1/1/video"] > 5)
@@ -185,7 +190,7 @@ async def test_a_refused_start_leaves_nothing_behind(tmp_path: Path) -> None:
     server = WhepServer()
     server.refuse = (403, None)
     try:
-        async with serve_whep(server) as url:
+        async with serve_whep(server, WHEP_PORT) as url:
             with pytest.raises(SourceFailed) as failed:
                 await room.handle(start("rec-2", tmp_path, url))
     finally:

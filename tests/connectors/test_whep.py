@@ -4,35 +4,56 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from aiortc import RTCIceServer
+from yarl import URL
 
 from recorder.core.errors import SourceFailed
+from recorder.core.urls import AllowList
+from recorder.outbound import Outbound
 from recorder.rtc.pull import Pull, PullTiming
 from recorder.rtc.receiver import ReceiverPeer
 from recorder.rtc.whep import WhepUpstream
 from tests.connectors.sink import RecordingSink
 from tests.connectors.whep_server import TOKEN, WhepServer, serve_whep
 from tests.support.redis_server import free_port
+from tests.support.resolver import MappedResolver
 
 FAST = PullTiming(connect_timeout=20, stall_seconds=2.0, backoff_first=0.2, backoff_max=1.0)
 
 
+
+
+class Clients:
+    """Outbound clients whose allow-list names the test server they are made for."""
+
+    def __init__(self) -> None:
+        self.made: list[Outbound] = []
+
+    def allowing(self, url: str) -> Outbound:
+        resolver = MappedResolver({"stun.example.net": ["93.184.216.34"],
+                                   "turn.example.net": ["93.184.216.35"]})
+        outbound = Outbound(AllowList.parse([str(URL(url).origin())]), resolver)
+        self.made.append(outbound)
+        return outbound
+
+
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+async def http() -> AsyncIterator[Clients]:
+    clients = Clients()
+    yield clients
+    for outbound in clients.made:
+        await outbound.close()
 
 
-def pull_of(url: str, http: aiohttp.ClientSession, sink: RecordingSink,
+def pull_of(url: str, http: Clients, sink: RecordingSink,
             token: str | None = TOKEN, timing: PullTiming = FAST) -> Pull:
-    return Pull("rec-1", WhepUpstream(url, token, http), [], sink, timing)
+    return Pull("rec-1", WhepUpstream(url, token, http.allowing(url)), [], sink, timing)
 
 
 @pytest.mark.parametrize("mode", ["answer", "counter", "offer201"])
 async def test_pull_receives_audio_and_video_and_deletes_the_session(
-    http: aiohttp.ClientSession, mode: str
+    http: Clients, mode: str
 ) -> None:
     server = WhepServer(mode=mode)
     sink = RecordingSink()
@@ -54,7 +75,7 @@ async def test_pull_receives_audio_and_video_and_deletes_the_session(
 
 
 async def test_refusals_and_unreachable_servers_fail_with_the_upstream_status(
-    http: aiohttp.ClientSession,
+    http: Clients,
 ) -> None:
     server = WhepServer()
     async with serve_whep(server) as url:
@@ -74,7 +95,7 @@ async def test_refusals_and_unreachable_servers_fail_with_the_upstream_status(
 
 
 async def test_malformed_sdp_fails_and_the_session_is_deleted(
-    http: aiohttp.ClientSession,
+    http: Clients,
 ) -> None:
     server = WhepServer(mode="malformed")
     async with serve_whep(server) as url:
@@ -87,7 +108,7 @@ async def test_malformed_sdp_fails_and_the_session_is_deleted(
 
 
 async def test_ice_servers_from_link_headers_serve_the_counter_offer_and_later_sessions(
-    http: aiohttp.ClientSession,
+    http: Clients,
 ) -> None:
     """aiortc gathers before the POST, so announced servers serve every later description."""
     links = ('<stun:stun.example.net:3478>; rel="ice-server"',
@@ -100,23 +121,23 @@ async def test_ice_servers_from_link_headers_serve_the_counter_offer_and_later_s
         given.append(list(learned))
         return ReceiverPeer("test", [], lambda track, frame: None)  # stays on loopback
 
-    upstream = WhepUpstream("", TOKEN, http)
     async with serve_whep(server) as url:
-        upstream.url = url
+        upstream = WhepUpstream(url, TOKEN, http.allowing(url))
         session = await upstream.open(make_peer)
         await session.close()
         session = await upstream.open(make_peer)
         await session.close()
 
     assert given[0] == []  # the first offer: nothing announced yet
-    announced = [RTCIceServer(urls="stun:stun.example.net:3478"),
-                 RTCIceServer(urls="turn:turn.example.net:3478?transport=udp",
+    # announced by name, given pinned to the address that was checked
+    announced = [RTCIceServer(urls="stun:93.184.216.34:3478"),
+                 RTCIceServer(urls="turn:93.184.216.35:3478?transport=udp",
                               username="user", credential="pa,ss")]
     assert given[1:] == [announced, announced, announced]
 
 
 async def test_a_cut_connection_reconnects_as_new_sources_that_replace_the_old(
-    http: aiohttp.ClientSession,
+    http: Clients,
 ) -> None:
     server = WhepServer()
     sink = RecordingSink()
@@ -140,7 +161,7 @@ async def test_a_cut_connection_reconnects_as_new_sources_that_replace_the_old(
 
 
 async def test_media_that_stops_on_an_open_connection_is_reconnected(
-    http: aiohttp.ClientSession,
+    http: Clients,
 ) -> None:
     server = WhepServer()
     sink = RecordingSink()
@@ -157,12 +178,13 @@ async def test_media_that_stops_on_an_open_connection_is_reconnected(
 
 
 async def test_an_encoded_pull_hands_frames_on_undecoded_and_keyframes_come_on_request(
-    http: aiohttp.ClientSession,
+    http: Clients,
 ) -> None:
     server = WhepServer()
     sink = RecordingSink()
     async with serve_whep(server) as url:
-        pull = Pull("rec-1", WhepUpstream(url, TOKEN, http), [], sink, FAST, encoded=True)
+        pull = Pull("rec-1", WhepUpstream(url, TOKEN, http.allowing(url)), [], sink, FAST,
+                    encoded=True)
         await pull.start()
         try:
             await sink.until(lambda: sink.frames_of("video") >= 20

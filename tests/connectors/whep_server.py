@@ -227,9 +227,10 @@ class WhepServer:
 
 
 @asynccontextmanager
-async def serve_whep(server: WhepServer) -> AsyncIterator[str]:
-    """Yields the endpoint URL of stream "live" (POST there)."""
-    runner, url = await start_app(server.app)
+async def serve_whep(server: WhepServer, port: int = 0) -> AsyncIterator[str]:
+    """Yields the endpoint URL of stream "live" (POST there), on `port` when given (a
+    recorder's RECORDER_PULL_ALLOWED_URLS names it before the server runs)."""
+    runner, url = await start_app(server.app, port=port)
     try:
         yield f"{url}/whep/live"
     finally:

@@ -42,11 +42,13 @@ async def record_events(redis: aioredis.Redis, url: str) -> tuple[str, list[str]
 
 
 @contextlib.asynccontextmanager
-async def deliverer(redis: aioredis.Redis, schedule: str, attempt_seconds: float = 5.0
-                    ) -> AsyncIterator[WebhookOutbox]:
+async def deliverer(redis: aioredis.Redis, url: str, schedule: str,
+                    attempt_seconds: float = 5.0) -> AsyncIterator[WebhookOutbox]:
+    """A worker delivering to `url` as the node's own RECORDER_WEBHOOK_URL."""
     outbox = WebhookOutbox(redis, KEYS)
     worker = WebhookDeliverer(outbox, parse_secret(SECRET), RetrySchedule(parse_schedule(schedule)),
-                              name="test", timeout_seconds=attempt_seconds, consumers=2)
+                              routing=WebhookRouting(url), name="test",
+                              timeout_seconds=attempt_seconds, consumers=2)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
@@ -60,7 +62,7 @@ async def test_receiver_down_for_the_first_attempts_gets_every_event(
         redis_client: aioredis.Redis) -> None:
     async with Receiver(plan=lambda n: 503 if n < 2 else None) as receiver:
         rid, expected = await record_events(redis_client, receiver.url)
-        async with deliverer(redis_client, "0,1,2") as outbox:
+        async with deliverer(redis_client, receiver.url, "0,1,2") as outbox:
             delivered = await receiver.wait_delivered(4)
             await asyncio.sleep(0.5)  # nothing more may come
         assert sorted(r.body["event"] for r in delivered) == sorted(expected)
@@ -87,7 +89,7 @@ async def test_retry_after_is_respected(redis_client: aioredis.Redis) -> None:
         state = await store.admit(make_state(), Limits(10, 10, 10))
         await store.update(state.recording_id, lambda s: lifecycle.apply(
             s, Action.MEDIA_STARTED, datetime.now(UTC)))
-        async with deliverer(redis_client, "0,1,1"):
+        async with deliverer(redis_client, receiver.url, "0,1,1"):
             (got,) = await receiver.wait_delivered(1)
         first, second = receiver.attempts(got.webhook_id)
         assert first.status == 429
@@ -98,7 +100,7 @@ async def test_a_timed_out_attempt_is_retried_with_the_same_id(
         redis_client: aioredis.Redis) -> None:
     async with Receiver(plan=lambda n: ("sleep", 3) if n == 0 else None) as receiver:
         await record_events(redis_client, receiver.url)
-        async with deliverer(redis_client, "0,1", attempt_seconds=1.0):
+        async with deliverer(redis_client, receiver.url, "0,1", attempt_seconds=1.0):
             delivered = await receiver.wait_delivered(4)
         for got in delivered:
             assert len(receiver.attempts(got.webhook_id)) == 2
@@ -108,7 +110,7 @@ async def test_410_disables_the_endpoint_until_replayed(redis_client: aioredis.R
     gone = {"on": True}
     async with Receiver(plan=lambda n: 410 if gone["on"] else None) as receiver:
         _, expected = await record_events(redis_client, receiver.url)
-        async with deliverer(redis_client, "0,1,2") as outbox:
+        async with deliverer(redis_client, receiver.url, "0,1,2") as outbox:
             deadline = time.monotonic() + 60
             while (await outbox.status([])).dead < 4:
                 assert time.monotonic() < deadline, receiver.requests
@@ -138,7 +140,7 @@ async def test_attempts_run_out_into_dead_letters_then_replay(
     failing = {"on": True}
     async with Receiver(plan=lambda n: 500 if failing["on"] else None) as receiver:
         await record_events(redis_client, receiver.url)
-        async with deliverer(redis_client, "0,1") as outbox:
+        async with deliverer(redis_client, receiver.url, "0,1") as outbox:
             deadline = time.monotonic() + 60
             while (await outbox.status([])).dead < 4:
                 assert time.monotonic() < deadline
