@@ -12,10 +12,10 @@ import logging
 from aiohttp import web
 
 from recorder.api.context import UPLOADS
-from recorder.api.recordings import state_response
 from recorder.api.routing import Route, caller_of
+from recorder.api.schemas import RecordingView
+from recorder.api.views import state_response
 from recorder.core.errors import Forbidden, NotFound
-from recorder.core.models import RecordingState
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +32,12 @@ async def retry_upload(request: web.Request) -> web.StreamResponse:
         raise NotFound(f"recording {recording_id} has no upload on this node")
     state = await uploads.retry_upload(caller, recording_id)
     logger.info("recording %s: upload retry by %s", recording_id, caller.user_id)
-    return state_response(state)
+    return state_response(caller, state)
 
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", ADMIN_RECORDING + "/retry-upload", retry_upload, "retryUpload",
-          "Retry a failed upload (admin)", "admin", response=RecordingState,
+          "Retry a failed upload (admin)", "admin", response=RecordingView,
           errors=(403, 404, 409, 503),
           description="A recording that is `failed` with `upload.state: failed` goes back to "
                       "`processing` and its upload job is queued again; anything else is 409."),

@@ -8,6 +8,7 @@ sets the gauges and counts what only it sees (frames, finished recordings).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -20,6 +21,13 @@ from recorder.state.upload_stats import UploadTotals
 # Prometheus text format 0.0.4: what every Prometheus server version scrapes.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def endpoint_label(url: str) -> str:
+    """How /metrics names a webhook endpoint: a URL may carry a token in its query or
+    userinfo, and labels are scraped and kept by anyone who reads the metrics, so the label is
+    a short digest an operator can match against the URL (docs/security.md)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:12]
 
 
 class UploadCounters(Collector):
@@ -126,8 +134,8 @@ class Metrics:
             ["outcome"], registry=r)
         self.webhook_endpoint_disabled = Gauge(
             "recorder_webhook_endpoint_disabled",
-            "1 while an endpoint is disabled after a 410 (until an admin replays)", ["url"],
-            registry=r)
+            "1 while an endpoint is disabled after a 410 (until an admin replays); `endpoint`"
+            " is the first 12 hex digits of the SHA-256 of its URL", ["endpoint"], registry=r)
 
     def set_webhooks(self, depth: int, oldest_age: float, dead: int,
                      deliveries: dict[str, int], endpoints: dict[str, bool]) -> None:
@@ -138,7 +146,7 @@ class Metrics:
             self.webhook_deliveries.labels(outcome).set(count)
         self.webhook_endpoint_disabled.clear()  # a replayed endpoint's label goes away
         for url, disabled in endpoints.items():
-            self.webhook_endpoint_disabled.labels(url).set(1 if disabled else 0)
+            self.webhook_endpoint_disabled.labels(endpoint_label(url)).set(1 if disabled else 0)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in HTTP_METHODS else "other"

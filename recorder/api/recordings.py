@@ -12,15 +12,24 @@ import logging
 from urllib.parse import quote
 
 from aiohttp import hdrs, web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recorder.api.context import AUTH, METRICS, PLAYBACK, SERVICE
 from recorder.api.forwarding import by_recording, by_room
 from recorder.api.routing import Route, body_of, caller_of, query_of
-from recorder.api.schemas import RecordingList
+from recorder.api.schemas import RecordingList, RecordingView
+from recorder.api.views import state_response, view
 from recorder.core.access import Caller
 from recorder.core.errors import Draining, Forbidden, InvalidInput, LimitReached, NotFound
 from recorder.core.models import RecordingState, StartRequest, Status
+from recorder.core.paging import (
+    DEFAULT_LIMIT,
+    MAX_CURSOR_LENGTH,
+    MAX_LIMIT,
+    Page,
+    PageRequest,
+    Position,
+)
 from recorder.core.presets import Format, Quality
 
 logger = logging.getLogger(__name__)
@@ -37,9 +46,31 @@ class StartQuery(BaseModel):
     quality: Quality | None = None
 
 
-class ListQuery(BaseModel):
+class PageQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT,
+                       description=f"Recordings per page (1 to {MAX_LIMIT})")
+    cursor: str | None = Field(
+        None, min_length=1, max_length=MAX_CURSOR_LENGTH,
+        description="`next_cursor` of the previous page (opaque); absent = the newest")
+
+    @field_validator("cursor")
+    @classmethod
+    def _known(cls, cursor: str | None) -> str | None:
+        if cursor is not None:
+            try:
+                Position.decode(cursor)
+            except InvalidInput as exc:
+                raise ValueError(exc.detail) from exc
+        return cursor
+
+    def page(self) -> PageRequest:
+        after = None if self.cursor is None else Position.decode(self.cursor)
+        return PageRequest(self.limit, after)
+
+
+class ListQuery(PageQuery):
     status: Status | None = None
     user_id: str | None = Field(
         None, min_length=1, max_length=256,
@@ -55,11 +86,6 @@ class FileQuery(BaseModel):
     exp: int | None = Field(None, ge=0, description="Signed URL: unix time it expires")
     sig: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$",
                             description="Signed URL: its signature (no token needed then)")
-
-
-def state_response(state: RecordingState, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=state.model_dump_json().encode(),
-                        content_type="application/json")
 
 
 def merge_start(query: StartQuery, body: StartRequest | None) -> StartRequest:
@@ -94,7 +120,7 @@ async def start(request: web.Request) -> web.StreamResponse:
         metrics.admission_refused("draining")
         raise
     metrics.recording_started(state.format, state.quality)
-    response = state_response(state, 201)
+    response = state_response(caller, state, 201)
     response.headers[hdrs.LOCATION] = (
         f"/api/webrtc/rooms/{quote(room_id, safe='')}/recording/{state.recording_id}/status")
     return response
@@ -102,27 +128,32 @@ async def start(request: web.Request) -> web.StreamResponse:
 
 async def stop(request: web.Request) -> web.StreamResponse:
     caller, room_id, recording_id = _target(request)
-    return state_response(await request.app[SERVICE].stop(caller, room_id, recording_id))
+    state = await request.app[SERVICE].stop(caller, room_id, recording_id)
+    return state_response(caller, state)
 
 
 async def pause(request: web.Request) -> web.StreamResponse:
     caller, room_id, recording_id = _target(request)
-    return state_response(await request.app[SERVICE].pause(caller, room_id, recording_id))
+    state = await request.app[SERVICE].pause(caller, room_id, recording_id)
+    return state_response(caller, state)
 
 
 async def resume(request: web.Request) -> web.StreamResponse:
     caller, room_id, recording_id = _target(request)
-    return state_response(await request.app[SERVICE].resume(caller, room_id, recording_id))
+    state = await request.app[SERVICE].resume(caller, room_id, recording_id)
+    return state_response(caller, state)
 
 
 async def cancel(request: web.Request) -> web.StreamResponse:
     caller, room_id, recording_id = _target(request)
-    return state_response(await request.app[SERVICE].cancel(caller, room_id, recording_id))
+    state = await request.app[SERVICE].cancel(caller, room_id, recording_id)
+    return state_response(caller, state)
 
 
 async def status(request: web.Request) -> web.StreamResponse:
     caller, room_id, recording_id = _target(request)
-    return state_response(await request.app[SERVICE].status(caller, room_id, recording_id))
+    state = await request.app[SERVICE].status(caller, room_id, recording_id)
+    return state_response(caller, state)
 
 
 def _target(request: web.Request) -> tuple[Caller, str, str]:
@@ -132,16 +163,17 @@ def _target(request: web.Request) -> tuple[Caller, str, str]:
     return caller, room_id, request.match_info["recording_id"]
 
 
-def list_response(states: list[RecordingState]) -> web.Response:
-    body = RecordingList(recordings=states, count=len(states))
-    return web.Response(body=body.model_dump_json().encode(), content_type="application/json")
+def list_response(caller: Caller, page: Page[RecordingState]) -> web.Response:
+    return web.json_response({"recordings": [view(caller, s) for s in page.items],
+                              "count": len(page.items), "next_cursor": page.next_cursor})
 
 
 async def list_room(request: web.Request) -> web.StreamResponse:
     caller = caller_of(request)
     room_id = request.match_info["room_id"]
     caller.check_room(room_id)
-    return list_response(await request.app[SERVICE].list_room(caller, room_id))
+    page = query_of(request, PageQuery).page()
+    return list_response(caller, await request.app[SERVICE].list_room(caller, room_id, page))
 
 
 async def list_user(request: web.Request) -> web.StreamResponse:
@@ -149,8 +181,9 @@ async def list_user(request: web.Request) -> web.StreamResponse:
     query = query_of(request, ListQuery)
     if query.user_id is not None and not caller.is_admin and query.user_id != caller.user_id:
         raise Forbidden("only admins may list another user's recordings")
-    states = await request.app[SERVICE].list_user(caller, query.user_id, query.status)
-    return list_response(states)
+    page = await request.app[SERVICE].list_user(caller, query.user_id, query.status,
+                                                query.page())
+    return list_response(caller, page)
 
 
 async def download(request: web.Request) -> web.StreamResponse:
@@ -174,33 +207,37 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 
 _STATE_ERRORS = (403, 404, 409, 503)
+_LIST_DOC = ("Newest first (by `created_at`, then id), `limit` per page; follow `next_cursor` "
+             "until it is null. An unknown cursor is 400.")
 _FILE_MEDIA = (*FILE_TYPES.values(), "application/octet-stream")
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", ROOM + "/recording/start", start, "startRecording", "Start a recording",
-          "recordings", query=StartQuery, body=StartRequest, response=RecordingState,
+          "recordings", query=StartQuery, body=StartRequest, response=RecordingView,
           success=201, success_headers=("Location",),
           errors=(403, 404, 409, 422, 429, 502, 503), locate=by_room,
           description="Query values fill what the body leaves out; a disagreement is 400. "
           "With a pull source the answer waits for the upstream; 502 if it fails (the "
           "recording is stored as failed; the problem names it and the upstream status)."),
     Route("POST", RECORDING + "/stop", stop, "stopRecording", "Stop a recording",
-          "recordings", response=RecordingState, errors=_STATE_ERRORS, locate=by_recording),
+          "recordings", response=RecordingView, errors=_STATE_ERRORS, locate=by_recording),
     Route("POST", RECORDING + "/pause", pause, "pauseRecording", "Pause a recording",
-          "recordings", response=RecordingState, errors=_STATE_ERRORS, locate=by_recording),
+          "recordings", response=RecordingView, errors=_STATE_ERRORS, locate=by_recording),
     Route("POST", RECORDING + "/resume", resume, "resumeRecording", "Resume a recording",
-          "recordings", response=RecordingState, errors=_STATE_ERRORS, locate=by_recording),
+          "recordings", response=RecordingView, errors=_STATE_ERRORS, locate=by_recording),
     Route("DELETE", RECORDING, cancel, "cancelRecording",
           "Cancel a recording: stop it and delete its files", "recordings",
-          response=RecordingState, errors=_STATE_ERRORS, locate=by_recording),
+          response=RecordingView, errors=_STATE_ERRORS, locate=by_recording),
     Route("GET", RECORDING + "/status", status, "getRecording", "A recording's state",
-          "recordings", response=RecordingState, errors=(403, 404, 503)),
+          "recordings", response=RecordingView, errors=(403, 404, 503)),
     Route("GET", ROOM + "/recordings", list_room, "listRoomRecordings",
           "The room's recordings (the caller's own, or all for admins)", "recordings",
-          response=RecordingList, errors=(403, 503)),
+          query=PageQuery, response=RecordingList, errors=(403, 503),
+          description=_LIST_DOC),
     Route("GET", "/api/webrtc/recordings", list_user, "listRecordings",
           "The caller's recordings; admins may name another user", "recordings",
-          query=ListQuery, response=RecordingList, errors=(403, 503)),
+          query=ListQuery, response=RecordingList, errors=(403, 503),
+          description=_LIST_DOC + " Only recordings in the token's `rooms` are listed."),
     Route("GET", "/api/webrtc/recordings/{recording_id}/file", download, "getRecordingFile",
           "Download a recording's file (supports Range)", "recordings", query=FileQuery,
           auth=False, response_media=_FILE_MEDIA, other_statuses=(206,),

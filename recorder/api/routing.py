@@ -99,6 +99,8 @@ def _guard(route: Route) -> Handler:
                 PATH_PARAMS[name].validate_python(request.match_info[name])
             except ValidationError as exc:
                 raise invalid(exc, f"path.{name}") from exc
+        if route.auth and "room_id" in route.path_params:  # 403 before a hop, 404 or 409
+            request[CALLER].check_room(request.match_info["room_id"])
         if route.query is not None:
             request[QUERY] = parse_query(request, route.query)
         if route.locate is not None:

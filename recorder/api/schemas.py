@@ -10,9 +10,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from recorder.core.models import RecordingState
 
 
+class RecordingView(RecordingState):
+    """A recording's state as a caller is shown it (recorder.api.views): `local_path` is
+    null and a source URL has no userinfo or query unless the caller is an admin."""
+
+    local_path: str | None = Field(  # type: ignore[assignment]
+        description="The recording's folder on its node (admins; null for others)")
+
+
 class RecordingList(BaseModel):
-    recordings: list[RecordingState]
-    count: int
+    recordings: list[RecordingView] = Field(description="Newest first")
+    count: int = Field(description="How many recordings this page holds")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page")
 
 
 class ProblemError(BaseModel):

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from recorder.core.access import Caller
 from recorder.core.models import RecordingState, StartRequest, Status
 from recorder.core.outbox_status import ReplayResult, WebhookStatus
+from recorder.core.paging import Page, PageRequest
 from recorder.state.events import StatusEvent
 
 
@@ -37,12 +38,13 @@ class RecordingsService(Protocol):
     async def status(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
         ...
 
-    async def list_room(self, caller: Caller, room_id: str) -> list[RecordingState]:
+    async def list_room(self, caller: Caller, room_id: str,
+                        page: PageRequest) -> Page[RecordingState]:
         ...
 
-    async def list_user(
-        self, caller: Caller, user_id: str | None, status: Status | None
-    ) -> list[RecordingState]:
+    async def list_user(self, caller: Caller, user_id: str | None, status: Status | None,
+                        page: PageRequest) -> Page[RecordingState]:
+        """Only recordings in the caller's `rooms` (recorder.core.access)."""
         ...
 
     async def file_path(self, caller: Caller, recording_id: str, name: str | None) -> Path:

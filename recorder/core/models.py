@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recorder.core.presets import Format, Layout, Quality
+
+MAX_METADATA_BYTES = 16 * 1024  # a start's `metadata`, as compact UTF-8 JSON
 
 
 class Status(StrEnum):
@@ -192,4 +195,15 @@ class StartRequest(BaseModel):
     max_duration_seconds: int | None = Field(None, ge=1)
     upload: UploadTarget | None = None
     webhook_url: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Kept with the recording; at most {MAX_METADATA_BYTES} bytes as compact JSON")
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_size(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Stored with every write of the state for its whole TTL: capped (docs/security.md)."""
+        size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"at most {MAX_METADATA_BYTES} bytes as JSON, got {size}")
+        return metadata

@@ -20,6 +20,7 @@ from typing import Any
 from recorder.api.auth import DEV_SECRET_FILE, mint_token
 from recorder.config.settings import Settings, SettingsError, load_settings
 from recorder.core.models import Transcode
+from recorder.core.paging import MAX_LIMIT
 from recorder.core.presets import Format, Layout, Quality
 from recorder.ctl import output
 from recorder.ctl.client import (
@@ -130,18 +131,33 @@ def cmd_ls(client: Client, args: argparse.Namespace) -> int:
     if args.room is not None:
         if args.user is not None:
             raise UsageError("ls: --room lists a room; --user cannot be combined with it")
-        answer = client.request("GET", room_path(args.room) + "/recordings")
+        recordings = list_all(client, room_path(args.room) + "/recordings", {}, args.page_size)
         if args.status is not None:
-            kept = [r for r in answer["recordings"] if r.get("status") == args.status]
-            answer = {"recordings": kept, "count": len(kept)}
+            recordings = [r for r in recordings if r.get("status") == args.status]
     else:
         query = {k: v for k, v in (("status", args.status), ("user_id", args.user)) if v}
-        answer = client.request("GET", "/api/webrtc/recordings", query=query)
+        recordings = list_all(client, "/api/webrtc/recordings", query, args.page_size)
     if args.json:
-        output.print_json(answer, sys.stdout)
+        output.print_json({"recordings": recordings, "count": len(recordings)}, sys.stdout)
     else:
-        output.print_list(answer["recordings"], sys.stdout)
+        output.print_list(recordings, sys.stdout)
     return EXIT_OK
+
+
+def list_all(client: Client, path: str, query: dict[str, str],
+             page_size: int) -> list[dict[str, Any]]:
+    """Every page of a list, newest first, following `next_cursor` until it is null."""
+    recordings: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page_query = dict(query, limit=str(page_size))
+        if cursor is not None:
+            page_query["cursor"] = cursor
+        answer = client.request("GET", path, query=page_query)
+        recordings += answer["recordings"]
+        cursor = answer.get("next_cursor")
+        if not cursor:
+            return recordings
 
 
 def cmd_watch(client: Client, args: argparse.Namespace) -> int:
@@ -228,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--room")
     ls.add_argument("--user", help="whose recordings (admins)")
     ls.add_argument("--status", choices=STATUSES)
+    ls.add_argument("--page-size", type=int, default=MAX_LIMIT,
+                    help=f"recordings per request (1 to {MAX_LIMIT}); every page is listed")
     ls.set_defaults(run=cmd_ls)
 
     watch = commands.add_parser("watch", parents=common,

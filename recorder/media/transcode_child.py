@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from recorder.core.errors import MediaError
+from recorder.logs import EscapingFormatter
 from recorder.media.transcode_job import TranscodeJob, TranscodeResult
 
 logger = logging.getLogger(__name__)
@@ -97,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m recorder.media.transcode_child JOB_JSON RESULT_JSON",
               file=sys.stderr)
         return 2
-    logging.basicConfig(  # recorderd's line format, marked as this child's
-        level=logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s [transcode pid %(process)d]: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)  # recorderd's line format, marked as this child's
+    handler.setFormatter(EscapingFormatter(
+        "%(asctime)s %(levelname)s %(name)s [transcode pid %(process)d]: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     die_with_parent()
     priority = lower_priority()
     job = TranscodeJob.from_json(Path(args[0]).read_text())

@@ -88,7 +88,7 @@ class PlaybackService:
         if not 0 < expiry_hours <= MAX_EXPIRY_HOURS:
             raise InvalidInput(f"expiry_hours must be more than 0 and at most {MAX_EXPIRY_HOURS}")
         state = await self._store.get(recording_id)
-        caller.check_owner(state.user_id)
+        caller.check_recording(recording_id, state.room_id, state.user_id)
         info = _file_of(state, name)
         now = time.time()
         exp = int(now + expiry_hours * 3600)

@@ -44,6 +44,7 @@ from recorder.core.models import (
     TrackInfo,
     Transcode,
 )
+from recorder.core.paging import ListFilter, Page, PageRequest
 from recorder.room import messages as msg
 from recorder.room.remote import describe_exit
 from recorder.service.admission import new_recording
@@ -256,21 +257,23 @@ class RecordingService:
                 self._spawn(self._uploads.queue(state, "retry"))
         return state
 
-    async def list_room(self, caller: Caller, room_id: str) -> list[RecordingState]:
+    async def list_room(self, caller: Caller, room_id: str,
+                        page: PageRequest) -> Page[RecordingState]:
         caller.check_room(room_id)
-        states = await self._store.list_room(room_id)
-        return [s for s in states if caller.is_admin or s.user_id == caller.user_id]
+        only = ListFilter(user_id=None if caller.is_admin else caller.user_id)
+        return await self._store.list_room(room_id, page, only)
 
-    async def list_user(
-        self, caller: Caller, user_id: str | None, status: Status | None
-    ) -> list[RecordingState]:
+    async def list_user(self, caller: Caller, user_id: str | None, status: Status | None,
+                        page: PageRequest) -> Page[RecordingState]:
         user = user_id or caller.user_id
         caller.check_owner(user)
-        return await self._store.list_user(user, status)
+        only = ListFilter(status=None if status is None else status.value,
+                          rooms=caller.visible_rooms)
+        return await self._store.list_user(user, page, only)
 
     async def file_path(self, caller: Caller, recording_id: str, name: str | None) -> Path:
         state = await self._store.get(recording_id)
-        caller.check_owner(state.user_id)
+        caller.check_recording(recording_id, state.room_id, state.user_id)
         names = {f.name for f in state.files}
         wanted = name or state.file_name
         if wanted not in names:
@@ -324,11 +327,11 @@ class RecordingService:
     # ---- helpers ----------------------------------------------------------------------------
 
     async def _owned(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
+        caller.check_room(room_id)
         state = await self._store.get(recording_id)
+        caller.check_recording(recording_id, state.room_id, state.user_id)  # 403 before 404
         if state.room_id != room_id:
             raise NotFound(f"recording {recording_id} is not in room {room_id}")
-        caller.check_room(room_id)
-        caller.check_owner(state.user_id)
         return state
 
     async def _transition(

@@ -11,6 +11,7 @@ if the stored ``version`` is still the one read; the same script keeps the activ
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,6 +24,7 @@ from recorder.core.errors import InvalidInput, LimitReached, NotFound, Unavailab
 from recorder.core.lifecycle import ACTIVE
 from recorder.core.limits import Limits
 from recorder.core.models import RecordingState, Status
+from recorder.core.paging import ListFilter, Newest, Page, PageRequest, Position
 from recorder.core.webhooks import Notice, WebhookRouting, build_job, webhook_event
 from recorder.state import scripts
 from recorder.state.connection import store_errors
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_ATTEMPTS = 50
 _HEARTBEATS_TO_LIVE = 3
 _IMMUTABLE = ("recording_id", "room_id", "user_id")
+_LIST_CHUNK = 256  # states read per MGET while listing
 
 Change = Callable[[RecordingState], RecordingState]
 
@@ -191,12 +194,13 @@ class StateStore:
                         customer_code=self._webhooks.customer_code)
         return message.model_dump_json(), job.to_json()
 
-    async def list_room(self, room_id: str) -> list[RecordingState]:
-        return await self._list(self._keys.room(room_id))
+    async def list_room(self, room_id: str, page: PageRequest,
+                        only: ListFilter | None = None) -> Page[RecordingState]:
+        return await self._list(self._keys.room(room_id), page, only or ListFilter())
 
-    async def list_user(self, user_id: str, status: Status | None = None) -> list[RecordingState]:
-        states = await self._list(self._keys.user(user_id))
-        return [s for s in states if status is None or s.status is status]
+    async def list_user(self, user_id: str, page: PageRequest,
+                        only: ListFilter | None = None) -> Page[RecordingState]:
+        return await self._list(self._keys.user(user_id), page, only or ListFilter())
 
     async def active_ids(self) -> set[str]:
         with store_errors():
@@ -254,16 +258,28 @@ class StateStore:
             lose.append(k.processing(before.node_id))
         return gain, lose
 
-    async def _list(self, index_key: str) -> list[RecordingState]:
-        """States of an index's ids; ids whose state expired are dropped from the index."""
+    async def _list(self, index_key: str, page: PageRequest,
+                    only: ListFilter) -> Page[RecordingState]:
+        """One page of an index's states, newest first; ids whose state expired are dropped
+        from the index. States are read in chunks and only the page's are kept and parsed,
+        so memory stays bounded by the page size however large the index is."""
+        newest: Newest[str | bytes] = Newest(page)
         with store_errors():
             ids = sorted(await self._await(self._redis.smembers(index_key)))
-            raws = await self._redis.mget([self._keys.state(i) for i in ids]) if ids else []
-            expired = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
-            if expired:
-                await self._await(self._redis.srem(index_key, *expired))
-        states = [RecordingState.from_json(r) for r in raws if r is not None]
-        return sorted(states, key=lambda s: (s.created_at, s.recording_id))
+            for start in range(0, len(ids), _LIST_CHUNK):
+                chunk = ids[start:start + _LIST_CHUNK]
+                raws = await self._redis.mget([self._keys.state(i) for i in chunk])
+                expired = [i for i, raw in zip(chunk, raws, strict=True) if raw is None]
+                if expired:
+                    await self._await(self._redis.srem(index_key, *expired))
+                for raw in raws:
+                    if raw is None:
+                        continue
+                    fields = json.loads(raw)
+                    if only.keeps(fields):
+                        newest.offer(Position.of(fields), raw)
+        found = newest.page()
+        return Page([RecordingState.from_json(raw) for _, raw in found.items], found.next)
 
     async def _prune(self, active_key: str) -> bool:
         """Drop ids whose state expired from an active set; True if any was dropped.

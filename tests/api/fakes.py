@@ -16,6 +16,7 @@ from recorder.core.access import Caller
 from recorder.core.errors import InvalidInput, LimitReached, NotFound, Unavailable, Unprocessable
 from recorder.core.lifecycle import ACTIVE, Action, apply
 from recorder.core.models import RecordingState, StartRequest, Status
+from recorder.core.paging import ListFilter, Newest, Page, PageRequest, Position
 from recorder.core.presets import CODECS, Format, Quality, quality_settings
 
 ANSWER_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -91,19 +92,32 @@ class FakeService:
     async def status(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
         return self._owned(caller, room_id, recording_id)
 
-    async def list_room(self, caller: Caller, room_id: str) -> list[RecordingState]:
+    async def list_room(self, caller: Caller, room_id: str,
+                        page: PageRequest) -> Page[RecordingState]:
         self._check_available()
-        return [s for s in self.states.values() if s.room_id == room_id
-                and (caller.is_admin or s.user_id == caller.user_id)]
+        caller.check_room(room_id)
+        only = ListFilter(user_id=None if caller.is_admin else caller.user_id)
+        return self._page([s for s in self.states.values() if s.room_id == room_id], page, only)
 
-    async def list_user(
-        self, caller: Caller, user_id: str | None, status: Status | None
-    ) -> list[RecordingState]:
+    async def list_user(self, caller: Caller, user_id: str | None, status: Status | None,
+                        page: PageRequest) -> Page[RecordingState]:
         self._check_available()
         user = user_id or caller.user_id
         caller.check_owner(user)
-        return [s for s in self.states.values()
-                if s.user_id == user and (status is None or s.status is status)]
+        only = ListFilter(user_id=user, status=None if status is None else status.value,
+                          rooms=caller.visible_rooms)
+        return self._page(list(self.states.values()), page, only)
+
+    @staticmethod
+    def _page(states: list[RecordingState], page: PageRequest,
+              only: ListFilter) -> Page[RecordingState]:
+        newest: Newest[RecordingState] = Newest(page)
+        for state in states:
+            fields = state.model_dump(mode="json")
+            if only.keeps(fields):
+                newest.offer(Position.of(fields), state)
+        found = newest.page()
+        return Page([state for _, state in found.items], found.next)
 
     async def file_path(self, caller: Caller, recording_id: str, name: str | None) -> Path:
         self._check_available()

@@ -28,6 +28,7 @@ from recorder.api.openapi import build_document
 from recorder.config.settings import Settings
 from recorder.core.access import Caller
 from recorder.core.models import RecordingState
+from recorder.core.paging import Page, PageRequest
 from tests.api.conftest import SECRET
 from tests.api.fakes import FakeService
 from tests.support.openapi import fuzzable_operations
@@ -77,7 +78,7 @@ async def test_the_fuzzer_reports_a_server_fault(settings: Settings, tmp_path: P
     """The run above would notice a 5xx: a service bug behind one route fails the run."""
     service = FakeService(storage=tmp_path)
 
-    async def broken(caller: Caller, room_id: str) -> list[RecordingState]:
+    async def broken(caller: Caller, room_id: str, page: PageRequest) -> Page[RecordingState]:
         raise RuntimeError("bug")
 
     service.list_room = broken  # type: ignore[method-assign]

@@ -8,6 +8,7 @@ import pytest
 
 from recorder.core.access import Caller
 from recorder.core.models import RecordingState
+from recorder.core.paging import Page, PageRequest
 from tests.api.conftest import Client, bearer, problem_of
 from tests.api.fakes import FakeService
 
@@ -102,7 +103,7 @@ async def test_malformed_ids_and_filters_are_400(client: Client, path: str) -> N
 async def test_a_failing_service_is_a_500_problem_without_details(
     client: Client, service: FakeService
 ) -> None:
-    async def broken(caller: Caller, room_id: str) -> list[RecordingState]:
+    async def broken(caller: Caller, room_id: str, page: PageRequest) -> Page[RecordingState]:
         raise RuntimeError("secret internals")
 
     service.list_room = broken  # type: ignore[method-assign]

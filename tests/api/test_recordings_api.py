@@ -55,7 +55,7 @@ async def test_a_recording_goes_through_its_lifecycle(client: Client) -> None:
     mine = await client.get("/api/webrtc/recordings?status=processing", headers=bearer())
     assert (await mine.json())["count"] == 1
     none = await client.get("/api/webrtc/recordings?status=recording", headers=bearer())
-    assert await none.json() == {"recordings": [], "count": 0}
+    assert await none.json() == {"recordings": [], "count": 0, "next_cursor": None}
 
 
 async def test_delete_cancels(client: Client) -> None:

@@ -48,9 +48,9 @@ async def record_while(daemon: Daemon, room: str, fmt: str, publish: Any,
     return final
 
 
-def check_playable(final: dict[str, Any], codecs: tuple[str, str]) -> None:
+def check_playable(daemon: Daemon, final: dict[str, Any], codecs: tuple[str, str]) -> None:
     assert final["status"] == "completed", final
-    info = probe(Path(final["local_path"]) / final["file_name"])
+    info = probe(daemon.storage / final["recording_id"] / final["file_name"])
     assert (info.video_codec, info.audio_codec) == codecs
     assert (info.width, info.height) == (854, 480)
     wall = (datetime.fromisoformat(final["stopped_at"])
@@ -74,7 +74,7 @@ async def test_ffmpeg_whip_muxer_with_a_p256_certificate_records_a_playable_file
     final = await record_while(daemon, "ffmpeg-room", "mp4", publish, seconds=4)
     [run] = runs
     assert run.returncode == 0, run.output[-3000:]
-    check_playable(final, ("h264", "aac"))
+    check_playable(daemon, final, ("h264", "aac"))
     assert {(t["kind"], t["codec"]) for t in final["tracks"]} == {("video", "h264"),
                                                                   ("audio", "opus")}
 
@@ -161,4 +161,4 @@ async def test_an_obs_style_offer_records_a_playable_file(daemon: Daemon) -> Non
     finally:
         await peer.close()
     assert "a=setup:active" in answers[0]
-    check_playable(final, ("h264", "opus"))
+    check_playable(daemon, final, ("h264", "opus"))

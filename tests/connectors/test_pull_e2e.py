@@ -70,13 +70,13 @@ async def record(daemon: Daemon, room: str, source: dict[str, Any], seconds: flo
         return await wait_status(http, base, headers, {"completed", "failed"}, within=60)
 
 
-def check_file(final: dict[str, Any], gap: float = 0.0, slack: float = 0.6,
+def check_file(daemon: Daemon, final: dict[str, Any], gap: float = 0.0, slack: float = 0.6,
                size: tuple[int, int] = (854, 480)) -> Path:
     """The one file: VP8 + Opus at ``size`` (the preset's, or the upstream's with
     ``source``), as long as the recording minus ``gap``, with picture and sound."""
     assert final["status"] == "completed", final
     assert len(final["files"]) == 1
-    path: Path = Path(final["local_path"]) / final["file_name"]
+    path: Path = daemon.storage / final["recording_id"] / final["file_name"]
     info = probe(path)
     assert (info.video_codec, info.audio_codec) == ("vp8", "opus")
     assert (info.width, info.height) == size
@@ -98,7 +98,7 @@ async def test_a_whep_pull_records_at_the_preset(daemon: Daemon) -> None:
     assert final["source"] == {"type": "whep", "url": url}  # the token is never stored
     assert {(t["kind"], t["codec"]) for t in final["tracks"]} == {("video", "vp8"),
                                                                   ("audio", "opus")}
-    check_file(final)
+    check_file(daemon, final)
 
 
 async def test_a_cloudflare_pull_records_at_the_preset(daemon: Daemon, cf_port: int) -> None:
@@ -117,7 +117,7 @@ async def test_a_cloudflare_pull_records_at_the_preset(daemon: Daemon, cf_port: 
                      ("PUT", "/sessions/{id}/tracks/close", 200)]  # closed on stop
     assert final["source"] == {**source, "app_id": APP_ID}  # the app's default, no secret
     assert {t["publisher_id"] for t in final["tracks"]} == {PUBLISHER}
-    check_file(final)
+    check_file(daemon, final)
 
 
 def check_as_received(daemon: Daemon, final: dict[str, Any]) -> None:
@@ -142,7 +142,7 @@ async def test_a_whep_pull_at_source_quality_records_the_upstreams_vp8_as_receiv
         final = await record(daemon, "whep-source", {"type": "whep", "url": url,
                                                      "token": TOKEN}, seconds=4,
                              quality="source")
-    check_file(final, size=(640, 360))
+    check_file(daemon, final, size=(640, 360))
     check_as_received(daemon, final)
 
 
@@ -157,7 +157,7 @@ async def test_a_cloudflare_pull_at_source_quality_records_vp8_as_received(
               "track_names": ["camera", "microphone"]}
     async with serve_cloudflare(double, cf_port):
         final = await record(daemon, "cf-source", source, seconds=4, quality="source")
-    check_file(final, size=(640, 360))
+    check_file(daemon, final, size=(640, 360))
     check_as_received(daemon, final)
 
 
@@ -207,7 +207,7 @@ async def test_a_whep_connection_cut_for_5_s_yields_one_continuous_file(
     assert gap >= 5.0
     # The file is shorter than the recording's wall time by the outage (plus the new
     # session's connection time, hence the larger slack).
-    path = check_file(final, gap=gap, slack=1.0, size=size)
+    path = check_file(daemon, final, gap=gap, slack=1.0, size=size)
     if quality == "source":  # both sessions' pictures in the one stream, as they came
         check_as_received(daemon, final)
     assert final["stop_reason"] == "requested"  # no no_media: the outage was shorter
@@ -249,7 +249,7 @@ async def test_an_upstream_that_never_returns_stops_with_no_media(daemon: Daemon
     assert final["stop_reason"] == "no_media"
     assert waited >= NO_MEDIA_SECONDS - 1  # it kept trying for the whole timeout
     assert len(server.posts) > 2  # reconnects were attempted meanwhile
-    info = probe(Path(final["local_path"]) / final["file_name"])
+    info = probe(daemon.storage / final["recording_id"] / final["file_name"])
     assert abs(info.duration - 2.0) < 0.6, info  # what came before the cut, without the gap
 
 

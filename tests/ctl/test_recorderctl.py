@@ -100,7 +100,7 @@ async def test_a_whole_lifecycle_driven_by_recorderctl(daemon: Daemon) -> None:
     assert final["status"] == "completed"
     assert final["stop_reason"] == "requested"
     assert final["duration_seconds"] > 0
-    assert (Path(final["local_path"]) / final["file_name"]).is_file()
+    assert (daemon.storage / final["recording_id"] / final["file_name"]).is_file()
 
     code, table, err = await ctl(env, "ls", "--room", room)
     assert code == 0, err

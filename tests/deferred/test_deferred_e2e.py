@@ -47,7 +47,7 @@ async def record_deferred(daemon: Daemon, http: aiohttp.ClientSession, room: str
 
 def assert_ultra_file(daemon: Daemon, state: dict[str, Any], seconds: float) -> None:
     assert state["status"] == "completed", state
-    folder = Path(state["local_path"])
+    folder = daemon.storage / state["recording_id"]
     name = f"recording_{state['recording_id']}.mp4"
     assert state["file_name"] == name
     assert [f["name"] for f in state["files"]] == [name]
@@ -109,7 +109,7 @@ async def test_a_transcode_stopped_by_sigterm_finishes_after_the_restart(
         assert await store.sismember(f"{PREFIX}processing:{node}", stopped["recording_id"])
     finally:
         await store.aclose()
-    live = Path(stopped["local_path"]) / "live"
+    live = daemon.storage / stopped["recording_id"] / "live"
     assert (live / "job.json").is_file()
     path = base.removeprefix(daemon.url)
     with run_daemon(redis_url, storage=storage, node_id=node, cpu_capacity=2) as daemon:

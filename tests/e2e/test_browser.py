@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -43,7 +42,8 @@ async def test_chromium_camera_and_microphone_record_to_a_file(redis_url: str) -
                 run = await browser
                 assert run.returncode == 0, run.stderr
                 final = await wait_status(http, base, headers, {"completed", "failed"})
-            info = probe(Path(final["local_path"]) / final["file_name"])  # before it is removed
+            # before it is removed
+            info = probe(daemon.storage / final["recording_id"] / final["file_name"])
     assert final["status"] == "completed", final
     assert run.result["answerSetup"] == "active"
     assert (info.video_codec, info.audio_codec) == ("vp8", "opus")

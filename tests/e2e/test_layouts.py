@@ -83,7 +83,7 @@ async def test_composite_gives_the_screen_share_the_large_tile(daemon: Daemon) -
         started, final = await record(daemon, http, room, "teacher", {}, 3.0)
 
     assert started["layout"] == "composite"
-    path = Path(final["local_path"]) / final["file_name"]
+    path = daemon.storage / final["recording_id"] / final["file_name"]
     assert path.name == f"recording_{final['recording_id']}.webm"
     assert [(f["name"], f["kind"]) for f in final["files"]] == [(path.name, "composite")]
     assert final["frames"]["dropped"] == 0
@@ -112,7 +112,7 @@ async def test_tracks_writes_a_file_per_publisher_named_for_its_sub(daemon: Daem
     assert sorted(files) == ["teacher-screen.webm", "teacher.webm"]
     assert final["file_name"] == final["files"][0]["name"] == "teacher.webm"
     assert final["frames"]["dropped"] == 0
-    folder = Path(final["local_path"])
+    folder = daemon.storage / final["recording_id"]
     assert listing(folder) == sorted(files)
     for name, info in files.items():
         data = (folder / name).read_bytes()
@@ -149,7 +149,7 @@ async def test_a_publisher_that_reconnects_continues_its_file(daemon: Daemon) ->
 
     assert final["status"] == "completed", final
     assert [f["name"] for f in final["files"]] == ["pat.webm"]  # no pat-2
-    path = Path(final["local_path"]) / "pat.webm"
+    path = daemon.storage / final["recording_id"] / "pat.webm"
     shown = [(t, float(y.mean())) for t, y in pictures(path)]
     assert shown[-1][0] == pytest.approx(final["duration_seconds"], abs=0.5)
     # When audio leads, the file's first frames are black until the first picture: skip them.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 
 import pytest
 import redis.asyncio as aioredis
@@ -10,11 +11,13 @@ import redis.asyncio as aioredis
 from recorder.core.errors import NotFound
 from recorder.core.lifecycle import Action, apply, now
 from recorder.core.limits import Limits
-from recorder.core.models import Status
+from recorder.core.models import RecordingState, Status
+from recorder.core.paging import MAX_LIMIT, ListFilter, Page, PageRequest
 from recorder.state import KeySpace, StateStore
 from tests.state.builders import make_state
 from tests.state.conftest import INDEX_TTL, STATE_TTL
 
+ALL = PageRequest(MAX_LIMIT)
 LIMITS = Limits(max_per_room=1, max_per_user=3, max_concurrent=10)
 
 
@@ -76,12 +79,36 @@ async def test_lists_by_room_and_user(store: StateStore) -> None:
     c = await store.admit(make_state("room-c", "user-2"), LIMITS)
     b = await store.update(b.recording_id, lambda s: apply(s, Action.MEDIA_STARTED, now()))
 
-    assert await store.list_room("room-a") == [a]
-    assert await store.list_room("room-nobody") == []
-    assert await store.list_user("user-1") == [a, b]
-    assert await store.list_user("user-1", Status.RECORDING) == [b]
-    assert await store.list_user("user-1", Status.COMPLETED) == []
-    assert await store.list_user("user-2") == [c]
+    assert await listed(store.list_room("room-a", ALL)) == [a]
+    assert await listed(store.list_room("room-nobody", ALL)) == []
+    assert await listed(store.list_user("user-1", ALL)) == [b, a]  # newest first
+    assert await listed(store.list_user("user-1", ALL, ListFilter(status="recording"))) == [b]
+    assert await listed(store.list_user("user-1", ALL, ListFilter(status="completed"))) == []
+    assert await listed(store.list_user("user-1", ALL, ListFilter(rooms=frozenset({"room-a"})))
+                        ) == [a]
+    assert await listed(store.list_user("user-2", ALL)) == [c]
+
+
+async def test_pages_walk_an_index_newest_first_exactly_once(store: StateStore) -> None:
+    many = Limits(max_per_room=1000, max_per_user=1000, max_concurrent=1000)
+    made = [await store.admit(make_state("room-a", "user-1"), many) for _ in range(600)]
+    seen: list[RecordingState] = []
+    after = None
+    while True:
+        page = await store.list_room("room-a", PageRequest(7, after))
+        assert len(page.items) <= 7
+        seen += page.items
+        if page.next is None:
+            break
+        after = page.next
+    expected = sorted(made, key=lambda s: (s.created_at, s.recording_id), reverse=True)
+    assert [s.recording_id for s in seen] == [s.recording_id for s in expected]
+
+
+async def listed(page: Awaitable[Page[RecordingState]]) -> list[RecordingState]:
+    found = await page
+    assert found.next is None
+    return found.items
 
 
 async def test_expired_states_drop_out_of_lists_and_indexes(
@@ -92,8 +119,8 @@ async def test_expired_states_drop_out_of_lists_and_indexes(
     kept = await store.admit(make_state("room-a", "user-1"), LIMITS)
     await raw.delete(keys.state(gone.recording_id))  # what its TTL would do
 
-    assert await store.list_room("room-a") == [kept]
-    assert await store.list_user("user-1") == [kept]
+    assert await listed(store.list_room("room-a", ALL)) == [kept]
+    assert await listed(store.list_user("user-1", ALL)) == [kept]
     assert await raw.smembers(keys.room("room-a")) == {kept.recording_id}
     assert await raw.smembers(keys.user("user-1")) == {kept.recording_id}
     with pytest.raises(NotFound):

@@ -45,6 +45,11 @@ class Daemon:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    @property
+    def node_id(self) -> str:
+        """RECORDER_NODE_ID as run_daemon sets it (unless the test overrides it)."""
+        return f"test-node:{self.url.rsplit(':', 1)[1]}"
+
 
 def stop_cleanly(process: subprocess.Popen[bytes], within: float, name: str,
                  log: Callable[[], str]) -> None:

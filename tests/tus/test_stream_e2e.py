@@ -44,7 +44,8 @@ async def test_a_recording_lands_in_stream_verified_and_leaves_the_disk(
                 await asyncio.sleep(2.0)
                 await call(http, "POST", f"{base}/stop", headers, 200)
             final = await wait_status(http, base, headers, {"completed", "failed"}, within=90)
-        left = sorted(os.listdir(final["local_path"]))  # the daemon's storage goes at exit
+        # the daemon's storage goes at exit
+        left = sorted(os.listdir(daemon.storage / final["recording_id"]))
     assert final["status"] == "completed", final
     stream_id = final["stream_id"]
     assert stream_id in cloudflare.videos

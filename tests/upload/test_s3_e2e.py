@@ -66,7 +66,7 @@ async def test_a_recording_lands_in_s3_verified_and_leaves_the_disk(
                 assert stopped["status"] == "processing"
             final = await wait_status(http, base, headers, {"completed", "failed"}, within=90)
             metrics = await metric_values(http, daemon.url)
-        folder = Path(final["local_path"])
+        folder = daemon.storage / final["recording_id"]
         left = sorted(os.listdir(folder))  # the daemon's storage goes at exit
     assert final["status"] == "completed", final
     key = f"webrtc-recordings/{room}/{rid}/recording_{rid}.webm"

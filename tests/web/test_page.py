@@ -83,7 +83,8 @@ async def test_page_records_a_playable_file_in_chromium(redis_url: str) -> None:
         status_path = f"/api/webrtc/rooms/{room}/recording/{recording_id}/status"
         _, _, body = _get(daemon, status_path, daemon.headers("page-user", rooms=[room]))
         final = json.loads(body)
-        info = probe(Path(final["local_path"]) / final["file_name"])  # before it is removed
+        # before it is removed
+        info = probe(daemon.storage / final["recording_id"] / final["file_name"])
     assert result["seen"] == ["recording", "paused", "recording", "completed"]
     assert result["message"] == "", result["message"]  # the page showed no error
     assert result["video"]["duration"] > 0
