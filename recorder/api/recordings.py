@@ -57,8 +57,14 @@ class FileQuery(BaseModel):
                             description="Signed URL: its signature (no token needed then)")
 
 
+def state_json(state: RecordingState) -> str:
+    """A state as the API shows it: the status route's body and a live-status stream's first
+    message go through here, so both show the same view."""
+    return state.model_dump_json()
+
+
 def state_response(state: RecordingState, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=state.model_dump_json().encode(),
+    return web.Response(status=status, body=state_json(state).encode(),
                         content_type="application/json")
 
 

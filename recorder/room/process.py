@@ -91,7 +91,8 @@ class RoomServer:
     def __init__(self, config: ProcessConfig, channel: Channel) -> None:
         self._channel = channel
         self._room_config = RoomConfig(max_publishers=config.max_publishers,
-                                       ice_servers=config.ice_servers)
+                                       ice_servers=config.ice_servers,
+                                       connect_timeout=config.connect_timeout)
         self._sessions: dict[str, RoomSession] = {}
         self._closing: dict[str, asyncio.Task[None]] = {}  # rooms closing after CloseRoom
         self._handlers: set[asyncio.Task[None]] = set()

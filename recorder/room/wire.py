@@ -19,6 +19,7 @@ from aiortc import RTCIceServer
 from recorder.core import errors
 from recorder.core.errors import MediaError, RecorderError
 from recorder.room.messages import RoomCommand, RoomEvent, RoomReply
+from recorder.rtc.publisher import CONNECT_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ProcessConfig:
 
     max_publishers: int
     ice_servers: list[RTCIceServer] = field(default_factory=list)
+    connect_timeout: float = CONNECT_TIMEOUT_SECONDS  # RECORDER_WHIP_CONNECT_TIMEOUT_SECONDS
     ice_host_addresses: list[str] = field(default_factory=list)  # empty: all interfaces
     log_level: str = "INFO"
 
