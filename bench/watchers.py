@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import sys
 from contextlib import AsyncExitStack
+from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -36,7 +37,7 @@ async def _watch(http: aiohttp.ClientSession, url: str, headers: dict[str, str],
 
 
 async def _run(redis_url: str, users: int, per_user: int, burst: int) -> None:
-    settings = {"max_watchers_per_user": per_user, "max_per_room": users + 1,
+    settings: dict[str, Any] = {"max_watchers_per_user": per_user, "max_per_room": users + 1,
                 "max_concurrent": users + 1, "no_media_timeout_seconds": 3600,
                 "room_processes": "false", "starts_per_user_per_minute": 10,
                 "cpu_capacity": 100000}

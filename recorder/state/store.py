@@ -136,7 +136,9 @@ class StateStore:
         value = values.get(name, 0.0)
         logger.info("recording %s refused: %s (%g) reached", new.recording_id, name, value)
         if name == "start_rate" and extra:  # the oldest counted start leaves the window then
-            return LimitReached(name, value, retry_after=max(1, math.ceil(int(extra[0]) / 1000)))
+            seconds = math.ceil(float(extra[0]) / 1000)
+            return LimitReached(name, value,
+                                retry_after=min(START_RATE_WINDOW_MS // 1000, max(1, seconds)))
         return LimitReached(name, value)
 
     async def get(self, recording_id: str) -> RecordingState:
