@@ -166,7 +166,7 @@ async def test_one_node_hosts_at_most_max_rooms(redis_url: str) -> None:
                     WhipPublisher(f"{daemon.url}/whip/{room}", token, SMALL))
             before = await refused(http, daemon, "max_rooms")
             offer = f"{daemon.url}/whip/rooms-3"
-            async with http.post(offer, data="v=0\r\n",
+            async with http.post(offer, data=await whip_offer(),
                                  headers={**admin, "Content-Type": "application/sdp"}) as resp:
                 await check_429(resp, "max_rooms")
             async with http.post(start_url(daemon.url, "rooms-3"), headers=admin) as resp:
