@@ -32,9 +32,11 @@ async def test_streams_share_one_subscription_and_get_only_their_recording(
         await raw.publish(keys.events(), event("rec-a"))
         for sub in (a1, a2):
             got = await sub.next_event(10)
-            assert got is not None and got.recording_id == "rec-a"
+            assert got is not None
+            assert got.recording_id == "rec-a"
         got = await b.next_event(10)
-        assert got is not None and (got.recording_id, got.status) == ("rec-b", Status.RECORDING)
+        assert got is not None
+        assert (got.recording_id, got.status) == ("rec-b", Status.RECORDING)
         channels = await raw.pubsub_numsub(keys.events())
         assert channels == [(keys.events(), 1)]
     assert await raw.exists(keys.slots(WATCHERS, "u")) == 0
@@ -63,7 +65,8 @@ async def test_a_stream_that_falls_behind_is_ended_not_grown(
             await raw.publish(keys.events(), event("rec-slow"))
         await raw.publish(keys.events(), event("rec-other"))
         assert await other.next_event(10) is not None  # dispatched after the overflow
-        assert slow.ended is not None and "behind" in slow.ended
+        assert slow.ended is not None
+        assert "behind" in slow.ended
         assert await slow.next_event(10) is None
         assert other.ended is None
     await feed.close()
