@@ -110,9 +110,9 @@ async def _relay(request: web.Request, response: web.StreamResponse,
     closing = request.app[CLOSING]
     while status not in TERMINAL and not closing.is_set():
         event = await subscription.next_event(KEEPALIVE_SECONDS)
-        if subscription.ended is not None:
-            logger.info("recording %s: event stream ended: %s", recording_id,
-                        subscription.ended)
+        if subscription.ended is not None:  # the feed logged why, once for all streams
+            logger.debug("recording %s: event stream ended: %s", recording_id,
+                         subscription.ended)
             return
         if event is None:
             await response.write(b": keep-alive\n\n")
