@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import resource
 import signal
 import sys
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="TOML settings file (else RECORDER_CONFIG)")
     args = parser.parse_args(argv)
     configure_logging(os.environ.get("RECORDER_LOG_LEVEL", "INFO"))
+    _raise_open_files()
     try:
         settings = load_settings(args.config)
         auth, dev_secret = _authenticator(settings)
@@ -52,6 +54,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recorderd: {exc}", file=sys.stderr)
         return 2
     return uvloop.run(run(settings, auth, dev_secret))
+
+
+def _raise_open_files() -> None:
+    """Soft open-file limit up to the hard one: every live-status stream, publisher and
+    room process link holds descriptors, and distributions default the soft limit to 1024
+    (docs/security.md, "Live-status streams": 1,000 watchers must fit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            logger.warning("open files: soft limit stays %d (hard %d): %s", soft, hard, exc)
+    logger.info("open files: soft limit %d", soft)
 
 
 def _is_loopback(host: str) -> bool:
@@ -82,6 +99,10 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
     redis = await connect(settings.redis_url)
     store = StateStore(redis, KeySpace(settings.key_prefix), settings.state_ttl_seconds,
                        settings.index_ttl_seconds, webhooks=settings.webhook_routing)
+    try:  # slots a previous run under this node id left (a restart within 3 heartbeats)
+        await store.slots.release_node(settings.node)
+    except Unavailable as exc:
+        logger.warning("slots of an earlier run not released: %s", exc.detail)
     service = RecordingService(settings, store,
                                lambda node_id: UploadQueue(redis, store.keys, node_id))
     metrics = Metrics()
@@ -90,8 +111,10 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
     outbox = WebhookOutbox(redis, store.keys)
     cluster = None if settings.embedded else Cluster(
         settings, redis, store, service, lambda node_id: UploadQueue(redis, store.keys, node_id))
+    feed = EventFeed(redis, store.keys, store.slots, settings.node,
+                     settings.max_watchers_per_user)
     app = build_app(service, auth, settings, metrics, uploads=service, playback=playback,
-                    webhook_admin=outbox, status_feed=EventFeed(redis, store.keys),
+                    webhook_admin=outbox, status_feed=feed,
                     locator=cluster.placement if cluster is not None else None)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()

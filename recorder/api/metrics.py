@@ -67,7 +67,9 @@ class Metrics:
             "recorder_recordings_started", "Recordings admitted, by format and quality",
             ["format", "quality"], registry=r)
         self.admissions_refused = Counter(
-            "recorder_admissions_refused", "Starts refused because a limit was reached",
+            "recorder_admissions_refused",
+            "Starts, WHIP publishers and live-status streams refused because a limit was "
+            "reached, by the limit's name",
             ["limit"], registry=r)
         self.recordings_finished = Counter(
             "recorder_recordings_finished", "Recordings that reached a terminal status",

@@ -102,13 +102,26 @@ class UploadsService(Protocol):
 
 
 class StatusSubscription(Protocol):
+    @property
+    def ended(self) -> str | None:
+        """Why the feed stopped serving this subscription (None while it does)."""
+        ...
+
     async def next_event(self, wait_seconds: float) -> StatusEvent | None:
-        """The next status event of any recording, or None after `wait_seconds`."""
+        """The next status event of the watched recording, or None after `wait_seconds` or
+        once `ended` is set."""
         ...
 
 
 class StatusFeed(Protocol):
     """Live status events (the `{prefix}events` channel); see recorder.state.feed."""
 
-    def subscribe(self) -> AbstractAsyncContextManager[StatusSubscription]:
+    def watch(self, user_id: str | None,
+              recording_id: str) -> AbstractAsyncContextManager[StatusSubscription]:
+        """Subscribe, holding one of `user_id`'s watcher slots (None: an admin, none);
+        LimitReached when the user has them all."""
+        ...
+
+    async def close(self) -> None:
+        """End every subscription (the node shuts down)."""
         ...

@@ -19,6 +19,7 @@ from recorder.api.context import METRICS, SERVICE, SETTINGS
 from recorder.api.forwarding import by_room, by_session
 from recorder.api.routing import Route, caller_of, query_of, text_of
 from recorder.config.settings import IceServer
+from recorder.core.errors import LimitReached
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,14 @@ async def publish(request: web.Request) -> web.StreamResponse:
     room_id = request.match_info["room_id"]
     caller.check_room(room_id)
     role = query_of(request, WhipQuery).role
-    session_id, answer = await request.app[SERVICE].publish(
-        caller, room_id, role, text_of(request))
+    try:
+        session_id, answer = await request.app[SERVICE].publish(
+            caller, room_id, role, text_of(request))
+    except LimitReached as exc:  # docs/security.md, "Caps"
+        request.app[METRICS].admission_refused(exc.limit)
+        logger.info("room %s: WHIP publisher of %s refused: %s", room_id, caller.user_id,
+                    exc.detail)
+        raise
     request.app[METRICS].whip_sessions_started.inc()
     logger.info("room %s: WHIP session %s (%s) for %s", room_id, session_id, role,
                 caller.user_id)
@@ -99,7 +106,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", ROOM, publish, "whipPublish", "Publish media to a room (WHIP)", "whip",
           query=WhipQuery, text_body=SDP, text_example=OFFER_EXAMPLE, response_media=(SDP,),
           success=201,
-          success_headers=("Location", "ETag", "Link"), errors=(403, 404, 422, 503),
+          success_headers=("Location", "ETag", "Link"), errors=(403, 404, 422, 429, 503),
           locate=by_room, redirect=True,
           description="Body: an SDP offer. `?role=screen` marks a screen share. A room "
           "another node owns: 307 to that node, or, with an `Origin` header (browsers), "

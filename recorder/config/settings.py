@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     max_pause_seconds: int = Field(1800, ge=1)
     no_media_timeout_seconds: float = Field(60, gt=0)
     max_publishers_per_room: int = Field(16, ge=1)
+    # caps of what one user (admins spared) or one node may hold: docs/security.md "Caps"
+    max_publishers_per_user: int = Field(4, ge=1)
+    max_watchers_per_user: int = Field(8, ge=1)
+    starts_per_user_per_minute: int = Field(30, ge=1)
+    max_rooms: int = Field(64, ge=1)
+    whip_connect_timeout_seconds: float = Field(15, gt=0)
     default_format: Format = Format.WEBM
     default_quality: Quality = Quality.MEDIUM
 

@@ -92,7 +92,8 @@ class RoomServer:
         self._channel = channel
         self._room_config = RoomConfig(max_publishers=config.max_publishers,
                                        ice_servers=config.ice_servers,
-                                       pull_allowed=config.pull_allowed)
+                                       pull_allowed=config.pull_allowed,
+                                       connect_timeout=config.connect_timeout)
         self._sessions: dict[str, RoomSession] = {}
         self._closing: dict[str, asyncio.Task[None]] = {}  # rooms closing after CloseRoom
         self._handlers: set[asyncio.Task[None]] = set()

@@ -20,6 +20,7 @@ from recorder.core import errors
 from recorder.core.errors import MediaError, RecorderError
 from recorder.core.urls import AllowList
 from recorder.room.messages import RoomCommand, RoomEvent, RoomReply
+from recorder.rtc.publisher import CONNECT_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class ProcessConfig:
 
     max_publishers: int
     ice_servers: list[RTCIceServer] = field(default_factory=list)
+    connect_timeout: float = CONNECT_TIMEOUT_SECONDS  # RECORDER_WHIP_CONNECT_TIMEOUT_SECONDS
     ice_host_addresses: list[str] = field(default_factory=list)  # empty: all interfaces
     log_level: str = "INFO"
     pull_allowed: AllowList = field(default_factory=AllowList)  # RECORDER_PULL_ALLOWED_URLS

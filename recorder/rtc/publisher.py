@@ -39,9 +39,11 @@ logger = logging.getLogger(__name__)
 
 Frame = av.AudioFrame | av.VideoFrame | EncodedFrame  # encoded: see set_demand
 
-CONNECT_TIMEOUT_SECONDS = 30.0
-"""A publisher that got its answer but never connects is dropped after this. aiortc would
-wait for it forever: a non-trickle offer rarely ends with a=end-of-candidates."""
+CONNECT_TIMEOUT_SECONDS = 15.0
+"""A publisher that got its answer but never connects is dropped after this (the default of
+RECORDER_WHIP_CONNECT_TIMEOUT_SECONDS). aiortc would wait for it forever: a non-trickle offer
+rarely ends with a=end-of-candidates; and until it closes it holds its user's publisher slot
+and keeps its room open."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from recorder.core.errors import (
     Draining,
     Forbidden,
     InvalidTransition,
+    LimitReached,
     NotFound,
     RecorderError,
     SourceFailed,
@@ -49,6 +50,7 @@ from recorder.room import messages as msg
 from recorder.room.remote import describe_exit
 from recorder.service.admission import new_recording
 from recorder.service.budget import node_cost, publisher_cost, recording_cost
+from recorder.service.caps import PublisherSlots, RoomCap
 from recorder.service.deferred import DeferredTranscodes, is_live_capture, live_capture
 from recorder.service.handoff import UploadHandoff, describe_file, upload_waiting
 from recorder.service.recovery import OrphanRecovery
@@ -80,6 +82,7 @@ class LiveRecording:
 class WhipSession:
     room_id: str
     user_id: str
+    slot: bool = False  # holds one of the user's publisher slots (admins hold none)
 
 
 class RecordingService:
@@ -94,6 +97,9 @@ class RecordingService:
         self._live: dict[str, LiveRecording] = {}
         self._whip: dict[str, WhipSession] = {}
         self._finished_frames = (0, 0)  # received, dropped by recordings no longer live
+        self._room_cap = RoomCap(settings.max_rooms, self._rooms.hosted)
+        self._publisher_slots = PublisherSlots(store.slots, settings.node,
+                                               settings.max_publishers_per_user)
         self._reserved: dict[str, float] = {}  # cores of starts being admitted
         self._tasks: set[asyncio.Task[None]] = set()
         self._deferred = DeferredTranscodes(settings.deferred_concurrency,
@@ -113,6 +119,8 @@ class RecordingService:
         """Stop every capture (files finalised) and close all peers. Safe to call twice."""
         await self._deferred.stop()
         await self._rooms.close()
+        for session_id in list(self._whip):
+            await self._end_session(session_id)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -185,12 +193,23 @@ class RecordingService:
             raise Draining("this node is draining: no new recordings")
         state, pull = new_recording(self._settings, caller, room_id, request,
                                     uploads=self._uploads is not None)
+        with self._room_cap.opening(room_id) as rooms_refused:
+            return await self._admit_and_start(caller, state, pull, rooms_refused)
+
+    async def _admit_and_start(self, caller: Caller, state: RecordingState,
+                               pull: msg.PullSource | None,
+                               rooms_refused: int | None) -> RecordingState:
+        room_id = state.room_id
         need = recording_cost(state, self._room_publishers())
         capacity = self._settings.cpu
         refused = capacity if self.cpu_used + need > capacity + 1e-9 else None
         self._reserved[state.recording_id] = need
         try:
-            state = await self._store.admit(state, self._settings.limits, cpu_refused=refused)
+            state = await self._store.admit(
+                state, self._settings.limits, cpu_refused=refused,
+                starts_per_minute=0 if caller.is_admin
+                else self._settings.starts_per_user_per_minute,
+                rooms_refused=rooms_refused)
         finally:
             del self._reserved[state.recording_id]
         # the no-media clock starts once the capture runs (a room process may be starting)
@@ -295,12 +314,21 @@ class RecordingService:
                               f"recordings past this node's CPU capacity "
                               f"({self._settings.cpu:g} cores)",
                               retry_after=PUBLISHER_RETRY_AFTER_SECONDS)
+        self._rooms.check_publisher_room(room_id)  # 503 before the per-user caps' 429
         session_id = uuid.uuid4().hex
-        publisher_id = caller.user_id + ("-screen" if role == "screen" else "")
-        reply = await self._rooms.send(
-            room_id, msg.Publish(session_id, publisher_id, role, offer_sdp))
+        await self._publisher_slots.claim(caller, session_id)
+        try:
+            with self._room_cap.opening(room_id) as rooms_refused:
+                if rooms_refused is not None:
+                    raise LimitReached("max_rooms", rooms_refused)
+                publisher_id = caller.user_id + ("-screen" if role == "screen" else "")
+                reply = await self._rooms.send(
+                    room_id, msg.Publish(session_id, publisher_id, role, offer_sdp))
+        except BaseException:
+            await self._publisher_slots.release(caller.user_id, session_id)
+            raise
         assert isinstance(reply, msg.PublishAnswer)
-        self._whip[session_id] = WhipSession(room_id, caller.user_id)
+        self._whip[session_id] = WhipSession(room_id, caller.user_id, not caller.is_admin)
         return session_id, reply.answer_sdp
 
     async def unpublish(self, caller: Caller, room_id: str, session_id: str) -> None:
@@ -308,8 +336,14 @@ class RecordingService:
         if session is None or session.room_id != room_id:
             raise NotFound(f"no WHIP session {session_id} in room {room_id}")
         caller.check_owner(session.user_id)
-        del self._whip[session_id]
+        await self._end_session(session_id)
         await self._rooms.send(room_id, msg.Unpublish(session_id))
+
+    async def _end_session(self, session_id: str) -> None:
+        """Forget a WHIP session and give its publisher slot back (once, whoever ends it)."""
+        session = self._whip.pop(session_id, None)
+        if session is not None and session.slot:
+            await self._publisher_slots.release(session.user_id, session_id)
 
     async def readiness(self) -> list[str]:
         reasons: list[str] = []
@@ -423,11 +457,13 @@ class RecordingService:
         elif isinstance(event, msg.CaptureFailed):
             await self._fail(event.recording_id, f"capture: {event.error}")
         elif isinstance(event, msg.PublisherLeft):
-            self._whip.pop(event.session_id, None)
+            await self._end_session(event.session_id)
         elif isinstance(event, msg.TrackAdded):
             logger.info("room %s: publisher %s sends %s %s", room_id, event.publisher_id,
                         event.kind, event.codec)
         elif isinstance(event, msg.RoomLost):
+            for session_id in [sid for sid, s in self._whip.items() if s.room_id == room_id]:
+                await self._end_session(session_id)
             self._spawn(self._recover_lost(room_id, event))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -23,7 +23,7 @@ from typing import Protocol
 from aiortc import RTCIceServer
 
 from recorder.config.settings import Settings
-from recorder.core.errors import NotFound
+from recorder.core.errors import NotFound, Unavailable
 from recorder.core.urls import AllowList
 from recorder.room.capture_run import CaptureFactory, media_capture
 from recorder.room.messages import (
@@ -35,7 +35,7 @@ from recorder.room.messages import (
     Unpublish,
 )
 from recorder.room.remote import RemoteRoom, RoomProcess
-from recorder.room.session import RoomConfig, RoomSession
+from recorder.room.session import PUBLISHER_RETRY_AFTER_SECONDS, RoomConfig, RoomSession
 from recorder.room.wire import ProcessConfig
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class RoomRegistry:
         pull_allowed = AllowList.parse(settings.pull_allowed_urls)
         self._config = RoomConfig(max_publishers=settings.max_publishers_per_room,
                                   ice_servers=ice_servers,
+                                  connect_timeout=settings.whip_connect_timeout_seconds,
                                   capture_factory=capture_factory or media_capture,
                                   pull_allowed=pull_allowed)
         self._processes = settings.room_processes and capture_factory is None
@@ -72,6 +73,7 @@ class RoomRegistry:
         self._process_config = ProcessConfig(
             max_publishers=settings.max_publishers_per_room,
             ice_servers=ice_servers,
+            connect_timeout=settings.whip_connect_timeout_seconds,
             ice_host_addresses=list(settings.ice_host_addresses),
             log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
             pull_allowed=pull_allowed,
@@ -157,6 +159,19 @@ class RoomRegistry:
 
     def publisher_count(self) -> int:
         return sum(room.publisher_count for room in self._rooms.values())
+
+    def hosted(self) -> set[str]:
+        """The rooms open on this node (RECORDER_MAX_ROOMS counts them)."""
+        return set(self._rooms)
+
+    def check_publisher_room(self, room_id: str) -> None:
+        """Refuse (503) a publisher for a room that has all its publishers already: the room
+        checks it again, but the per-user caps that come first must not answer it."""
+        room = self._rooms.get(room_id)
+        limit = self._config.max_publishers
+        if room is not None and room.publisher_count >= limit:
+            raise Unavailable(f"room {room_id} has its {limit} publishers",
+                              retry_after=PUBLISHER_RETRY_AFTER_SECONDS)
 
 
 def _absent(room_id: str, command: RoomCommand) -> NotFound:

@@ -26,6 +26,8 @@ EMBEDDED = "embedded"
 _EMBEDDED_HOST = "recorder-embedded"
 _CONNECT_TIMEOUT_SECONDS = 5.0
 _HEALTH_CHECK_SECONDS = 30
+_MAX_CONNECTIONS = 100  # per process; concurrent commands beyond it wait for one
+_POOL_WAIT_SECONDS = 5.0  # then the store counts as unreachable (503)
 
 
 async def connect(redis_url: str) -> aioredis.Redis:
@@ -36,12 +38,17 @@ async def connect(redis_url: str) -> aioredis.Redis:
             host=_EMBEDDED_HOST, decode_responses=True
         )
         return client
-    return aioredis.from_url(
+    # A burst of requests waits a moment for a free connection instead of failing at once
+    # with "Too many connections" (docs/security.md, "Live-status streams").
+    pool = aioredis.BlockingConnectionPool.from_url(
         redis_url,
+        max_connections=_MAX_CONNECTIONS,
+        timeout=_POOL_WAIT_SECONDS,
         decode_responses=True,
         socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS,
         health_check_interval=_HEALTH_CHECK_SECONDS,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 @contextmanager

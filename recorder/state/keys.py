@@ -4,6 +4,8 @@ Besides the contract's keys, two sets make admission atomic without scanning sta
 ``{prefix}active:room:{room_id}`` and ``{prefix}active:user:{user_id}`` hold the active
 (pending, recording, paused) recording ids of one room and one user. Like ``{prefix}active``
 they have no TTL: the same atomic writes that change a status add and remove ids there.
+The per-user caps (docs/security.md, "Caps") add ``{prefix}starts:{user_id}``,
+``{prefix}publishers:{user_id}`` and ``{prefix}watchers:{user_id}``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,18 @@ class KeySpace:
 
     def active_user(self, user_id: str) -> str:
         return f"{self.prefix}active:user:{user_id}"
+
+    def starts(self, user_id: str) -> str:
+        """The user's admitted starts of the last minute (sorted set, scored by unix ms)."""
+        return f"{self.prefix}starts:{user_id}"
+
+    def slots(self, kind: str, user_id: str) -> str:
+        """The user's live slots of one kind (`publishers`, `watchers`): slot id -> node id."""
+        return f"{self.prefix}{kind}:{user_id}"
+
+    def slots_pattern(self, kind: str) -> str:
+        """SCAN pattern of every user's slots of one kind."""
+        return f"{_glob_escape(self.prefix)}{kind}:*"
 
     def processing(self, node_id: str) -> str:
         return f"{self.prefix}processing:{node_id}"

@@ -7,19 +7,22 @@ apply everything at once, so no process ever sees a state without its index, set
 
 from __future__ import annotations
 
-# KEYS[1] state, KEYS[2] room index, KEYS[3] user index,
-# KEYS[4..] the limited active sets in checking order (each also gains the id).
+# KEYS[1] state, KEYS[2] room index, KEYS[3] user index, KEYS[4] the user's recent starts,
+# KEYS[5..] the limited active sets in checking order (each also gains the id).
 # ARGV[1] id, ARGV[2] state JSON, ARGV[3] state TTL, ARGV[4] index TTL,
 # ARGV[5] events channel, ARGV[6] event JSON, ARGV[7] a node-local limit that already
 # failed ('cpu') or '' (named only when the shared limits pass: they are checked first),
+# ARGV[8] starts allowed per window (0: not limited), ARGV[9] now (unix ms), ARGV[10] the
+# window (ms), ARGV[11] a node-local limit checked after the start rate ('max_rooms') or '',
 # then (name, limit) per limited set.
-# Returns {'ok'}, {'exists'} or {'limit', name}.
+# Returns {'ok'}, {'exists'} or {'limit', name[, ms until a start is allowed again]}.
+# A refused start is not counted in the rate: only admitted ones enter KEYS[4].
 ADMIT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists'}
 end
-for i = 4, #KEYS do
-  local j = 6 + 2 * (i - 3)
+for i = 5, #KEYS do
+  local j = 12 + 2 * (i - 5)
   if redis.call('SCARD', KEYS[i]) >= tonumber(ARGV[j + 1]) then
     return {'limit', ARGV[j]}
   end
@@ -27,16 +30,61 @@ end
 if ARGV[7] ~= '' then
   return {'limit', ARGV[7]}
 end
+local rate = tonumber(ARGV[8])
+local now = tonumber(ARGV[9])
+local window = tonumber(ARGV[10])
+if rate > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[4]) >= rate then
+    local oldest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+    return {'limit', 'start_rate', tostring(tonumber(oldest[2]) + window - now)}
+  end
+end
+if ARGV[11] ~= '' then
+  return {'limit', ARGV[11]}
+end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 for i = 2, 3 do
   redis.call('SADD', KEYS[i], ARGV[1])
   redis.call('EXPIRE', KEYS[i], ARGV[4])
 end
-for i = 4, #KEYS do
+for i = 5, #KEYS do
   redis.call('SADD', KEYS[i], ARGV[1])
+end
+if rate > 0 then
+  redis.call('ZADD', KEYS[4], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[4], window)
 end
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 return {'ok'}
+"""
+
+# KEYS[1] the user's slots of one kind (hash: slot id -> node id).
+# ARGV[1] slot id, ARGV[2] this node's id, ARGV[3] the cap, ARGV[4] the node keys' prefix.
+# Slots of nodes whose heartbeat key expired are dropped before counting (this node is
+# alive: it is the one asking). Returns 1 if the slot was claimed, 0 if the cap is reached.
+# The node keys are read by name, not passed as KEYS: the store is one Redis (or a
+# Sentinel-managed primary), never a cluster.
+CLAIM_SLOT = """
+local alive = {[ARGV[2]] = true}
+local count = 0
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  local node = fields[i + 1]
+  if alive[node] == nil then
+    alive[node] = redis.call('EXISTS', ARGV[4] .. node) == 1
+  end
+  if alive[node] then
+    count = count + 1
+  else
+    redis.call('HDEL', KEYS[1], fields[i])
+  end
+end
+if count >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
 """
 
 # KEYS[1] state, KEYS[2] the webhook outbox stream, KEYS[3 .. 2+ARGV[5]] sets that gain

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +33,7 @@ from recorder.state.connection import store_errors
 from recorder.state.events import StatusEvent, iso_utc, status_event
 from recorder.state.keys import KeySpace
 from recorder.state.nodes import NodeInfo
+from recorder.state.slots import UserSlots
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ DEFAULT_MAX_ATTEMPTS = 50
 _HEARTBEATS_TO_LIVE = 3
 _IMMUTABLE = ("recording_id", "room_id", "user_id")
 _LIST_CHUNK = 256  # states read per MGET while listing
+START_RATE_WINDOW_MS = 60_000
 
 Change = Callable[[RecordingState], RecordingState]
 
@@ -61,17 +65,21 @@ class StateStore:
         self._max_attempts = max_attempts
         self._admit = redis.register_script(scripts.ADMIT)
         self._update = redis.register_script(scripts.UPDATE)
+        self.slots = UserSlots(redis, keys)
 
     @property
     def keys(self) -> KeySpace:
         return self._keys
 
     async def admit(self, state: RecordingState, limits: Limits,
-                    cpu_refused: float | None = None) -> RecordingState:
+                    cpu_refused: float | None = None, *, starts_per_minute: int = 0,
+                    rooms_refused: int | None = None) -> RecordingState:
         """Write a new `pending` state (version 1) if no limit is reached, else LimitReached.
 
         `cpu_refused` is this node's CPU capacity when the start would exceed it: `cpu` is
-        named only if the shared limits, checked first (SPEC 4), all pass.
+        named only if the shared limits, checked first (SPEC 4), all pass. Then the user's
+        `starts_per_minute` (0: not limited, as for admins) and last `rooms_refused`, this
+        node's room cap when the start would open one room too many (docs/security.md).
         """
         if state.status is not Status.PENDING:
             raise ValueError(f"recording {state.recording_id}: admit needs a pending state")
@@ -83,7 +91,8 @@ class StateStore:
             "max_concurrent": k.active(),
         }
         ordered = limits.ordered()
-        script_keys = [k.state(new.recording_id), k.room(new.room_id), k.user(new.user_id)]
+        script_keys = [k.state(new.recording_id), k.room(new.room_id), k.user(new.user_id),
+                       k.starts(new.user_id)]
         script_keys += [limited[name] for name, _ in ordered]
         event = status_event(None, new, datetime.now(UTC))
         args: list[str | int] = [
@@ -94,6 +103,10 @@ class StateStore:
             k.events(),
             event.model_dump_json(),
             "" if cpu_refused is None else "cpu",
+            starts_per_minute,
+            round(time.time() * 1000),
+            START_RATE_WINDOW_MS,
+            "" if rooms_refused is None else "max_rooms",
         ]
         for name, limit in ordered:
             args += [name, limit]
@@ -105,10 +118,8 @@ class StateStore:
         if result[0] == "exists":
             raise InvalidInput(f"recording {new.recording_id} already exists")
         if result[0] == "limit":
-            name = str(result[1])
-            value = dict(ordered).get(name) or cpu_refused or 0.0
-            logger.info("recording %s refused: %s (%g) reached", new.recording_id, name, value)
-            raise LimitReached(name, value)
+            raise self._refusal(new, str(result[1]), result[2:], dict(ordered), cpu_refused,
+                                starts_per_minute, rooms_refused)
         logger.info(
             "recording %s admitted (room %s, user %s, node %s)",
             new.recording_id,
@@ -117,6 +128,21 @@ class StateStore:
             new.node_id,
         )
         return new
+
+    @staticmethod
+    def _refusal(new: RecordingState, name: str, extra: list[Any], shared: dict[str, int],
+                 cpu_refused: float | None, starts_per_minute: int,
+                 rooms_refused: int | None) -> LimitReached:
+        values: dict[str, float] = {**shared, "cpu": cpu_refused or 0.0,
+                                    "start_rate": starts_per_minute,
+                                    "max_rooms": rooms_refused or 0}
+        value = values.get(name, 0.0)
+        logger.info("recording %s refused: %s (%g) reached", new.recording_id, name, value)
+        if name == "start_rate" and extra:  # the oldest counted start leaves the window then
+            seconds = math.ceil(float(extra[0]) / 1000)
+            return LimitReached(name, value,
+                                retry_after=min(START_RATE_WINDOW_MS // 1000, max(1, seconds)))
+        return LimitReached(name, value)
 
     async def get(self, recording_id: str) -> RecordingState:
         with store_errors():
