@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ from recorder.core.errors import Unauthorized
 
 DEV_SECRET_FILE = ".dev-jwt-secret"
 LEEWAY_SECONDS = 10  # clock skew tolerated between the token issuer and this node
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*")
 
 PublicKey = (
     rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
@@ -107,12 +109,20 @@ class Authenticator:
 
 
 def _bearer_token(authorization: str | None) -> str:
+    """The token of a `Bearer` header, in the compact JWS form (RFC 7515 section 7.1).
+
+    Checked here because the header is whatever a client sent (aiohttp hands undecodable
+    bytes on as lone surrogates) and the JWT library fails on non-ASCII text with errors
+    that are not its own."""
     if not authorization:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <jwt>)")
     scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Unauthorized("the Authorization header must be 'Bearer <jwt>'")
-    return token.strip()
+    if not _COMPACT_JWS.fullmatch(token):
+        raise Unauthorized("malformed token: not three base64url segments")
+    return token
 
 
 def _caller(claims: dict[str, Any]) -> Caller:
