@@ -27,6 +27,7 @@ from recorder.core.errors import Unauthorized
 
 DEV_SECRET_FILE = ".dev-jwt-secret"
 LEEWAY_SECONDS = 10  # clock skew tolerated between the token issuer and this node
+MAX_CLAIM_CHARS = 512
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*")
 
 PublicKey = (
@@ -125,17 +126,23 @@ def _bearer_token(authorization: str | None) -> str:
     return token
 
 
+def _is_text(value: object) -> bool:
+    """A non-empty, printable string of sane length: `sub` ends up in Redis keys and logs,
+    and a lone surrogate or a control character cannot go there."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_CLAIM_CHARS and value.isprintable()
+
+
 def _caller(claims: dict[str, Any]) -> Caller:
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub:
-        raise Unauthorized("claim 'sub' must be a non-empty string")
+    if not _is_text(sub):
+        raise Unauthorized(f"claim 'sub' must be a printable string of 1 to "
+                           f"{MAX_CLAIM_CHARS} characters")
+    assert isinstance(sub, str)
     role = claims.get("role")
     if role is not None and not isinstance(role, str):
         raise Unauthorized("claim 'role' must be a string")
     rooms = claims.get("rooms")
-    if rooms is not None and (
-        not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms)
-    ):
+    if rooms is not None and (not isinstance(rooms, list) or not all(map(_is_text, rooms))):
         raise Unauthorized("claim 'rooms' must be a list of room ids")
     return Caller(
         user_id=sub,
