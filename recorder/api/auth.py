@@ -181,7 +181,7 @@ def load_or_create_dev_secret(storage_dir: Path) -> str:
     Created with O_EXCL and mode 0600 so two processes starting together agree on one secret
     and no other user can read it; `recorderctl token` reads the same file.
     """
-    storage_dir.mkdir(parents=True, exist_ok=True)
+    storage_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = storage_dir / DEV_SECRET_FILE
     for _ in range(50):
         with contextlib.suppress(FileNotFoundError):
