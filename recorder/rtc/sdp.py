@@ -28,6 +28,9 @@ from recorder.core.errors import InvalidInput, Unprocessable
 
 MAX_OFFER_BYTES = 64 * 1024
 """An SDP offer with a handful of sections is a few kilobytes; far beyond that is abuse."""
+MAX_SECTIONS = 16
+"""A camera, a microphone and a screen are three; every section not bundled costs the peer
+its own ICE transport and sockets."""
 
 _LINE = re.compile(r"^[a-z]=[^\x00-\x08\x0a-\x1f\x7f]*$")
 _SENDING = ("sendrecv", "sendonly")
@@ -69,6 +72,8 @@ def check_offer(text: str) -> Offer:
         raise InvalidInput(f"SDP offer cannot be parsed: {type(exc).__name__}") from exc
     if not session.media:
         raise Unprocessable("SDP offer has no media section")
+    if len(session.media) > MAX_SECTIONS:
+        raise InvalidInput(f"SDP offer has more than {MAX_SECTIONS} media sections")
     _check_mids(session)
     section_setups = _section_setups(lines)
     setups: set[str] = set()

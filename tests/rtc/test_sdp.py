@@ -148,11 +148,14 @@ def test_data_channel_only_offer_is_accepted() -> None:
         (DATA_CHANNEL_OFFER + DATA_CHANNEL_OFFER[DATA_CHANNEL_OFFER.index("m="):]
          .replace("a=mid:0", "a=mid:1"), 422, "more than one data channel"),
         (CHROMIUM_OFFER.replace("s=-", "s=\x00"), 400, "malformed line"),
+        (DATA_CHANNEL_OFFER.replace("a=group:BUNDLE 0\r\n", "") + "".join(
+            DATA_CHANNEL_OFFER[DATA_CHANNEL_OFFER.index("m="):].replace("a=mid:0", f"a=mid:{i}")
+            for i in range(1, 17)), 400, "more than 16 media sections"),
     ],
     ids=["text-section", "bundle-unknown-mid", "duplicate-mid", "no-direction",
          "unknown-fingerprint-algorithm", "fmtp-without-value", "no-sctp-port",
          "sctp-port-out-of-range", "application-not-data-channel", "two-data-channels",
-         "control-character"],
+         "control-character", "seventeen-sections"],
 )
 def test_offers_aiortc_would_fail_on_are_refused_first(text: str, status: int,
                                                          says: str) -> None:
