@@ -20,6 +20,7 @@ from recorder.api.app import build_app
 from recorder.api.auth import Authenticator, load_or_create_dev_secret, mint_token
 from recorder.api.metrics import Metrics
 from recorder.config.settings import Settings, SettingsError, load_settings
+from recorder.config.storage import prepare_storage
 from recorder.core.errors import Unavailable
 from recorder.logs import configure_logging
 from recorder.notify import Notifier
@@ -88,14 +89,15 @@ def _authenticator(settings: Settings) -> tuple[Authenticator, str | None]:
         raise SettingsError(
             "invalid setting RECORDER_JWT_SECRET: required (or RECORDER_JWT_PUBLIC_KEY) when "
             f"RECORDER_HOST={settings.host} is not a loopback address")
-    settings.storage.mkdir(parents=True, exist_ok=True)
+    prepare_storage(settings.storage, holds_secret=True)
     secret = load_or_create_dev_secret(settings.storage)
     return Authenticator(settings, dev_secret=secret), secret
 
 
 async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -> int:
     restrict_host_addresses(settings.ice_host_addresses)
-    settings.storage.mkdir(parents=True, exist_ok=True)
+    if dev_secret is None:  # else prepared with the secret, in _authenticator
+        prepare_storage(settings.storage, holds_secret=False)
     redis = await connect(settings.redis_url)
     store = StateStore(redis, KeySpace(settings.key_prefix), settings.state_ttl_seconds,
                        settings.index_ttl_seconds, webhooks=settings.webhook_routing)

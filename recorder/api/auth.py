@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterable
@@ -26,6 +27,8 @@ from recorder.core.errors import Unauthorized
 
 DEV_SECRET_FILE = ".dev-jwt-secret"
 LEEWAY_SECONDS = 10  # clock skew tolerated between the token issuer and this node
+MAX_CLAIM_CHARS = 512
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*")
 
 PublicKey = (
     rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
@@ -107,25 +110,39 @@ class Authenticator:
 
 
 def _bearer_token(authorization: str | None) -> str:
+    """The token of a `Bearer` header, in the compact JWS form (RFC 7515 section 7.1).
+
+    Checked here because the header is whatever a client sent (aiohttp hands undecodable
+    bytes on as lone surrogates) and the JWT library fails on non-ASCII text with errors
+    that are not its own."""
     if not authorization:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <jwt>)")
     scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Unauthorized("the Authorization header must be 'Bearer <jwt>'")
-    return token.strip()
+    if not _COMPACT_JWS.fullmatch(token):
+        raise Unauthorized("malformed token: not three base64url segments")
+    return token
+
+
+def _is_text(value: object) -> bool:
+    """A non-empty, printable string of sane length: `sub` ends up in Redis keys and logs,
+    and a lone surrogate or a control character cannot go there."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_CLAIM_CHARS and value.isprintable()
 
 
 def _caller(claims: dict[str, Any]) -> Caller:
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub:
-        raise Unauthorized("claim 'sub' must be a non-empty string")
+    if not _is_text(sub):
+        raise Unauthorized(f"claim 'sub' must be a printable string of 1 to "
+                           f"{MAX_CLAIM_CHARS} characters")
+    assert isinstance(sub, str)
     role = claims.get("role")
     if role is not None and not isinstance(role, str):
         raise Unauthorized("claim 'role' must be a string")
     rooms = claims.get("rooms")
-    if rooms is not None and (
-        not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms)
-    ):
+    if rooms is not None and (not isinstance(rooms, list) or not all(map(_is_text, rooms))):
         raise Unauthorized("claim 'rooms' must be a list of room ids")
     return Caller(
         user_id=sub,
@@ -164,7 +181,7 @@ def load_or_create_dev_secret(storage_dir: Path) -> str:
     Created with O_EXCL and mode 0600 so two processes starting together agree on one secret
     and no other user can read it; `recorderctl token` reads the same file.
     """
-    storage_dir.mkdir(parents=True, exist_ok=True)
+    storage_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = storage_dir / DEV_SECRET_FILE
     for _ in range(50):
         with contextlib.suppress(FileNotFoundError):

@@ -88,8 +88,11 @@ def install(app: web.Application, locator: Locator) -> None:
 
 
 async def elsewhere(request: web.Request, locate: Locate, redirect: bool,
-                    body_limit: int) -> web.StreamResponse | None:
-    """The owner's answer when the request belongs to another node, else None (act here)."""
+                    body_limit: int, body: bytes | None = None) -> web.StreamResponse | None:
+    """The owner's answer when the request belongs to another node, else None (act here).
+
+    `body` is the request's body when the route has read it already (else it is read here,
+    within `body_limit`, only when the request is forwarded)."""
     locator = request.app.get(LOCATOR)
     if locator is None:
         return None
@@ -107,7 +110,8 @@ async def elsewhere(request: web.Request, locate: Locate, redirect: bool,
                     owner.node_id)
         request.app[METRICS].request_forwarded("redirect")
         raise web.HTTPTemporaryRedirect(target)
-    body = await read_body(request, body_limit) if request.body_exists else b""
+    if body is None:
+        body = await read_body(request, body_limit) if request.body_exists else b""
     request.app[METRICS].request_forwarded("forward")
     return await forward(request, owner, target, body, locator.node_id)
 

@@ -55,6 +55,7 @@ class Route:
     body: type[BaseModel] | None = None  # an optional JSON body
     text_body: str | None = None  # media type of a required text body (WHIP's SDP)
     text_example: str | None = None  # documented example of that body
+    text_check: Callable[[str], object] | None = None  # refuses a bad text body (raises)
     response: type[BaseModel] | None = None  # the JSON success body
     response_media: tuple[str, ...] = ("application/json",)  # (): no body
     success: int = 200
@@ -103,15 +104,19 @@ def _guard(route: Route) -> Handler:
             request[CALLER].check_room(request.match_info["room_id"])
         if route.query is not None:
             request[QUERY] = parse_query(request, route.query)
+        text: str | None = None
+        if route.text_body is not None:
+            # read and checked first: a bad offer claims no room and takes no hop
+            text = request[TEXT] = await read_text(request, route.text_body, SDP_LIMIT)
+            if route.text_check is not None:
+                route.text_check(text)
         if route.locate is not None:
-            limit = SDP_LIMIT if route.text_body is not None else JSON_LIMIT
-            moved = await elsewhere(request, route.locate, route.redirect, limit)
+            moved = await elsewhere(request, route.locate, route.redirect, JSON_LIMIT,
+                                    None if text is None else text.encode())
             if moved is not None:
                 return moved
         if route.body is not None:
             request[BODY] = await read_json(request, route.body, JSON_LIMIT)
-        if route.text_body is not None:
-            request[TEXT] = await read_text(request, route.text_body, SDP_LIMIT)
         return await route.handler(request)
 
     guarded.__name__ = route.operation_id

@@ -20,6 +20,7 @@ from recorder.api.forwarding import by_room, by_session
 from recorder.api.routing import Route, caller_of, query_of, text_of
 from recorder.config.settings import IceServer
 from recorder.core.errors import LimitReached
+from recorder.rtc.sdp import check_offer
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +28,11 @@ SDP = "application/sdp"
 ROOM = "/whip/{room_id}"
 SESSION = ROOM + "/{session_id}"
 OFFER_EXAMPLE = (
-    "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
-    "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=setup:actpass\r\n"
-    "a=rtpmap:96 VP8/90000\r\na=sendonly\r\n"
+    "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+    "a=ice-ufrag:Ex4m\r\na=ice-pwd:example0example0example0\r\n"
+    "a=fingerprint:sha-256 " + ":".join(["5A"] * 32) + "\r\na=setup:actpass\r\n"
+    "a=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\na=sendonly\r\n"
 )
 
 
@@ -104,11 +107,14 @@ async def options(request: web.Request) -> web.StreamResponse:
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", ROOM, publish, "whipPublish", "Publish media to a room (WHIP)", "whip",
-          query=WhipQuery, text_body=SDP, text_example=OFFER_EXAMPLE, response_media=(SDP,),
+          query=WhipQuery, text_body=SDP, text_example=OFFER_EXAMPLE, text_check=check_offer,
+          response_media=(SDP,),
           success=201,
           success_headers=("Location", "ETag", "Link"), errors=(403, 404, 422, 429, 503),
           locate=by_room, redirect=True,
-          description="Body: an SDP offer. `?role=screen` marks a screen share. A room "
+          description="Body: an SDP offer. `?role=screen` marks a screen share. An offer "
+          "that cannot be parsed or negotiated is 400; one with neither audio or video in a "
+          "codec this node takes nor a data channel is 422. A room "
           "another node owns: 307 to that node, or, with an `Origin` header (browsers), "
           "the request is forwarded there and its answer returned."),
     Route("DELETE", SESSION, unpublish, "whipUnpublish", "End a WHIP session", "whip",

@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from typing import Any
 
 import jwt
@@ -36,15 +37,22 @@ class Expired(SignatureError):
 
 # ---- Stream's webhook ----------------------------------------------------------------------
 
+_SIGNATURE_TIME = re.compile(r"[0-9]{1,12}")
+_SIGNATURE_HEX = re.compile(r"[0-9a-fA-F]{64}")
+
+
 def parse_stream_signature(header: str) -> tuple[int, str]:
+    """`time` and `sig1` of the header, both ASCII: the header is whatever a client sent,
+    and a non-ASCII digit or hex letter would pass str.isdigit() but not int() or
+    hmac.compare_digest()."""
     fields: dict[str, str] = {}
     for part in header.split(","):
         name, sep, value = part.strip().partition("=")
         if sep:
             fields[name.strip()] = value.strip()
     raw_time, sig = fields.get("time", ""), fields.get("sig1", "")
-    if not raw_time.isdigit() or not sig:
-        raise SignatureError("Webhook-Signature must be 'time=<unix>,sig1=<hex>'")
+    if not _SIGNATURE_TIME.fullmatch(raw_time) or not _SIGNATURE_HEX.fullmatch(sig):
+        raise SignatureError("Webhook-Signature must be 'time=<unix>,sig1=<hex SHA-256>'")
     return int(raw_time), sig
 
 

@@ -28,9 +28,10 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from recorder.core.errors import InvalidInput, Unprocessable
+from recorder.core.errors import InvalidInput, Unavailable, Unprocessable
 from recorder.media.encoded import EncodedFrame
 from recorder.rtc import taps
 from recorder.rtc.sdp import Offer, check_offer
@@ -102,17 +103,20 @@ class PublisherPeer:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as exc:
+        except (ValueError, OperationError) as exc:  # what aiortc says of an offer it refuses
             await self.close()
-            if isinstance(exc, ValueError):
-                raise InvalidInput(f"offer refused: {exc}") from exc
-            raise Unprocessable(f"offer refused: {type(exc).__name__}: {exc}") from exc
-        except BaseException:  # cancelled: the peer must not outlive the request
+            if isinstance(exc, OperationError):  # no codec in common
+                raise Unprocessable(f"offer refused: {exc}") from exc
+            raise InvalidInput(f"offer refused: {exc}") from exc
+        except InvalidStateError as exc:  # closed under our feet: the room is closing
+            await self.close()
+            raise Unavailable("the publisher closed while its offer was answered") from exc
+        except BaseException:  # a bug, or cancelled: the peer must not outlive the request
             self._begin_close()
             raise
         self._spawn(self._watch_connect())
-        logger.info("%s: answered a %s offer with %d media", self._log, offer.setup,
-                    len(offer.media))
+        logger.info("%s: answered a %s offer with %d media%s", self._log, offer.setup,
+                    len(offer.media), " and a data channel" if offer.data_channel else "")
         return str(pc.localDescription.sdp)
 
     async def close(self) -> None:

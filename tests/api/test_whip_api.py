@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from recorder.api.whip import OFFER_EXAMPLE
 from tests.api.conftest import ALLOWED_ORIGIN, Client, bearer, problem_of
 from tests.api.fakes import ANSWER_SDP, FakeService
 
 WHIP = "/whip/room-1"
-OFFER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n" \
-        "a=rtpmap:96 VP8/90000\r\n"
+OFFER = OFFER_EXAMPLE  # complete: the edge checks every offer before the service sees it
 SDP = {"Content-Type": "application/sdp"}
+PCMU_ONLY = OFFER.replace("m=video 9 UDP/TLS/RTP/SAVPF 96", "m=audio 9 UDP/TLS/RTP/SAVPF 0") \
+    .replace("a=rtpmap:96 VP8/90000", "a=rtpmap:0 PCMU/8000")
 
 
 async def test_publish_answers_with_location_etag_and_ice_servers(
@@ -64,8 +66,11 @@ async def test_an_offer_that_is_not_application_sdp_is_415(
         pytest.param(b"", 400, id="empty"),
         pytest.param(b"\xff\xfe not utf-8", 400, id="not-utf8"),
         pytest.param(b"hello", 400, id="not-sdp"),  # the service finds no SDP in it
-        pytest.param(b"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\n", 422,
-                     id="no-usable-codec"),
+        pytest.param(b"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\n", 400,
+                     id="no-origin-no-ice"),
+        pytest.param(PCMU_ONLY.encode(), 422, id="no-usable-codec"),
+        pytest.param(OFFER.replace("m=video", "m=text").encode(), 422, id="text-section"),
+        pytest.param(OFFER.replace("BUNDLE 0", "BUNDLE 7").encode(), 400, id="bundle-unknown-mid"),
         pytest.param(b"v=0\r\n" + b"a=x\r\n" * ((300 << 10) // 5), 413, id="oversized"),
     ],
 )

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from recorder.api.whip import OFFER_EXAMPLE
 from tests.nodes.helpers import call, metrics, node_settings, room_url, wait_status
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.media import probe
@@ -46,7 +47,7 @@ async def test_whip_post_without_origin_is_redirected_to_the_owner(
                                      video=(320, 240)):
                 pass
         assert refused.value.status == 307
-        async with http.post(f"{b.url}/whip/{room}?role=screen", data=b"v=0\r\n",
+        async with http.post(f"{b.url}/whip/{room}?role=screen", data=OFFER_EXAMPLE,
                              headers={**headers, "Content-Type": "application/sdp"},
                              allow_redirects=False) as resp:
             assert resp.status == 307

@@ -10,7 +10,8 @@ import pytest
 from recorder.core.errors import InvalidInput, RecorderError, Unprocessable
 from recorder.rtc.sdp import check_offer
 
-CHROMIUM_OFFER = (Path(__file__).parent / "data" / "chromium_offer.sdp").read_bytes().decode()
+DATA = Path(__file__).parent / "data"
+CHROMIUM_OFFER = (DATA / "chromium_offer.sdp").read_bytes().decode()
 
 # The shape of FFmpeg's WHIP muxer offer: passive, no candidates, H.264 + Opus.
 FFMPEG_LIKE_OFFER = "\r\n".join([
@@ -119,16 +120,49 @@ def test_offers_without_usable_media_are_422(text: str, says: str) -> None:
     assert says in caught.value.detail
 
 
-def test_data_channel_only_offer_is_422() -> None:
-    text = "\r\n".join([
-        "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0",
-        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel", "c=IN IP4 0.0.0.0",
-        "a=ice-ufrag:abcd", "a=ice-pwd:0123456789abcdef01234567",
-        "a=fingerprint:sha-256 " + ":".join(["CD"] * 32), "a=setup:actpass", "a=mid:0",
-        "a=sctp-port:5000", "",
-    ])
-    with pytest.raises(Unprocessable):
+DATA_CHANNEL_OFFER = (DATA / "datachannel_offer.sdp").read_bytes().decode()  # aiortc's
+
+
+def test_data_channel_only_offer_is_accepted() -> None:
+    offer = check_offer(DATA_CHANNEL_OFFER)
+    assert offer.data_channel
+    assert offer.media == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "says"),
+    [
+        # aiortc skips an unknown kind, then fails on it in createAnswer (was a 500)
+        (CHROMIUM_OFFER.replace("m=audio", "m=text", 1), 422, "'text' media"),
+        # a BUNDLE group naming no section leaves aiortc's sections without a transport
+        (CHROMIUM_OFFER.replace("BUNDLE 0 1", "BUNDLE 5 1"), 400, "BUNDLE"),
+        (CHROMIUM_OFFER.replace("a=mid:1", "a=mid:0"), 400, "share one a=mid"),
+        (CHROMIUM_OFFER.replace("a=sendonly\r\n", ""), 400, "a=sendonly"),
+        (CHROMIUM_OFFER.replace("sha-256", "md5"), 400, "DTLS fingerprint"),
+        (CHROMIUM_OFFER.replace("level-asymmetry-allowed=1;packetization-mode=1",
+                                "packetization-mode"), 400, "a=fmtp"),
+        (DATA_CHANNEL_OFFER.replace("a=sctp-port:5000\r\n", ""), 400, "sctp-port"),
+        (DATA_CHANNEL_OFFER.replace("a=sctp-port:5000", "a=sctp-port:70000"), 400, "sctp-port"),
+        (DATA_CHANNEL_OFFER.replace("UDP/DTLS/SCTP webrtc-datachannel", "RTP/AVP 0"), 422,
+         "not a data channel"),
+        (DATA_CHANNEL_OFFER + DATA_CHANNEL_OFFER[DATA_CHANNEL_OFFER.index("m="):]
+         .replace("a=mid:0", "a=mid:1"), 422, "more than one data channel"),
+        (CHROMIUM_OFFER.replace("s=-", "s=\x00"), 400, "malformed line"),
+        (DATA_CHANNEL_OFFER.replace("a=group:BUNDLE 0\r\n", "") + "".join(
+            DATA_CHANNEL_OFFER[DATA_CHANNEL_OFFER.index("m="):].replace("a=mid:0", f"a=mid:{i}")
+            for i in range(1, 17)), 400, "more than 16 media sections"),
+    ],
+    ids=["text-section", "bundle-unknown-mid", "duplicate-mid", "no-direction",
+         "unknown-fingerprint-algorithm", "fmtp-without-value", "no-sctp-port",
+         "sctp-port-out-of-range", "application-not-data-channel", "two-data-channels",
+         "control-character", "seventeen-sections"],
+)
+def test_offers_aiortc_would_fail_on_are_refused_first(text: str, status: int,
+                                                         says: str) -> None:
+    with pytest.raises(RecorderError) as caught:
         check_offer(text)
+    assert caught.value.status == status, caught.value.detail
+    assert says in caught.value.detail
 
 
 def test_refusals_are_recorder_errors_never_crashes() -> None:
