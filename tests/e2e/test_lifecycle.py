@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -136,7 +135,7 @@ async def test_max_duration_stops_the_recording_with_its_reason(
         final = await wait_status(http, base, headers, {"completed", "failed"}, within=30)
     assert final["status"] == "completed", final
     assert final["stop_reason"] == "max_duration"
-    info = probe(Path(final["local_path"]) / final["file_name"])
+    info = probe(node.storage / final["recording_id"] / final["file_name"])
     assert abs(info.duration - 2.0) < 0.5, info
     stored = json.loads(await clean_redis.get(f"{PREFIX}state:{state['recording_id']}") or "null")
     assert stored["status"] == "completed"
@@ -160,7 +159,7 @@ async def test_a_long_pause_stops_the_recording_and_keeps_the_file(
     assert final["status"] == "completed", final
     assert final["stop_reason"] == "max_pause"
     assert (final["paused_seconds"]) >= 2
-    info = probe(Path(final["local_path"]) / final["file_name"])
+    info = probe(node.storage / final["recording_id"] / final["file_name"])
     assert abs(info.duration - 1.5) < 0.5, info
 
 
@@ -183,5 +182,5 @@ async def test_a_publisher_that_leaves_ends_the_recording_with_no_media(
         final = await wait_status(http, base, headers, {"completed", "failed"}, within=30)
     assert final["status"] == "completed", final
     assert final["stop_reason"] == "no_media"
-    info = probe(Path(final["local_path"]) / final["file_name"])
+    info = probe(node.storage / final["recording_id"] / final["file_name"])
     assert info.duration >= 1.5, info
