@@ -46,82 +46,169 @@ def _split_csv(value: Any) -> Any:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+    """Every setting, with what it means: docs/configuration.md is generated from the
+    docstrings below (`python -m recorder.reference`)."""
 
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid",
+                                      use_attribute_docstrings=True)
+
+    # ---- the node ----
     redis_url: str = "embedded"
+    """`embedded` (fakeredis inside recorderd: one node, nothing survives a restart but the
+    files) or a `redis://`, `rediss://` or `unix://` URL."""
     host: str = "127.0.0.1"
+    """Address of the control API, WHIP and the page."""
     port: int = Field(8080, ge=0, le=65535)
+    """Port of the control API, WHIP and the page."""
     public_url: str | None = None
+    """How other nodes and clients reach this node (redirects and forwarding)."""
     node_id: str | None = None
+    """This node's name in Redis; a restarted node must keep it to finish its recordings."""
     storage_dir: Path | None = None
+    """Where recordings are written (created 0700)."""
 
-    jwt_secret: str | None = None
+    # ---- tokens ----
+    jwt_secret: str | None = Field(None, repr=False)
+    """HS256 secret of the tokens. Without it or a public key, recorderd keeps a development
+    secret in `{storage_dir}/.dev-jwt-secret` and binds loopback only."""
     jwt_public_key: str | None = None
+    """PEM (text or path) verifying RS256, ES256 or EdDSA tokens instead of a secret."""
     jwt_algorithms: Annotated[list[str], NoDecode] = ["HS256"]
+    """Allowed algorithms, comma-separated; `none` is never accepted."""
     jwt_audience: str | None = None
+    """Checked against the token's `aud` when set."""
     jwt_issuer: str | None = None
+    """Checked against the token's `iss` when set."""
 
+    # ---- limits ----
     max_concurrent: int = Field(10, ge=1)
+    """Active recordings across all nodes sharing the Redis (429 `max_concurrent`)."""
     max_per_user: int = Field(3, ge=1)
+    """Active recordings of one user (429 `max_per_user`)."""
     max_per_room: int = Field(1, ge=1)
+    """Active recordings of one room (429 `max_per_room`)."""
     max_duration_seconds: int = Field(7200, ge=1)
+    """Media time (pauses excluded) at which a recording stops itself; a start may ask less."""
     max_pause_seconds: int = Field(1800, ge=1)
+    """A recording paused this long stops itself."""
     no_media_timeout_seconds: float = Field(60, gt=0)
+    """No frame from any source this long while pending or recording: a pending recording
+    fails, a recording one stops with what it has."""
     max_publishers_per_room: int = Field(16, ge=1)
-    # caps of what one user (admins spared) or one node may hold: docs/security.md "Caps"
+    """WHIP publishers one room accepts (503 beyond)."""
     max_publishers_per_user: int = Field(4, ge=1)
+    """Live WHIP sessions of one user, cluster-wide; admins spared (429, docs/security.md)."""
     max_watchers_per_user: int = Field(8, ge=1)
+    """Live-status streams of one user, cluster-wide; admins spared (429)."""
     starts_per_user_per_minute: int = Field(30, ge=1)
+    """Starts of one user admitted in the last 60 s, cluster-wide; admins spared (429)."""
     max_rooms: int = Field(64, ge=1)
+    """Rooms one node hosts (429 `max_rooms`)."""
     whip_connect_timeout_seconds: float = Field(15, gt=0)
+    """A WHIP session not connected (ICE and DTLS) by then is closed and its slot freed."""
     default_format: Format = Format.WEBM
+    """Format of a start that names none: webm, mp4 or mkv."""
     default_quality: Quality = Quality.MEDIUM
+    """Quality of a start that names none: low, medium, high, ultra or source."""
 
+    # ---- the store ----
     key_prefix: str = "webrtc:recording:"
+    """Prefix of every Redis key."""
     state_ttl_seconds: int = Field(604800, ge=1)
+    """How long a recording's state is kept after its last write."""
     index_ttl_seconds: int = Field(86400, ge=1)
+    """How long the room and user indexes are kept after their last addition."""
     heartbeat_seconds: float = Field(5, gt=0)
+    """The node's `node:` key is written this often and lives three heartbeats."""
     drain_seconds: float = Field(60, ge=0)
+    """SIGTERM: how long active recordings get to finalise before recorderd exits."""
     orphan_timeout_seconds: float = Field(60, gt=0)
-    cpu_capacity: float | None = Field(None, gt=0)  # None: the machine's CPU count
-    deferred_concurrency: int = Field(1, ge=1)
-    room_processes: bool = True  # rooms in child processes (False: in recorderd)
-    # rooms one child process may host: 1, each room alone; more, rooms share processes
-    # once every core has one (cheaper per light stream; a crash takes down more rooms)
-    rooms_per_process: int = Field(1, ge=1)
+    """How long after a node's heartbeat is gone another node takes over its recordings."""
 
-    upload_target: UploadTarget = UploadTarget.NONE
-    s3_bucket: str | None = None
-    s3_prefix: str = "webrtc-recordings/"
-    s3_endpoint_url: str | None = None
-    s3_region: str | None = None
-    s3_part_bytes: int = Field(8 * MIB, ge=MIN_PART_BYTES)
-    cf_account_id: str | None = None
-    cf_api_token: str | None = Field(None, repr=False)
-    cf_api_base: str = "https://api.cloudflare.com/client/v4"
-    cf_stream_key_id: str | None = None
-    cf_stream_key_pem: str | None = Field(None, repr=False)
-    cf_stream_customer_code: str | None = None
-    cf_webhook_secret: str | None = Field(None, repr=False)
-    cf_realtime_app_id: str | None = None
-    cf_realtime_app_secret: str | None = Field(None, repr=False)
-    cf_realtime_api_base: str = "https://rtc.live.cloudflare.com/v1"
-    tus_chunk_bytes: int = Field(52428800, ge=MIN_PART_BYTES)
-    job_claim_seconds: float = Field(300, gt=0)
-    keep_local_after_upload: bool = False
-    retention_days: float = Field(7, ge=0)
-    upload_retry_attempts: int = Field(10, ge=1)
-    upload_retry_max_seconds: float = Field(60, gt=0)
+    # ---- media and rooms ----
+    cpu_capacity: float | None = Field(None, gt=0)
+    """Cores this node may spend on live media; CPU admission refuses past it (429 `cpu`)."""
+    deferred_concurrency: int = Field(1, ge=1)
+    """Deferred transcodes run at once on this node, at the lowest CPU priority."""
+    room_processes: bool = True
+    """Rooms run in child processes; `false` keeps them inside recorderd (one core, no crash
+    isolation)."""
+    rooms_per_process: int = Field(1, ge=1)
+    """Rooms one child process may host once every core has one: 1, a process per room;
+    more, rooms share processes (cheaper per light stream, a crash takes down more rooms)."""
     ice_servers: list[IceServer] = []
+    """JSON list of `{urls, username, credential}`, used by every peer and announced to WHIP
+    publishers in `Link` headers."""
     ice_host_addresses: Annotated[list[str], NoDecode] = []
+    """Addresses to gather host candidates on, comma-separated; empty: every interface
+    (`127.0.0.1` keeps WebRTC on loopback, as the tests do)."""
     cors_origins: Annotated[list[str], NoDecode] = []
+    """Origins whose pages may call WHIP and the API from a browser, comma-separated."""
+    pull_allowed_urls: Annotated[list[str], NoDecode] = []
+    """`scheme://host[:port][/path]` entries a `whep` source must match, comma-separated;
+    empty: `whep` sources are refused (docs/security.md)."""
+
+    # ---- uploads ----
+    upload_target: UploadTarget = UploadTarget.NONE
+    """Default upload target: `none`, `s3` or `cloudflare_stream` (a start may choose)."""
+    s3_bucket: str | None = None
+    """Bucket of target `s3`; credentials come from boto3's usual chain."""
+    s3_prefix: str = "webrtc-recordings/"
+    """Objects are `{prefix}{room_id}/{recording_id}/{file_name}`."""
+    s3_endpoint_url: str | None = None
+    """An S3-compatible store's endpoint (R2, MinIO); none: AWS."""
+    s3_region: str | None = None
+    """The bucket's region."""
+    s3_part_bytes: int = Field(8 * MIB, ge=MIN_PART_BYTES)
+    """Multipart part size (at least 5 MiB; grown so a file fits in 10,000 parts)."""
+    cf_account_id: str | None = None
+    """Cloudflare account of target `cloudflare_stream`."""
+    cf_api_token: str | None = Field(None, repr=False)
+    """Cloudflare API token with Stream Write."""
+    cf_api_base: str = "https://api.cloudflare.com/client/v4"
+    """Cloudflare API base URL."""
+    cf_stream_key_id: str | None = None
+    """Stream signing key id; with the PEM, videos require signed URLs, signed locally."""
+    cf_stream_key_pem: str | None = Field(None, repr=False)
+    """Stream signing key (PEM, or the base64 PEM Stream's key API returns)."""
+    cf_stream_customer_code: str | None = None
+    """`customer-{code}.cloudflarestream.com` of playback URLs and webhooks' `streamUrl`."""
+    cf_webhook_secret: str | None = Field(None, repr=False)
+    """Verifies Stream's own webhook (besides a secret registered through the admin route)."""
+    cf_realtime_app_id: str | None = None
+    """Cloudflare Realtime SFU app of `cloudflare` sources (a start's default `app_id`)."""
+    cf_realtime_app_secret: str | None = Field(None, repr=False)
+    """That app's secret."""
+    cf_realtime_api_base: str = "https://rtc.live.cloudflare.com/v1"
+    """Cloudflare Realtime API base URL."""
+    tus_chunk_bytes: int = Field(52428800, ge=MIN_PART_BYTES)
+    """tus chunk size for Stream: a multiple of 256 KiB, at least 5 MiB."""
+    job_claim_seconds: float = Field(300, gt=0)
+    """An upload job idle this long (its worker died) is claimed by another worker."""
+    keep_local_after_upload: bool = False
+    """Keep local files after a verified upload."""
+    retention_days: float = Field(7, ge=0)
+    """Folders marked `.uploaded` are removed after this; nothing else ever is."""
+    upload_retry_attempts: int = Field(10, ge=1)
+    """Tries of one upload step (a part, a chunk, an API call)."""
+    upload_retry_max_seconds: float = Field(60, gt=0)
+    """Longest backoff wait between two tries."""
+
+    # ---- webhooks and signed URLs ----
     webhook_url: str | None = None
+    """Where status-change webhooks go."""
     webhook_secret: str | None = Field(None, repr=False)
+    """`whsec_` + base64 (at least 16 bytes); required when a URL or allow-list is set."""
     webhook_retry_schedule: str = DEFAULT_SCHEDULE
+    """Seconds before each attempt, after the previous one; its length is the attempts."""
     webhook_allowed_urls: Annotated[list[str], NoDecode] = []
-    pull_allowed_urls: Annotated[list[str], NoDecode] = []  # empty: no `whep` source
+    """Entries a start's own `webhook_url` must match, as RECORDER_PULL_ALLOWED_URLS; empty:
+    a start's `webhook_url` is refused."""
     webhook_timeout_seconds: float = Field(15, gt=0)
+    """One delivery attempt's time limit."""
     url_signing_secret: str | None = Field(None, repr=False)
+    """HMAC key of signed file URLs (the same on every node); default: the JWT or development
+    secret; required with a public-key JWT setup."""
 
     @field_validator("jwt_algorithms", "ice_host_addresses", "cors_origins",
                      "webhook_allowed_urls", "pull_allowed_urls", mode="before")
