@@ -1,1 +1,1 @@
-"""`recorder-worker`: stores finished recordings in S3 or Cloudflare Stream (SPEC section 8)."""
+"""`recorder-worker`: stores finished recordings in S3 or Cloudflare Stream (docs/operations.md)."""

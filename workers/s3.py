@@ -4,7 +4,7 @@ Every part carries its Content-MD5, which S3, R2 and MinIO check before acceptin
 client is told to compute and validate its own checksums only "when required": boto3 1.36+
 otherwise adds CRC headers that some S3-compatible stores refuse. Our SHA-256 of the whole
 file goes into the object's metadata (``sha256``): verification is HeadObject's size and
-that value against the state's (SPEC 8).
+that value against the state's (docs/operations.md).
 
 Resuming: the upload id and each finished part's ETag are kept in the file's upload record
 in Redis as they happen; after a restart ListParts says what S3 really holds, and a part is
@@ -201,7 +201,7 @@ class S3Target:
     # ---- steps ----------------------------------------------------------------------------
 
     async def _verified(self, job: FileJob, key: str) -> bool:
-        """HeadObject: the object's size and sha256 metadata are the file's (SPEC 8)."""
+        """HeadObject: the object's size and sha256 metadata are the file's (docs/operations.md)."""
         def head() -> dict[str, Any] | None:
             try:
                 reply: dict[str, Any] = self._client.head_object(Bucket=self._bucket, Key=key)

@@ -4,7 +4,8 @@ Creation is ``POST {api}/accounts/{account}/stream`` with the API token; the vid
 back in ``stream-media-id`` and is indexed at once as ``{prefix}stream:{id}`` (Stream's
 webhooks name videos by it). The upload URL and the id are kept in the file's upload record,
 so a restarted worker continues the same video with HEAD. Verified means the tus offset
-equals the file's length and Stream reports the video's ``size`` as that length (SPEC 8).
+equals the file's length and Stream reports the video's ``size`` as that length
+(docs/operations.md).
 
 Stream refuses media without a video track, so audio-only files are not sent: they stay on
 disk and their `playback` says ``skipped`` / ``audio-only``.

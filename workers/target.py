@@ -1,6 +1,6 @@
 """The seam between the job handler and a storage target (S3, Cloudflare Stream).
 
-A target stores one file resumably and verifies it (SPEC section 8), or says whether a file
+A target stores one file resumably and verifies it (docs/operations.md), or says whether a file
 is already stored and verified without needing the local copy (a job run again after the
 file was deleted). The handler owns the recording's state; targets own their protocol.
 """

@@ -1,4 +1,4 @@
-"""Admin routes for uploads (SPEC section 4): retry a recording whose upload was given up.
+"""Admin routes for uploads (docs/api.md): retry a recording whose upload was given up.
 
 Admins only, checked before anything is looked up, so the route tells nobody else whether
 an id exists. The service decides the rest (404 unknown, 409 unless the recording failed

@@ -1,4 +1,4 @@
-"""Requests for a room or recording another node owns act there (SPEC section 5).
+"""Requests for a room or recording another node owns act there (docs/operations.md).
 
 The route guard authenticates and validates the path and query here first (a bad request is
 refused without a hop), then asks the node's :class:`Locator`. A WHIP POST without

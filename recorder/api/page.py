@@ -1,4 +1,4 @@
-"""The page at ``/`` and its static files (SPEC section 4: public, no token).
+"""The page at ``/`` and its static files (docs/api.md: public, no token).
 
 The page is only a client of the API: it holds no secret and every call it makes carries
 the token the user pasted, so serving it without authentication gives nothing away. Each

@@ -1,4 +1,4 @@
-"""Playback routes (SPEC sections 4 and 9): signed playback URLs, Stream's own webhook, and
+"""Playback routes (docs/api.md, docs/operations.md): signed playback URLs, Stream's webhook, and
 the admin route that registers that webhook with Stream.
 
 Stream's webhook carries no token: its ``Webhook-Signature`` over the raw body is the

@@ -101,7 +101,7 @@ def from_recorder_error(exc: RecorderError, request: web.Request) -> web.Respons
         headers[hdrs.WWW_AUTHENTICATE] = bearer_challenge(request)
     elif isinstance(exc, InvalidRequest):
         extensions["errors"] = exc.errors
-    elif isinstance(exc, SourceFailed):  # SPEC 4: the failed recording and what upstream said
+    elif isinstance(exc, SourceFailed):  # the failed recording and the upstream's status
         extensions["recording_id"] = exc.recording_id
         extensions["upstream_status"] = exc.upstream_status
     return problem(

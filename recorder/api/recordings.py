@@ -1,4 +1,4 @@
-"""Control routes for recordings (SPEC section 4): start, stop, pause, resume, cancel,
+"""Control routes for recordings (docs/api.md): start, stop, pause, resume, cancel,
 status, lists and the file download.
 
 The edge checks what it can without the store (the token's rooms, who may list whose

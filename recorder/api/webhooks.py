@@ -1,4 +1,4 @@
-"""Admin routes of the outgoing webhooks (SPEC section 4): look at the outbox, and replay
+"""Admin routes of the outgoing webhooks (docs/api.md): look at the outbox, and replay
 its dead letters (which also re-enables endpoints a 410 disabled)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""WHIP ingest routes (RFC 9725, SPEC section 5): a publisher POSTs an SDP offer and gets
+"""WHIP ingest routes (RFC 9725, docs/usage.md): a publisher POSTs an SDP offer and gets
 an answer, a session URL to DELETE when done, and the ICE servers as Link headers.
 
 Trickle ICE and ICE restarts are not supported (aiortc gathers before answering and has no

@@ -1,1 +1,1 @@
-"""Settings: environment variables over an optional TOML file (SPEC section 3)."""
+"""Settings: environment variables over an optional TOML file (docs/configuration.md)."""

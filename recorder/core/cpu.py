@@ -1,4 +1,4 @@
-"""What a live recording costs in CPU, for admission (SPEC section 6: 429 `cpu`).
+"""What a live recording costs in CPU, for admission (docs/media.md: 429 `cpu`).
 
 A node refuses a start it could not encode in real time rather than record it with dropped
 frames, so each recording is priced before it is admitted, in cores, from its quality,
@@ -37,7 +37,7 @@ def recording_cores(quality: Quality, layout: Layout, deferred: bool, publishers
     if deferred:  # live, every publisher is kept as received, whatever the layout after
         return PASSTHROUGH_PUBLISHER_CORES * n
     if quality is Quality.SOURCE:
-        # source + composite records one publisher (SPEC 6); tracks keeps each one
+        # source + composite records one publisher (docs/media.md); tracks keeps each one
         return PASSTHROUGH_PUBLISHER_CORES * (n if layout is Layout.TRACKS else 1)
     encode = ENCODE_CORES[quality]
     if layout is Layout.TRACKS:

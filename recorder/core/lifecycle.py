@@ -1,4 +1,4 @@
-"""The recording lifecycle (SPEC section 4) as one pure state machine.
+"""The recording lifecycle (docs/usage.md) as one pure state machine.
 
 Every status change in the system goes through :func:`apply`: it checks the transition table
 and returns the new state with its timestamps and counters set, or raises
@@ -60,7 +60,7 @@ TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (Status.FAILED, Action.RETRY_UPLOAD): Status.PROCESSING,
 }
 
-# Webhook/pub-sub event type for each status reached (SPEC section 9).
+# Webhook/pub-sub event type for each status reached (docs/operations.md).
 EVENT_TYPES: dict[Status, str] = {
     Status.PENDING: "recording_pending",
     Status.RECORDING: "recording_started",

@@ -12,7 +12,7 @@ class Limits:
     max_concurrent: int
 
     def ordered(self) -> list[tuple[str, int]]:
-        """The order in which limits are checked; the first that fails is named (SPEC 4)."""
+        """The order in which limits are checked; the first that fails is named (docs/usage.md)."""
         return [
             ("max_per_room", self.max_per_room),
             ("max_per_user", self.max_per_user),

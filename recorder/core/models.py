@@ -1,4 +1,4 @@
-"""The recording state object stored in Redis as JSON (SPEC section 7)."""
+"""The recording state object stored in Redis as JSON (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ Source = Annotated[WhipSource | WhepSource | CloudflareSource, Field(discriminat
 
 
 class StartRequest(BaseModel):
-    """The optional JSON body of a start (SPEC section 4). Unknown fields are rejected."""
+    """The optional JSON body of a start (docs/api.md). Unknown fields are rejected."""
 
     model_config = ConfigDict(extra="forbid")
 

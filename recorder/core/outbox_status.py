@@ -1,4 +1,4 @@
-"""What an admin sees of the outgoing webhook outbox (SPEC section 4's admin routes).
+"""What an admin sees of the outgoing webhook outbox (docs/api.md admin routes).
 
 The outbox (workers/outbox.py) builds these from Redis and the API returns them as they
 are, so the route's schema and the outbox's answer are one definition.

@@ -1,4 +1,4 @@
-"""Quality presets and container formats (SPEC section 6) as plain data."""
+"""Quality presets and container formats (docs/media.md) as plain data."""
 
 from __future__ import annotations
 

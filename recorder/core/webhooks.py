@@ -1,4 +1,4 @@
-"""Outgoing webhooks (SPEC section 9), the pure parts: which events, what body, which URL,
+"""Outgoing webhooks (docs/operations.md), the pure parts: which events, what body, which URL,
 the Standard Webhooks signature, and the retry schedule.
 
 The body is built once, when the status change is written, and stored as the exact text that

@@ -16,7 +16,7 @@ from http.client import HTTPException, HTTPResponse
 from typing import Any
 from urllib.parse import quote, urlencode
 
-# Exit codes (README, "recorderctl"): scripts branch on them.
+# Exit codes (docs/usage.md, "recorderctl"): scripts branch on them.
 EXIT_OK = 0
 EXIT_FAILED = 1  # `watch`: the recording ended failed or cancelled
 EXIT_USAGE = 2  # bad arguments, or the server said the request is invalid (400, 413, 415, 422)

@@ -1,4 +1,4 @@
-"""Where a request must act: this node, or the node that owns the room (SPEC section 5).
+"""Where a request must act: this node, or the node that owns the room (docs/operations.md).
 
 The HTTP edge asks before it runs a publish, a start or a control request. The answers are
 built to cost nothing or one round trip on a single node: a claim is one Lua step, a

@@ -127,7 +127,7 @@ class RecordingService:
     async def drain(self, deadline_seconds: float) -> None:
         """Refuse new work, stop active recordings (`shutdown`) and wait for their files."""
         self.draining = True
-        await self._deferred.stop()  # they run again after the restart (SPEC 10)
+        await self._deferred.stop()  # they run again after the restart (docs/operations.md)
         for recording_id, live in list(self._live.items()):
             if live.state.status in ACTIVE and not live.stopping:
                 try:
@@ -472,7 +472,7 @@ class RecordingService:
         task.add_done_callback(self._tasks.discard)
 
     async def _recover_lost(self, room_id: str, event: msg.RoomLost) -> None:
-        """A room process died: its recordings end as crash recovery ends them (SPEC 10),
+        """A room process died: its recordings end as crash recovery ends them (docs/operations.md),
         files recovered, `recovered` set; nothing else on the node is touched."""
         cause = f"room process ended ({describe_exit(event.exitcode)}) before media"
         recovery = OrphanRecovery(self._settings.node, self._store, self._describe_and_complete,
@@ -527,7 +527,7 @@ class RecordingService:
     # ---- uploads ----------------------------------------------------------------------------
 
     async def _recover_then_requeue(self) -> None:
-        """At start-up: finish what a crash of this node left (SPEC 10), then resume its
+        """At start-up: finish what a crash of this node left (docs/operations.md), then resume its
         uploads; in this order, so a recovered recording is queued once."""
         recovery = OrphanRecovery(self._settings.node, self._store, self._describe_and_complete,
                                   lambda recording_id: recording_id in self._live

@@ -1,5 +1,5 @@
 """Orphan takeover: recordings of a node that never came back are finished by another one
-(SPEC section 10).
+(docs/operations.md).
 
 Every heartbeat each node looks at ``active`` and every other node's ``processing:`` set.
 A recording whose node has had no heartbeat for RECORDER_ORPHAN_TIMEOUT_SECONDS (counted

@@ -1,4 +1,4 @@
-"""The pub/sub message published on ``{prefix}events`` for every status change (SPEC 9)."""
+"""The pub/sub message on ``{prefix}events`` for every status change (docs/operations.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The upload job stream ``{prefix}jobs:upload:{node_id}`` and its consumer group (SPEC 7, 8).
+"""The upload job stream ``{prefix}jobs:upload:{node_id}`` and its consumer group
+(docs/operations.md).
 
 `recorderd` produces (a finished recording's id), workers consume with the group
 ``uploaders``. The message is deliberately tiny: the recording's state holds everything a

@@ -1,4 +1,4 @@
-"""Every Redis key name of the recorder, built from RECORDER_KEY_PREFIX (SPEC section 7).
+"""Every Redis key name of the recorder, built from RECORDER_KEY_PREFIX (docs/operations.md).
 
 Besides the contract's keys, two sets make admission atomic without scanning states:
 ``{prefix}active:room:{room_id}`` and ``{prefix}active:user:{user_id}`` hold the active

@@ -1,4 +1,4 @@
-"""Which node a room lives on: ``{prefix}room-owner:{room_id}`` (SPEC sections 5 and 7).
+"""Which node a room lives on: ``{prefix}room-owner:{room_id}`` (docs/operations.md).
 
 A room's publishers and recordings must meet in one room session, so one node owns the
 room at a time. The claim is one Lua step that also reads the owner's heartbeat, so the

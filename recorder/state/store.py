@@ -1,4 +1,4 @@
-"""The recording state store: atomic admission and compare-and-set writes (SPEC section 7).
+"""The recording state store: atomic admission and compare-and-set writes (docs/operations.md).
 
 Every process (main, worker, other nodes) writes states only through :class:`StateStore`.
 Admission checks the room, user and total active counts and writes the new state in one Lua
@@ -77,7 +77,7 @@ class StateStore:
         """Write a new `pending` state (version 1) if no limit is reached, else LimitReached.
 
         `cpu_refused` is this node's CPU capacity when the start would exceed it: `cpu` is
-        named only if the shared limits, checked first (SPEC 4), all pass. Then the user's
+        named only if the shared limits, checked first (docs/usage.md), all pass. Then the user's
         `starts_per_minute` (0: not limited, as for admins) and last `rooms_refused`, this
         node's room cap when the start would open one room too many (docs/security.md).
         """
@@ -234,7 +234,7 @@ class StateStore:
         return members
 
     async def processing_ids(self, node_id: str) -> set[str]:
-        """This node's recordings in `processing`, to resume after a restart (SPEC 8)."""
+        """This node's recordings in `processing`, resumed after a restart (docs/operations.md)."""
         with store_errors():
             members: set[str] = await self._await(
                 self._redis.smembers(self._keys.processing(node_id))

@@ -83,7 +83,7 @@ async def test_ffmpeg_default_certificate_is_refused_and_the_node_carries_on(
     daemon: Daemon,
 ) -> None:
     """FFmpeg's own certificate is on curve P-224, which the OpenSSL under aiortc (built
-    without the TLS groups RFC 8422 deprecated) cannot negotiate: the README says so."""
+    without the TLS groups RFC 8422 deprecated) cannot negotiate: docs/usage.md says so."""
     token = daemon.headers("ffmpeg-default")["Authorization"][7:]
     run = await run_ffmpeg_whip(f"{daemon.url}/whip/ffmpeg-default", token, seconds=2)
     assert run.returncode != 0

@@ -1,4 +1,4 @@
-"""CPU admission (SPEC 4, 5, 6): a node refuses live work it could not encode in real time.
+"""CPU admission (docs/media.md): a node refuses live work it could not encode in real time.
 
 Prices per recording are recorder/core/cpu.py's (medium composite with one publisher: 0.62
 cores; low: 0.42; each further transcoded publisher: 0.17; ultra: over 8).

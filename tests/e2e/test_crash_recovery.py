@@ -1,6 +1,7 @@
 """End to end: recorderd killed with SIGKILL and started again (same node id, same storage)
 finishes what it left: the recording that had media completes as `recovered` with a file
-missing at most its last 2 s (SPEC sections 4, 6 and 10); one still waiting for media fails."""
+missing at most its last 2 s (docs/media.md, docs/operations.md); one still waiting for media
+fails."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""End to end: SIGTERM drains a real recorderd (SPEC section 10). Active recordings stop with
+"""End to end: SIGTERM drains a real recorderd (docs/operations.md). Active recordings stop with
 `stop_reason: shutdown` and leave whole files, new work is refused with 503 and Retry-After
 meanwhile, and the process exits 0; a second signal cuts the drain short."""
 

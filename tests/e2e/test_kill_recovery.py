@@ -1,5 +1,5 @@
 """End to end: a real recorderd SIGKILLed in the middle of a recording leaves a file that
-recovers to all but its last 2 s (SPEC section 6)."""
+recovers to all but its last 2 s (docs/media.md)."""
 
 from __future__ import annotations
 

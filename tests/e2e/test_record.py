@@ -100,7 +100,7 @@ async def test_record_with_pause(
     assert final["file_size_bytes"] == path.stat().st_size
     assert final["files"][0]["sha256"] == final["sha256"]
 
-    # Redis holds what the API says, with the TTLs of SPEC section 7.
+    # Redis holds what the API says, with the TTLs of docs/operations.md.
     r = aioredis.from_url(redis_url, decode_responses=True)
     try:
         stored = json.loads(await r.get(f"{PREFIX}state:{rid}") or "null")

@@ -28,7 +28,7 @@ from recorder.media.writer import MediaWriter
 from tests.media.probe import probe
 from tests.media.synth import FakeClock, Scenario, play, tone
 
-MAX_LOSS = 2.0  # SPEC section 6
+MAX_LOSS = 2.0  # docs/media.md
 RECORD_SECONDS = 6.0
 CODECS = {Format.WEBM: ("vp8", "opus"), Format.MP4: ("h264", "aac"),
           Format.MKV: ("h264", "opus")}

@@ -1,5 +1,5 @@
 """Several nodes on one Redis: a room lives on the node that claimed it, and requests sent to
-another node act there (SPEC section 5): 307 for WHIP clients, forwarding for browsers and
+another node act there (docs/operations.md): 307 for WHIP clients, forwarding for browsers and
 control requests."""
 
 from __future__ import annotations

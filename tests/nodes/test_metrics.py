@@ -1,5 +1,5 @@
 """/metrics of a node on a real Redis after a refused start: refusals by limit, active
-recordings (this node and all nodes), frames, queues and disk (SPEC section 4)."""
+recordings (this node and all nodes), frames, queues and disk (docs/operations.md)."""
 
 from __future__ import annotations
 

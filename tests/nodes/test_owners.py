@@ -1,4 +1,4 @@
-"""Room ownership and the active set's reconciliation on a real Redis (SPEC section 7)."""
+"""Room ownership and the active set's reconciliation on a real Redis (docs/operations.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A node killed in the middle of a recording and never restarted: another node on the same
 Redis takes the recording over after RECORDER_ORPHAN_TIMEOUT_SECONDS when it can read the
-files, or fails it naming the lost node and the path (SPEC section 10)."""
+files, or fails it naming the lost node and the path (docs/operations.md)."""
 
 from __future__ import annotations
 

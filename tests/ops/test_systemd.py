@@ -50,7 +50,7 @@ def _filter_verdict(report: str, group: str) -> str:
 
 @pytest.fixture
 def installed_units(tmp_path: Path) -> dict[str, Path]:
-    """The units as the README installs them, with ExecStart in this test's virtualenv."""
+    """The units as docs/operations.md installs them, with ExecStart in this test's virtualenv."""
     bin_dir = Path(sys.executable).parent
     units = {}
     for source, name in UNITS.items():

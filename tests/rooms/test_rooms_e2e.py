@@ -26,7 +26,7 @@ from tests.support.daemon import Daemon, run_daemon, stop_cleanly
 from tests.support.media import probe
 from tests.support.publisher import WhipPublisher
 
-MAX_LOSS = 2.0  # SPEC 6: a kill loses at most the last 2 s
+MAX_LOSS = 2.0  # docs/media.md: a kill loses at most the last 2 s
 LENGTH_SLACK = 1.0  # a whole file against the span between started_at and stopped_at
 
 

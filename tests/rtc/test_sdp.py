@@ -166,7 +166,7 @@ def test_offers_aiortc_would_fail_on_are_refused_first(text: str, status: int,
 
 
 def test_refusals_are_recorder_errors_never_crashes() -> None:
-    """Whatever a client sends, the answer is a 4xx, not a 500 (SPEC section 4)."""
+    """Whatever a client sends, the answer is a 4xx, not a 500 (docs/security.md)."""
     lines = CHROMIUM_OFFER.splitlines()
     statuses = []
     for cut in range(1, len(lines), 7):

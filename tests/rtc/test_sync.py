@@ -5,7 +5,7 @@ tracks reach the capture after different delays. The capture must place them by 
 sender's clock (RTCP sender reports, stamped on the decoded frames by the receiver tap),
 not by when they arrived. Here every audio frame reaches the room a fixed ``HOLD`` later
 than aiortc decoded it; the flash and the beep the publisher sends together must still be
-within SPEC's 40 ms of each other in the file. The stamp itself is checked against the
+within the 40 ms of docs/media.md of each other in the file. The stamp itself is checked against the
 encoded frame's sender time, so a change in aiortc under the hook shows here first.
 """
 

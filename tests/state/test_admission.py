@@ -1,4 +1,4 @@
-"""Atomic admission: bursts of starts on several nodes never exceed a limit (SPEC 4, 7)."""
+"""Atomic admission: bursts of starts on several nodes never exceed a limit (docs/operations.md)."""
 
 from __future__ import annotations
 

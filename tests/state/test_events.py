@@ -1,4 +1,4 @@
-"""Every status change is announced on `{prefix}events` with the fields of SPEC section 9."""
+"""Every status change is announced on `{prefix}events` with the fields docs/operations.md lists."""
 
 from __future__ import annotations
 

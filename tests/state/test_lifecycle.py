@@ -20,7 +20,7 @@ from tests.state.builders import make_state
 
 T0 = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
 
-# SPEC section 4, written out independently of the module's own table.
+# The lifecycle of docs/usage.md, written out independently of the module's own table.
 ALLOWED: dict[tuple[Status, Action], Status] = {
     (Status.PENDING, Action.MEDIA_STARTED): Status.RECORDING,
     (Status.PENDING, Action.STOP): Status.CANCELLED,

@@ -1,4 +1,4 @@
-"""`processing:{node_id}` lists exactly the node's recordings in `processing` (SPEC 7, 8)."""
+"""`processing:{node_id}` lists exactly the node's `processing` recordings (docs/operations.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What the store leaves in Redis: keys, JSON, TTLs and indexes (SPEC section 7)."""
+"""What the store leaves in Redis: keys, JSON, TTLs and indexes (docs/operations.md)."""
 
 from __future__ import annotations
 
