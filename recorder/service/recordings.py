@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder.config.settings import Settings
-from recorder.core import lifecycle
+from recorder.core import lifecycle, timers
 from recorder.core.access import Caller
 from recorder.core.errors import (
     Draining,
@@ -96,6 +96,8 @@ class RecordingService:
         self._rooms = RoomRegistry(settings, lambda room, ev: self._events.put_nowait((room, ev)))
         self._live: dict[str, LiveRecording] = {}
         self._whip: dict[str, WhipSession] = {}
+        self._timer_limits = timers.TimerLimits(settings.no_media_timeout_seconds,
+                                                settings.max_pause_seconds)
         self._finished_frames = (0, 0)  # received, dropped by recordings no longer live
         self._room_cap = RoomCap(settings.max_rooms, self._rooms.hosted)
         self._publisher_slots = PublisherSlots(store.slots, settings.node,
@@ -567,18 +569,11 @@ class RecordingService:
             await self._rooms.close_idle()
 
     async def _check_timers(self, recording_id: str, live: LiveRecording, now: float) -> None:
-        s = self._settings
-        state = live.state
-        if state.status is Status.PENDING:
-            if now - live.admitted_at >= s.no_media_timeout_seconds:
-                await self._fail(recording_id, f"no media within {s.no_media_timeout_seconds:g} s")
-        elif state.status is Status.RECORDING:
-            if lifecycle.media_seconds(state, lifecycle.now()) >= state.max_duration_seconds:
-                await self._stop(recording_id, StopReason.MAX_DURATION)
-            elif live.idle_seconds >= s.no_media_timeout_seconds:
-                await self._stop(recording_id, StopReason.NO_MEDIA)
-        elif state.status is Status.PAUSED and state.paused_at is not None:
-            paused_for = (lifecycle.now() - state.paused_at).total_seconds()
-            if paused_for >= s.max_pause_seconds:
-                await self._stop(recording_id, StopReason.MAX_PAUSE)
+        reached = timers.due(live.state, self._timer_limits, lifecycle.now(),
+                             waited_seconds=now - live.admitted_at,
+                             idle_seconds=live.idle_seconds)
+        if isinstance(reached, timers.Fail):
+            await self._fail(recording_id, reached.error)
+        elif isinstance(reached, timers.Stop):
+            await self._stop(recording_id, reached.reason)
 
