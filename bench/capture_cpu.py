@@ -25,7 +25,7 @@ from av.video.frame import VideoFrame
 
 from recorder.core.presets import PRESETS, Format, Quality
 from recorder.media.capture import Capture, CaptureSpec
-from tests.media.synth import AUDIO_FRAME, AUDIO_RATE, FakeClock, audio_frame, tone
+from tests.support.synth import AUDIO_FRAME, AUDIO_RATE, FakeClock, audio_frame, tone
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 

@@ -27,7 +27,7 @@ from recorder.core.presets import Format, Layout, Quality
 from recorder.media.capture import Capture, CaptureSpec
 from recorder.media.compose import Compositor
 from recorder.media.sources import CAMERA, SCREEN, Publisher
-from tests.media.synth import AUDIO_FRAME, AUDIO_RATE, FakeClock, audio_frame, tone
+from tests.support.synth import AUDIO_FRAME, AUDIO_RATE, FakeClock, audio_frame, tone
 
 
 def _events(publishers: int, seconds: float) -> list[tuple[float, int, int, str]]:

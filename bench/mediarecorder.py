@@ -212,7 +212,7 @@ def describe(path: Path) -> dict[str, Any]:
                              "video_frames": 0, "offsets": []}
     if not (has_video and has_audio and packets):
         return found
-    from tests.media.probe import probe
+    from tests.support.file_analysis import probe
 
     p = probe(path)
     found["video_frames"] = len(p.frame_times)

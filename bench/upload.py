@@ -50,7 +50,7 @@ BUCKET = "bench"
 
 
 def write_file(path: Path, size: int) -> str:
-    from tests.upload.recordings import write_random
+    from tests.support.finished_recordings import write_random
 
     return write_random(path, size, seed=20261122)
 
@@ -154,7 +154,7 @@ def run_one(kind: str, path: Path, url: str, sha256: str) -> dict[str, float]:
 # ---- the driver ----------------------------------------------------------------------------
 
 def measure(kind: str, path: Path, url: str, sha256: str) -> dict[str, float]:
-    from tests.upload.servers import AWS_ENV
+    from tests.support.upload_servers import AWS_ENV
 
     out = subprocess.run([sys.executable, "-m", "bench.upload", "--child", kind, str(path), url,
                           sha256], capture_output=True, text=True,
@@ -177,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one(kind, Path(file), url, sha256)))
         return 0
 
-    from tests.tus.tusd import TusServer
-    from tests.upload.servers import MotoServer
+    from tests.support.tus_server import TusServer
+    from tests.support.upload_servers import MotoServer
 
     size = args.size_mib * MIB
     results: dict[str, list[dict[str, float]]] = {}

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.test_record import call, wait_status
+from tests.support.api import call, wait_status
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.ffmpeg_publisher import run_ffmpeg_whip, write_p256_certificate
 from tests.support.media import probe

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.e2e.test_record import call
+from tests.support.api import call
 from tests.support.daemon import run_daemon
 from tests.support.redis_server import free_port
 

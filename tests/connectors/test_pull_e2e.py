@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 from tests.connectors.cloudflare_api import APP_ID, APP_SECRET, CloudflareDouble, serve_cloudflare
-from tests.connectors.whep_server import TOKEN, WhepServer, serve_whep
-from tests.e2e.test_record import call, wait_status
+from tests.support.api import call, wait_status
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.media import probe
 from tests.support.publisher import SharedClock, SyntheticAudio, SyntheticVideo
 from tests.support.redis_server import free_port
+from tests.support.whep_server import TOKEN, WhepServer, serve_whep
 
 NO_MEDIA_SECONDS = 12
 PUBLISHER = "0d9f2c4b6a8e4f10b2c3d4e5f6a7b8c9"

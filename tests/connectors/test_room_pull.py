@@ -32,9 +32,9 @@ from recorder.room.messages import (
 from recorder.room.session import RoomConfig, RoomSession
 from recorder.rtc.pull import PullTiming
 from tests.connectors.sink import WAIT
-from tests.connectors.whep_server import TOKEN, WhepServer, serve_whep
 from tests.support.publisher import SyntheticPublisher
 from tests.support.redis_server import free_port
+from tests.support.whep_server import TOKEN, WhepServer, serve_whep
 
 TIMING = PullTiming(connect_timeout=20, stall_seconds=5, backoff_first=0.2, backoff_max=1.0)
 WHEP_PORT = free_port()  # the WHEP servers of this module serve here, one at a time

@@ -15,9 +15,9 @@ from recorder.rtc.pull import Pull, PullTiming
 from recorder.rtc.receiver import ReceiverPeer
 from recorder.rtc.whep import WhepUpstream
 from tests.connectors.sink import RecordingSink
-from tests.connectors.whep_server import TOKEN, WhepServer, serve_whep
 from tests.support.redis_server import free_port
 from tests.support.resolver import MappedResolver
+from tests.support.whep_server import TOKEN, WhepServer, serve_whep
 
 FAST = PullTiming(connect_timeout=20, stall_seconds=2.0, backoff_first=0.2, backoff_max=1.0)
 

@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from tests.e2e.test_record import call, wait_status
-from tests.media.probe import probe
+from tests.support.api import call, wait_status
 from tests.support.daemon import Daemon, run_daemon, stop_cleanly
+from tests.support.file_analysis import probe
 from tests.support.publisher import WhipPublisher
 
 # A 4K60 encode runs many times slower than real time on two shared cores.

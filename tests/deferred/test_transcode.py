@@ -13,7 +13,7 @@ import pytest
 from recorder.core.presets import Format, Layout, Quality
 from recorder.media.transcode_job import TranscodeJob, TranscodeResult, source_of
 from tests.deferred.livefiles import live_file
-from tests.media.probe import probe
+from tests.support.file_analysis import probe
 
 SIZE = (320, 180)
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from tests.e2e.test_record import call, wait_status
+from tests.support.api import call, wait_status
 from tests.support.browser import browser_available, run_browser_publisher, serve_page
 from tests.support.daemon import run_daemon
 from tests.support.media import probe

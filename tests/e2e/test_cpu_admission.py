@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from tests.e2e.test_record import PREFIX, call
+from tests.support.api import PREFIX, call
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.publisher import WhipError, WhipPublisher
 

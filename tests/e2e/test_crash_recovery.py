@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.e2e.test_record import call, wait_status
+from tests.support.api import call, wait_status
 from tests.support.daemon import run_daemon
 from tests.support.media import probe
 from tests.support.publisher import WhipPublisher

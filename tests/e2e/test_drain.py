@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from aiortc import RTCPeerConnection
 
 from recorder import main as recorderd
-from tests.e2e.test_record import PREFIX, call, wait_status
+from tests.support.api import PREFIX, call, wait_status
 from tests.support.daemon import run_daemon
 from tests.support.media import probe
 from tests.support.publisher import WhipPublisher

@@ -19,7 +19,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.e2e.test_record import call, wait_status
+from tests.support.api import call, wait_status
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.publisher import WhipPublisher
 

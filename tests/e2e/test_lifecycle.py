@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from tests.e2e.test_record import PREFIX, call, wait_status
+from tests.support.api import PREFIX, call, wait_status
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.media import probe
 from tests.support.publisher import WhipPublisher

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
 from recorder.core.presets import PRESETS, Quality
+from tests.support.api import PREFIX, call, wait_status
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.media import probe
 from tests.support.publisher import WhipPublisher
 
-PREFIX = "webrtc:recording:"
 CODECS = {"webm": ("vp8", "opus"), "mp4": ("h264", "aac"), "mkv": ("h264", "opus")}
 
 
@@ -26,26 +24,6 @@ CODECS = {"webm": ("vp8", "opus"), "mp4": ("h264", "aac"), "mkv": ("h264", "opus
 def daemon(redis_url: str) -> Iterator[Daemon]:
     with run_daemon(redis_url, max_per_room=1, max_per_user=10) as d:
         yield d
-
-
-async def call(http: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str],
-               expect: int, **kw: Any) -> dict[str, Any]:
-    async with http.request(method, url, headers=headers, **kw) as resp:
-        body = await resp.text()
-        assert resp.status == expect, f"{method} {url}: {resp.status} {body}"
-        result: dict[str, Any] = json.loads(body) if body else {}
-        return result
-
-
-async def wait_status(http: aiohttp.ClientSession, base: str, headers: dict[str, str],
-                      wanted: set[str], within: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while True:
-        state = await call(http, "GET", f"{base}/status", headers, 200)
-        if state["status"] in wanted:
-            return state
-        assert time.monotonic() < deadline, f"still {state['status']}, wanted {wanted}"
-        await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from pathlib import Path
 from recorder.core.presets import Format, Layout, Quality
 from recorder.media.capture import Capture, CaptureSpec
 from recorder.media.sources import Publisher
-from tests.media.synth import AUDIO_FRAME, AUDIO_RATE, audio_frame, tone, video_frame
+from tests.support.synth import AUDIO_FRAME, AUDIO_RATE, audio_frame, tone, video_frame
 
 FPS = 30
 LIMIT_SECONDS = 120.0  # an orphan never outlives a failed test by much

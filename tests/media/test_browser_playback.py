@@ -15,7 +15,7 @@ import pytest
 
 from recorder.core.presets import Format, Quality
 from recorder.media.capture import Capture, CaptureSpec
-from tests.media.synth import FakeClock, Scenario, play, tone
+from tests.support.synth import FakeClock, Scenario, play, tone
 
 pytestmark = [
     pytest.mark.browser,

@@ -16,8 +16,8 @@ from av.video.frame import PictureType
 from recorder.core.errors import MediaError
 from recorder.core.presets import PRESETS, Format, Quality
 from recorder.media.capture import Capture, CaptureResult, CaptureSpec
-from tests.media.probe import Probe, probe
-from tests.media.synth import FakeClock, Scenario, advance, play, tone, video_frame
+from tests.support.file_analysis import Probe, probe
+from tests.support.synth import FakeClock, Scenario, advance, play, tone, video_frame
 
 EXPECTED_CODECS = {Format.WEBM: ("vp8", "opus"), Format.MP4: ("h264", "aac"),
                    Format.MKV: ("h264", "opus")}

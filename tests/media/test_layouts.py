@@ -29,8 +29,8 @@ from tests.media.pixels import (
     names_at,
     video_size,
 )
-from tests.media.probe import probe
-from tests.media.synth import FakeClock, Scenario, play, tone, video_frame
+from tests.support.file_analysis import probe
+from tests.support.synth import FakeClock, Scenario, play, tone, video_frame
 
 
 def listing(folder: Path) -> list[str]:

@@ -6,7 +6,7 @@ import pytest
 from av.video.frame import VideoFrame
 
 from recorder.media.letterbox import Letterbox, Rect, fit_rect
-from tests.media.synth import video_frame
+from tests.support.synth import video_frame
 
 
 @pytest.mark.parametrize(("src", "dst", "rect"), [

@@ -15,7 +15,7 @@ from recorder.media.capture import CaptureSpec
 from recorder.media.encoded import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame, is_keyframe
 from recorder.media.passthrough import PassthroughCapture
 from recorder.media.sources import Publisher
-from tests.media.probe import probe
+from tests.support.file_analysis import probe
 
 FPS = 15
 SECONDS = 2.0

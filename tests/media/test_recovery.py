@@ -25,8 +25,8 @@ from recorder.core.presets import PRESETS, Format, Layout, Quality
 from recorder.media.capture import Capture, CaptureSpec
 from recorder.media.recovery import RecoveredFile, recover_file
 from recorder.media.writer import MediaWriter
-from tests.media.probe import probe
-from tests.media.synth import FakeClock, Scenario, play, tone
+from tests.support.file_analysis import probe
+from tests.support.synth import FakeClock, Scenario, play, tone
 
 MAX_LOSS = 2.0  # docs/media.md
 RECORD_SECONDS = 6.0

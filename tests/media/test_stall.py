@@ -16,8 +16,8 @@ import pytest
 
 from recorder.core.presets import Format, Quality
 from recorder.media.capture import Capture, CaptureSpec
-from tests.media.probe import probe
-from tests.media.synth import FakeClock, Scenario, play, tone, video_frame
+from tests.support.file_analysis import probe
+from tests.support.synth import FakeClock, Scenario, play, tone, video_frame
 
 FLASH = 4.0
 STALL = (1.5, 3.0)  # the pictures taken in this span all arrive at its end

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from recorder.api.whip import OFFER_EXAMPLE
-from tests.nodes.helpers import call, metrics, node_settings, room_url, wait_status
+from tests.support.api import call, metrics, node_settings, recording_url, room_url, wait_status
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.media import probe
 from tests.support.publisher import WhipError, WhipPublisher
@@ -62,12 +62,13 @@ async def test_whip_post_without_origin_is_redirected_to_the_owner(
                                201, params={"quality": "low"}, json={"layout": "tracks"})
             assert state["node_id"] == f"test-node:{a.url.rsplit(':', 1)[1]}"
             rid = state["recording_id"]
-            await wait_status(http, a, room, rid, headers, {"recording"})
+            await wait_status(http, recording_url(a, room, rid), headers, {"recording"})
             await asyncio.sleep(2)
             await call(http, "POST", f"{room_url(a, room)}/recording/{rid}/stop", headers)
         assert first.location is not None
         assert first.location.startswith(a.url)
-        done = await wait_status(http, a, room, rid, headers, {"completed", "failed"})
+        done = await wait_status(http, recording_url(a, room, rid), headers,
+                                 {"completed", "failed"})
     assert done["status"] == "completed", done
     names = sorted(f["name"] for f in done["files"])
     assert names == ["user-r-screen.webm", "user-r.webm"], names
@@ -94,7 +95,7 @@ async def test_browser_publish_and_control_requests_are_forwarded(
             assert browser.location is not None
             assert browser.location.startswith(b.url)
             assert browser.response_headers.get("Access-Control-Allow-Origin") == ORIGIN
-            await wait_status(http, b, room, rid, headers, {"recording"})
+            await wait_status(http, recording_url(b, room, rid), headers, {"recording"})
             # Control requests to B act on A's recording and return A's answers.
             recording = f"{room_url(b, room)}/recording/{rid}"
             paused = await call(http, "POST", f"{recording}/pause", headers)
@@ -113,7 +114,8 @@ async def test_browser_publish_and_control_requests_are_forwarded(
             assert stopped["stop_reason"] == "requested"
             # The WHIP session is A's: its DELETE through B ends it there.
             assert await browser.delete() == 200
-        done = await wait_status(http, b, room, rid, headers, {"completed", "failed"})
+        done = await wait_status(http, recording_url(b, room, rid), headers,
+                                 {"completed", "failed"})
         assert done["status"] == "completed", done
         assert done["node_id"] == a_node
         info = await asyncio.to_thread(probe, Path(a.storage) / rid / done["file_name"])

@@ -8,7 +8,15 @@ import time
 
 import aiohttp
 
-from tests.nodes.helpers import WAIT_SECONDS, call, metrics, node_settings, room_url, wait_status
+from tests.support.api import (
+    WAIT_SECONDS,
+    call,
+    metrics,
+    node_settings,
+    recording_url,
+    room_url,
+    wait_status,
+)
 from tests.support.daemon import run_daemon
 from tests.support.publisher import WhipPublisher
 
@@ -22,7 +30,7 @@ async def test_metrics_after_a_refused_start(redis_url: str) -> None:
             state = await call(http, "POST", f"{room_url(node, room)}/recording/start",
                                headers, 201, params={"quality": "low"})
             rid = state["recording_id"]
-            await wait_status(http, node, room, rid, headers, {"recording"})
+            await wait_status(http, recording_url(node, room, rid), headers, {"recording"})
             refused = await call(http, "POST", f"{room_url(node, room)}/recording/start",
                                  headers, 429)
             assert refused["limit"] == "max_per_room"

@@ -13,7 +13,7 @@ from recorder.state import KeySpace, NodeInfo, StateStore
 from recorder.state.jobs import UploadQueue
 from recorder.state.orphans import OrphanIndex
 from recorder.state.owners import Owner, RoomOwners
-from tests.state.builders import make_state
+from tests.support.states import make_state
 
 
 def beat(node_id: str) -> NodeInfo:

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.nodes.helpers import call, node_settings, room_url, wait_status
+from tests.support.api import call, node_settings, recording_url, room_url, wait_status
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.media import probe
 from tests.support.publisher import WhipPublisher
@@ -31,7 +31,7 @@ async def record_then_kill(http: aiohttp.ClientSession, a: Daemon, room: str,
         state = await call(http, "POST", f"{room_url(a, room)}/recording/start", headers, 201,
                            params={"quality": "low", "recording_format": "webm"})
         rid: str = state["recording_id"]
-        await wait_status(http, a, room, rid, headers, {"recording"})
+        await wait_status(http, recording_url(a, room, rid), headers, {"recording"})
         await asyncio.sleep(seconds)
         a.process.send_signal(signal.SIGKILL)
         assert a.process.wait(10) == -signal.SIGKILL
@@ -49,7 +49,8 @@ async def test_a_dead_nodes_recording_is_finished_by_a_node_sharing_its_disk(
         headers = a.headers("user-t", rooms=[room])
         async with aiohttp.ClientSession() as http:
             rid = await record_then_kill(http, a, room, headers, 4)
-            state = await wait_status(http, b, room, rid, headers, {"completed", "failed"})
+            state = await wait_status(http, recording_url(b, room, rid), headers,
+                                      {"completed", "failed"})
             # The room is free again: a new start on B records there.
             restart = await call(http, "POST", f"{room_url(b, room)}/recording/start",
                                  headers, 201, params={"quality": "low"})
@@ -82,7 +83,8 @@ async def test_a_dead_nodes_recording_fails_where_its_files_cannot_be_read(
             folder = a.storage / rid
             assert folder.is_dir()
             a.storage.rename(tmp_path / "a-disk-gone")  # the dead node's disk goes with it
-            state = await wait_status(http, b, room, rid, headers, {"completed", "failed"})
+            state = await wait_status(http, recording_url(b, room, rid), headers,
+                                      {"completed", "failed"})
             active = await call(http, "GET", f"{room_url(b, room)}/recordings", headers)
     assert state["status"] == "failed", state
     assert node_id(a) in state["error"]

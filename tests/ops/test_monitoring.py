@@ -18,7 +18,14 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.nodes.helpers import WAIT_SECONDS, call, node_settings, room_url, wait_status
+from tests.support.api import (
+    WAIT_SECONDS,
+    call,
+    node_settings,
+    recording_url,
+    room_url,
+    wait_status,
+)
 from tests.support.daemon import run_daemon
 from tests.support.publisher import WhipPublisher
 from tests.support.redis_server import free_port
@@ -146,10 +153,10 @@ async def test_prometheus_scrapes_a_node_evaluates_everything_and_sees_it_go_dow
                 state = await call(http, "POST", f"{room_url(node, room)}/recording/start",
                                    headers, 201, params={"quality": "low"})
                 rid = state["recording_id"]
-                await wait_status(http, node, room, rid, headers, {"recording"})
+                await wait_status(http, recording_url(node, room, rid), headers, {"recording"})
                 await call(http, "POST", f"{room_url(node, room)}/recording/{rid}/stop",
                            headers)
-            await wait_status(http, node, room, rid, headers, {"completed"})
+            await wait_status(http, recording_url(node, room, rid), headers, {"completed"})
             async with http.get(f"{node.url}/metrics") as resp:
                 exported = await resp.text()
             described = {line.split()[2] for line in exported.splitlines()

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 
 from tests.e2e.test_drain import stored_state, whip_offer
-from tests.e2e.test_record import call, wait_status
+from tests.support.api import call, wait_status
 from tests.support.daemon import Daemon, run_daemon, stop_cleanly
 from tests.support.media import probe
 from tests.support.publisher import WhipPublisher

@@ -23,8 +23,8 @@ from recorder.room.messages import (
     TrackAdded,
 )
 from recorder.rtc.taps import ReceiverTap
-from tests.media.probe import probe
 from tests.rtc.conftest import Room
+from tests.support.file_analysis import probe
 from tests.support.publisher import SyntheticPublisher
 
 MakeRoom = Callable[..., Room]

@@ -25,8 +25,8 @@ from recorder.media.encoded import EncodedFrame
 from recorder.room.messages import CaptureFinished, StartCapture, StopCapture, TrackAdded
 from recorder.rtc import taps
 from recorder.rtc.publisher import Frame, Source
-from tests.media.probe import probe
 from tests.rtc.conftest import Room
+from tests.support.file_analysis import probe
 from tests.support.publisher import SyntheticPublisher
 
 MakeRoom = Callable[..., Room]

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from recorder.state import NodeInfo
 from tests.e2e.test_drain import whip_offer
-from tests.e2e.test_record import call
+from tests.support.api import call
 from tests.support.daemon import run_daemon
 from tests.support.limits import check_429, eventually, post_offer, refused
 from tests.support.publisher import WhipPublisher

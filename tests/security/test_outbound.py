@@ -30,14 +30,13 @@ from recorder.core.urls import AllowList
 from recorder.core.webhooks import RetrySchedule, WebhookRouting, parse_schedule, parse_secret
 from recorder.outbound import Outbound
 from recorder.rtc.links import allowed_ice_servers
-from tests.connectors.whep_server import TOKEN, WhepServer, serve_whep
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.redis_server import free_port
 from tests.support.resolver import MappedResolver
 from tests.support.serve import start_app
-from tests.webhooks.receiver import SECRET as WEBHOOK_SECRET
-from tests.webhooks.receiver import Receiver
-from tests.webhooks.test_delivery import KEYS, record_events
+from tests.support.webhook_receiver import KEYS, Receiver, record_events
+from tests.support.webhook_receiver import SECRET as WEBHOOK_SECRET
+from tests.support.whep_server import TOKEN, WhepServer, serve_whep
 from workers.outbox import WebhookOutbox
 from workers.webhooks import WebhookDeliverer
 

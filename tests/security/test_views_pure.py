@@ -17,7 +17,7 @@ from recorder.core.access import Caller
 from recorder.core.errors import InvalidInput
 from recorder.core.paging import MAX_LIMIT, Newest, PageRequest, Position
 from recorder.logs import EscapingFormatter, escape_controls
-from tests.state.builders import make_state
+from tests.support.states import make_state
 
 USER = Caller("user-1", False, None)
 ADMIN = Caller("ops", True, None)

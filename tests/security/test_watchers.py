@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from tests.e2e.test_record import call
+from tests.support.api import call
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.limits import check_429, eventually, refused
 

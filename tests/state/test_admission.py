@@ -14,8 +14,8 @@ from recorder.core.lifecycle import Action, apply, now
 from recorder.core.limits import Limits
 from recorder.core.models import RecordingState
 from recorder.state import KeySpace, StateStore
-from tests.state.builders import make_state
 from tests.state.conftest import StoreFactory
+from tests.support.states import make_state
 
 LIMITS = Limits(max_per_room=1, max_per_user=3, max_concurrent=10)
 

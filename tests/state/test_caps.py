@@ -13,8 +13,8 @@ from recorder.core.limits import Limits
 from recorder.core.models import RecordingState
 from recorder.state import KeySpace, StateStore
 from recorder.state.slots import PUBLISHERS, WATCHERS
-from tests.state.builders import make_state
 from tests.state.conftest import StoreFactory
+from tests.support.states import make_state
 
 OPEN = Limits(max_per_room=100, max_per_user=100, max_concurrent=100)
 

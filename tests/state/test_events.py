@@ -15,8 +15,8 @@ from recorder.core.lifecycle import Action, apply, now
 from recorder.core.limits import Limits
 from recorder.core.models import RecordingState, Status
 from recorder.state import KeySpace, StateStore, StatusEvent
-from tests.state.builders import make_state
 from tests.state.conftest import ClientFactory
+from tests.support.states import make_state
 
 LIMITS = Limits(max_per_room=5, max_per_user=5, max_concurrent=5)
 FIELDS = {"type", "recording_id", "room_id", "user_id", "status", "at"}

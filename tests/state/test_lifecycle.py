@@ -16,7 +16,7 @@ from recorder.core.lifecycle import (
     media_seconds,
 )
 from recorder.core.models import RecordingState, Status, StopReason, Upload, UploadState
-from tests.state.builders import make_state
+from tests.support.states import make_state
 
 T0 = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 from recorder.core.errors import Unavailable
 from recorder.core.limits import Limits
 from recorder.state import EMBEDDED, KeySpace, NodeInfo, StateStore, connect
-from tests.state.builders import make_state
 from tests.support.redis_server import free_port
+from tests.support.states import make_state
 
 
 def info(node_id: str, active: int = 0) -> NodeInfo:

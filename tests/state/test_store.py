@@ -14,8 +14,8 @@ from recorder.core.limits import Limits
 from recorder.core.models import RecordingState, Status
 from recorder.core.paging import MAX_LIMIT, ListFilter, Page, PageRequest
 from recorder.state import KeySpace, StateStore
-from tests.state.builders import make_state
 from tests.state.conftest import INDEX_TTL, STATE_TTL
+from tests.support.states import make_state
 
 ALL = PageRequest(MAX_LIMIT)
 LIMITS = Limits(max_per_room=1, max_per_user=3, max_concurrent=10)

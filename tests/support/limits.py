@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from tests.e2e.test_drain import whip_offer
-from tests.nodes.helpers import metrics
+from tests.support.api import metrics
 from tests.support.daemon import Daemon
 
 WAIT_SECONDS = 60.0  # a safety net against a hung test, not a measurement

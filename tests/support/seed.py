@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from recorder.core.limits import Limits
 from recorder.core.models import FileInfo, RecordingState, Status
 from recorder.state import KeySpace, StateStore
-from tests.state.builders import make_state
+from tests.support.states import make_state
 
 TTL_SECONDS = 3600
 _ROOMY = Limits(max_per_room=100_000, max_per_user=100_000, max_concurrent=100_000)

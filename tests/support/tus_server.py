@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 from tests.support.redis_server import free_port
-from tests.upload.servers import wait_port
+from tests.support.upload_servers import wait_port
 
-TUS_DIR = Path(__file__).resolve().parent
+TUS_DIR = Path(__file__).resolve().parent.parent / "tus"  # server.mjs and its node_modules
 
 
 def tus_available() -> str | None:

@@ -9,13 +9,23 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
+from recorder.core import lifecycle
+from recorder.core.lifecycle import Action
+from recorder.core.limits import Limits
+from recorder.core.models import StopReason
+from recorder.core.webhooks import WebhookRouting
+from recorder.state.keys import KeySpace
+from recorder.state.store import StateStore
 from tests.support.serve import start_app
+from tests.support.states import make_state
 
 SECRET = "whsec_" + base64.b64encode(b"receiver-test-key-0123456789abcd").decode()
 
@@ -91,3 +101,19 @@ class Receiver:
                         tb: TracebackType | None) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+KEYS = KeySpace("webrtc:recording:")
+
+
+async def record_events(redis: aioredis.Redis, url: str) -> tuple[str, list[str]]:
+    """Admit a recording and take it through started, paused, resumed, stopped: four
+    webhooks queued by the store's own writes."""
+    store = StateStore(redis, KEYS, 3600, 3600, webhooks=WebhookRouting(url))
+    state = await store.admit(make_state(), Limits(100, 100, 100))
+    rid = state.recording_id
+    for action in (Action.MEDIA_STARTED, Action.PAUSE, Action.RESUME, Action.STOP):
+        await store.update(rid, lambda s, a=action: lifecycle.apply(  # type: ignore[misc]
+            s, a, datetime.now(UTC), stop_reason=StopReason.REQUESTED))
+    return rid, ["recording.started", "recording.paused", "recording.resumed",
+                 "recording.stopped"]

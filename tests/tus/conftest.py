@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tus.cloudflare import CloudflareDouble
-from tests.tus.tusd import TusServer, tus_available
+from tests.support.cloudflare_stream import CloudflareDouble
+from tests.support.tus_server import TusServer, tus_available
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from tests.e2e.test_record import call, wait_status
+from tests.support.api import call, wait_status
+from tests.support.cloudflare_stream import ACCOUNT, TOKEN, CloudflareDouble
 from tests.support.daemon import run_daemon
+from tests.support.finished_recordings import KEYS, events, sha256_of
 from tests.support.publisher import WhipPublisher
-from tests.tus.cloudflare import ACCOUNT, TOKEN, CloudflareDouble
-from tests.tus.tusd import TusServer
-from tests.upload.recordings import KEYS, events, sha256_of
-from tests.upload.servers import run_worker
+from tests.support.tus_server import TusServer
+from tests.support.upload_servers import run_worker
 
 STREAM = {"cf_account_id": ACCOUNT, "cf_api_token": TOKEN}
 

@@ -15,9 +15,9 @@ import redis.asyncio as aioredis
 
 from recorder.config.settings import Settings
 from recorder.core.models import FileInfo
-from tests.tus.cloudflare import ACCOUNT, TOKEN, CloudflareDouble, Fault
-from tests.tus.tusd import TusServer
-from tests.upload.recordings import KEYS, sha256_of, write_random
+from tests.support.cloudflare_stream import ACCOUNT, TOKEN, CloudflareDouble, Fault
+from tests.support.finished_recordings import KEYS, sha256_of, write_random
+from tests.support.tus_server import TusServer
 from workers.errors import PermanentError
 from workers.records import UploadRecord
 from workers.retry import RetryPolicy

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.upload.servers import MotoServer
+from tests.support.upload_servers import MotoServer
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from recorder.state.jobs import UploadQueue
 from recorder.state.upload_stats import UploadStats
-from tests.e2e.test_record import call, wait_status
+from tests.support.api import call, wait_status
 from tests.support.daemon import run_daemon
-from tests.support.publisher import WhipPublisher
-from tests.upload.recordings import (
+from tests.support.finished_recordings import (
     KEYS,
     drained,
     events,
@@ -26,7 +25,8 @@ from tests.upload.recordings import (
     state_of,
     wait_for,
 )
-from tests.upload.servers import AWS_ENV, BUCKET, MotoServer, PartProxy, run_worker
+from tests.support.publisher import WhipPublisher
+from tests.support.upload_servers import AWS_ENV, BUCKET, MotoServer, PartProxy, run_worker
 
 MIB = 1 << 20
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from recorder.state.jobs import UploadQueue
-from tests.upload.recordings import (
+from tests.support.finished_recordings import (
     KEYS,
     drained,
     events,
@@ -19,7 +19,7 @@ from tests.upload.recordings import (
     state_of,
     wait_for,
 )
-from tests.upload.servers import BUCKET, MotoServer, PartProxy, off_loop, run_worker
+from tests.support.upload_servers import BUCKET, MotoServer, PartProxy, off_loop, run_worker
 
 MIB = 1 << 20
 NODE = "upload-node:1"

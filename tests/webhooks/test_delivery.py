@@ -15,30 +15,13 @@ import redis.asyncio as aioredis
 from recorder.core import lifecycle
 from recorder.core.lifecycle import Action
 from recorder.core.limits import Limits
-from recorder.core.models import StopReason
 from recorder.core.webhooks import RetrySchedule, WebhookRouting, parse_schedule, parse_secret
-from recorder.state.keys import KeySpace
 from recorder.state.store import StateStore
-from tests.state.builders import make_state
-from tests.upload.servers import off_loop, run_worker
-from tests.webhooks.receiver import SECRET, Receiver
+from tests.support.states import make_state
+from tests.support.upload_servers import off_loop, run_worker
+from tests.support.webhook_receiver import KEYS, SECRET, Receiver, record_events
 from workers.outbox import WebhookOutbox
 from workers.webhooks import WebhookDeliverer
-
-KEYS = KeySpace("webrtc:recording:")
-
-
-async def record_events(redis: aioredis.Redis, url: str) -> tuple[str, list[str]]:
-    """Admit a recording and take it through started, paused, resumed, stopped: four
-    webhooks queued by the store's own writes."""
-    store = StateStore(redis, KEYS, 3600, 3600, webhooks=WebhookRouting(url))
-    state = await store.admit(make_state(), Limits(100, 100, 100))
-    rid = state.recording_id
-    for action in (Action.MEDIA_STARTED, Action.PAUSE, Action.RESUME, Action.STOP):
-        await store.update(rid, lambda s, a=action: lifecycle.apply(  # type: ignore[misc]
-            s, a, datetime.now(UTC), stop_reason=StopReason.REQUESTED))
-    return rid, ["recording.started", "recording.paused", "recording.resumed",
-                 "recording.stopped"]
 
 
 @contextlib.asynccontextmanager

@@ -31,10 +31,10 @@ from recorder.core.limits import Limits
 from recorder.core.models import FileInfo, Playback, RecordingState, Status
 from recorder.state.keys import KeySpace
 from recorder.state.store import StateStore
-from tests.state.builders import make_state
+from tests.support.cloudflare_stream import ACCOUNT, TOKEN, CloudflareDouble
 from tests.support.daemon import Daemon, run_daemon
-from tests.tus.cloudflare import ACCOUNT, TOKEN, CloudflareDouble
-from tests.webhooks.receiver import SECRET
+from tests.support.states import make_state
+from tests.support.webhook_receiver import SECRET
 
 KEYS = KeySpace("webrtc:recording:")
 CF_SECRET = "85011ed3a913c6ad5f9cf6c5573cc0a7"

@@ -38,7 +38,7 @@ from recorder.core.webhooks import (
     parse_secret,
     payload,
 )
-from tests.state.builders import make_state
+from tests.support.states import make_state
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
