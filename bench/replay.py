@@ -223,7 +223,8 @@ class Sink:
             for transceiver in pc.getTransceivers():
                 if transceiver.receiver.track is track:
                     tap = taps.tap_of(transceiver.receiver)
-                    tap.direct = self.direct
+                    if not self.direct:  # every frame on aiortc's own way, its decoder thread
+                        tap.route = tap.to_thread  # type: ignore[method-assign]
                     tap.set_demand(decoded=False, encoded=True)
             drain = asyncio.ensure_future(self._drain(track))
             self._drains.add(drain)

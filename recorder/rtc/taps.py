@@ -80,9 +80,6 @@ class ReceiverTap:
         self._receiver = receiver
         self.decode = True  # aiortc's own behaviour until told otherwise
         self.encoded = False
-        # False: every frame goes through aiortc's decoder thread, as aiortc itself sends
-        # it (the bound bench.passthrough compares the direct path with)
-        self.direct = True
         self.losses = 0  # PLIs aiortc sent on its own: pictures it lost
         self.sender_reports = 0
         self.decoders_made = 0
@@ -102,12 +99,16 @@ class ReceiverTap:
         """One reassembled frame, on the event loop: straight into the track's queue as an
         EncodedFrame when nothing is to be decoded and the thread holds no earlier frame
         (order), else to the decoder thread as aiortc does."""
-        if self.decode or not self.direct or self._in_thread or self._output is None:
-            self._in_thread += 1
-            self.thread_frames += 1
-            thread_queue.put((codec, jitter_frame))
+        if self.decode or self._in_thread or self._output is None:
+            self.to_thread(thread_queue, codec, jitter_frame)
         elif self.encoded:
             self._output.put_nowait(self.frame(*_describe(codec), jitter_frame))
+
+    def to_thread(self, thread_queue: queue.Queue[Any], codec: Any, jitter_frame: Any) -> None:
+        """aiortc's own way: the frame goes to its decoder thread."""
+        self._in_thread += 1
+        self.thread_frames += 1
+        thread_queue.put((codec, jitter_frame))
 
     def hand_back(self, frames: list[Any]) -> None:
         """What the decoder thread made of one frame (maybe nothing); in that thread."""
