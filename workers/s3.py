@@ -271,7 +271,13 @@ class S3Target:
         (a store that lost it may answer UploadPart with a 5xx rather than NoSuchUpload)
         and whether the failed try in fact got through (its answer lost): then it is not
         sent again."""
+        tries = 0
+
         def put() -> str:
+            nonlocal tries
+            tries += 1
+            if tries > 1 and (held := self._listed_part(key, upload_id, part)) is not None:
+                return held
             data = _read(job.path, part)
             digest = base64.b64encode(_md5(data).digest()).decode()
             reply = self._client.upload_part(
@@ -279,23 +285,7 @@ class S3Target:
                 Body=data, ContentMD5=digest, ContentLength=part.length)
             return str(reply["ETag"])
 
-        what = f"UploadPart {part.number}"
-        loop = asyncio.get_running_loop()
-        async for attempt in self._policy.retrying(
-                what, f"recording {job.recording_id}: s3 {job.info.name}"):
-            with attempt:
-                try:
-                    if attempt.retry_state.attempt_number > 1:
-                        held = await loop.run_in_executor(
-                            self._pool, self._listed_part, key, upload_id, part)
-                        if held is not None:
-                            return held
-                    return await loop.run_in_executor(self._pool, put)
-                except UploadError:
-                    raise
-                except Exception as exc:
-                    raise _convert(exc, what) from exc
-        raise AssertionError("unreachable: tenacity raises or returns")
+        return await self._call(job, f"UploadPart {part.number}", put)
 
     def _listed_part(self, key: str, upload_id: str, part: Part) -> str | None:
         """The part's ETag if S3 already holds it whole (raises NoSuchUpload if the upload
