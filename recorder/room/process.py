@@ -33,6 +33,7 @@ import sys
 
 import uvloop
 
+from recorder.background import BackgroundTasks
 from recorder.core.errors import RecorderError
 from recorder.logs import configure_logging
 from recorder.room.channel import Channel
@@ -96,7 +97,7 @@ class RoomServer:
                                        connect_timeout=config.connect_timeout)
         self._sessions: dict[str, RoomSession] = {}
         self._closing: dict[str, asyncio.Task[None]] = {}  # rooms closing after CloseRoom
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._handlers = BackgroundTasks()
 
     def _session(self, room_id: str) -> RoomSession:
         session = self._sessions.get(room_id)
@@ -125,8 +126,7 @@ class RoomServer:
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(session.close() for session in sessions),
                              *self._closing.values())
-        if self._handlers:  # commands still waiting end now that the rooms are closed
-            await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self._handlers.wait()  # commands still waiting end now the rooms are closed
         await self._channel.flush()
         await self._channel.close()
         logger.info("room process %d exits", os.getpid())
@@ -141,9 +141,7 @@ class RoomServer:
             if isinstance(message, Shutdown):
                 return "asked by recorderd"
             if isinstance(message, Request):
-                task = asyncio.create_task(self._handle(message))
-                self._handlers.add(task)
-                task.add_done_callback(self._handlers.discard)
+                self._handlers.spawn(self._handle(message))
             elif isinstance(message, CloseRoom):
                 self._close_room(message.room_id)
             else:

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import av
 from aiortc import (
@@ -31,6 +30,7 @@ from aiortc import (
 from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from recorder.background import BackgroundTasks
 from recorder.core.errors import InvalidInput, Unavailable, Unprocessable
 from recorder.media.encoded import EncodedFrame
 from recorder.rtc import taps
@@ -85,7 +85,7 @@ class PublisherPeer:
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
         self._offer: Offer | None = None
         self._kinds_seen: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self._connected = asyncio.Event()
         self._closing: asyncio.Task[None] | None = None
         self._log = f"publisher {session_id} ({publisher_id})"
@@ -114,7 +114,7 @@ class PublisherPeer:
         except BaseException:  # a bug, or cancelled: the peer must not outlive the request
             self._begin_close()
             raise
-        self._spawn(self._watch_connect())
+        self._tasks.spawn(self._watch_connect())
         logger.info("%s: answered a %s offer with %d media%s", self._log, offer.setup,
                     len(offer.media), " and a data channel" if offer.data_channel else "")
         return str(pc.localDescription.sdp)
@@ -130,10 +130,7 @@ class PublisherPeer:
 
     async def _close(self) -> None:
         await self._pc.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel()
         logger.info("%s: closed", self._log)
         try:
             self._callbacks.on_closed(self)
@@ -151,7 +148,7 @@ class PublisherPeer:
             tap = taps.tap_of(receiver)
             tap.set_demand(*self._demand)
             self._taps[track.id] = tap
-        self._spawn(self._drain(track, codec))
+        self._tasks.spawn(self._drain(track, codec))
 
     def set_demand(self, decoded: bool, encoded: bool) -> None:
         """Whether the room's captures want decoded frames, encoded ones, or both: a room
@@ -213,7 +210,3 @@ class PublisherPeer:
         logger.info("%s: receiving %s (%s)", self._log, source.source_id, codec)
         return source
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

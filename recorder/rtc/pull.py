@@ -33,6 +33,7 @@ from typing import Protocol
 import aiohttp
 from aiortc import RTCIceServer
 
+from recorder.background import BackgroundTasks
 from recorder.core.errors import SourceFailed
 from recorder.outbound import Outbound
 from recorder.room.messages import CloudflarePull, PullSource, WhepPull
@@ -102,7 +103,7 @@ class Pull:
         self._gap = False
         self._closed = False
         self._watch: asyncio.Task[None] | None = None
-        self._endings: set[asyncio.Task[None]] = set()
+        self._endings = BackgroundTasks()
 
     @property
     def connected(self) -> bool:
@@ -123,8 +124,7 @@ class Pull:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-        if self._endings:
-            await asyncio.gather(*self._endings, return_exceptions=True)
+        await self._endings.wait()
 
     def request_keyframe(self, source_id: str) -> None:
         """Ask the upstream for a keyframe of this source (a video one of the live session);
@@ -221,9 +221,7 @@ class Pull:
 
     def _end(self, session: UpstreamSession) -> None:
         """End a broken session upstream in the background: reconnecting must not wait."""
-        task = asyncio.create_task(session.close())
-        self._endings.add(task)
-        task.add_done_callback(self._endings.discard)
+        self._endings.spawn(session.close())
 
     # ---- frames -------------------------------------------------------------------------
 

@@ -24,9 +24,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import av
 from aiortc import (
@@ -38,6 +37,7 @@ from aiortc import (
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from recorder.background import BackgroundTasks
 from recorder.media.encoded import EncodedFrame
 from recorder.rtc import taps
 
@@ -79,7 +79,7 @@ class ReceiverPeer:
         self._connected = asyncio.Event()
         self._answer_sdp: str | None = None  # the answer of our exchange, whoever wrote it
         self._kinds_seen: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self._closing: asyncio.Task[None] | None = None
         self._taps: dict[tuple[str, int], taps.ReceiverTap] = {}  # (kind, index) -> its tap
         self._negotiated: list[tuple[str, str | None, int]] = []  # (kind, mid, index)
@@ -149,10 +149,7 @@ class ReceiverPeer:
 
     async def _close(self) -> None:
         await self._pc.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel()
         logger.info("%s: closed after %d frames (%d decoded)", self.name, self.frames,
                     self.decoded_frames)
 
@@ -194,7 +191,7 @@ class ReceiverPeer:
             tap = taps.tap_of(transceiver.receiver)
             tap.set_demand(not self.encoded, self.encoded)
             self._taps[(track.kind, n)] = tap
-        self._spawn(self._drain(track, mid, n))
+        self._tasks.spawn(self._drain(track, mid, n))
 
     def _codec_of(self, mid: str | None) -> str:
         """The first media codec the answer lists for the section: what will be sent."""
@@ -233,11 +230,6 @@ class ReceiverPeer:
             except Exception:  # keep draining whatever the receiver of frames did
                 logger.exception("%s: a %s frame could not be handed on", self.name,
                                  received.kind)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def _check_sdp(text: str) -> None:

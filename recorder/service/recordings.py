@@ -16,12 +16,12 @@ import math
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
+from recorder.background import BackgroundTasks
 from recorder.config.settings import Settings
 from recorder.core import lifecycle, timers
 from recorder.core.access import Caller
@@ -103,7 +103,7 @@ class RecordingService:
         self._publisher_slots = PublisherSlots(store.slots, settings.node,
                                                settings.max_publishers_per_user)
         self._reserved: dict[str, float] = {}  # cores of starts being admitted
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self._deferred = DeferredTranscodes(settings.deferred_concurrency,
                                             self._describe_and_complete, self._fail)
         self.draining = False
@@ -123,8 +123,7 @@ class RecordingService:
         await self._rooms.close()
         for session_id in list(self._whip):
             await self._end_session(session_id)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.wait()
 
     async def drain(self, deadline_seconds: float) -> None:
         """Refuse new work, stop active recordings (`shutdown`) and wait for their files."""
@@ -275,7 +274,7 @@ class RecordingService:
             try:
                 await self._uploads.enqueue(state, "retry")
             except Unavailable:
-                self._spawn(self._uploads.queue(state, "retry"))
+                self._tasks.spawn(self._uploads.queue(state, "retry"))
         return state
 
     async def list_room(self, caller: Caller, room_id: str,
@@ -455,7 +454,7 @@ class RecordingService:
             live = self._live.get(event.recording_id)
             if live is not None:
                 live.frames = event.frames  # the final counts
-            self._spawn(self._finish(event))
+            self._tasks.spawn(self._finish(event))
         elif isinstance(event, msg.CaptureFailed):
             await self._fail(event.recording_id, f"capture: {event.error}")
         elif isinstance(event, msg.PublisherLeft):
@@ -466,12 +465,8 @@ class RecordingService:
         elif isinstance(event, msg.RoomLost):
             for session_id in [sid for sid, s in self._whip.items() if s.room_id == room_id]:
                 await self._end_session(session_id)
-            self._spawn(self._recover_lost(room_id, event))
+            self._tasks.spawn(self._recover_lost(room_id, event))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _recover_lost(self, room_id: str, event: msg.RoomLost) -> None:
         """A room process died: its recordings end as crash recovery ends them (docs/operations.md),

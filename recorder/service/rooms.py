@@ -22,6 +22,7 @@ from typing import Protocol
 
 from aiortc import RTCIceServer
 
+from recorder.background import BackgroundTasks
 from recorder.config.settings import Settings
 from recorder.core.errors import NotFound, Unavailable
 from recorder.core.urls import AllowList
@@ -82,7 +83,7 @@ class RoomRegistry:
         self._rooms: dict[str, Room] = {}
         self._children: list[RoomProcess] = []
         self._busy: dict[str, int] = {}  # commands in flight per room: not idle meanwhile
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing = BackgroundTasks()
 
     @property
     def processes(self) -> bool:
@@ -138,9 +139,7 @@ class RoomRegistry:
                 del self._rooms[room_id]
                 if isinstance(room, RemoteRoom):
                     if room.process.release(room_id):  # its exit takes a moment: not here
-                        task = asyncio.create_task(room.process.close())
-                        self._closing.add(task)
-                        task.add_done_callback(self._closing.discard)
+                        self._closing.spawn(room.process.close())
                 else:
                     await room.close()
                 logger.info("room %s: session closed (idle)", room_id)
@@ -151,7 +150,7 @@ class RoomRegistry:
         rooms, self._rooms = self._rooms, {}
         sessions = [room.close() for room in rooms.values() if isinstance(room, RoomSession)]
         children = [child.close() for child in list(self._children)]
-        results = await asyncio.gather(*sessions, *children, *self._closing,
+        results = await asyncio.gather(*sessions, *children, *self._closing.running(),
                                        return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
