@@ -10,7 +10,7 @@ decodes it) is recorded at each preset and format, three ways, each in its own p
 - ``bound``: the lower bound, one tight loop in one thread: decode, scale to the preset's
   size (when it differs), repeat or drop pictures onto the preset's constant frame rate,
   resample the audio to what the encoder takes, encode and mux. The file is made by
-  :class:`recorder.media.writer.MediaWriter`, the capture's own writer, so container,
+  :class:`recorder.media.muxer.MediaWriter`, the capture's own writer, so container,
   codecs and codec options are the capture's by construction, not by copy;
 - ``ours``: the same decoded frames pushed into :class:`recorder.media.capture.Capture` as a
   room pushes them (arrival = the frame's time), on a fake clock that runs ahead of real
@@ -57,7 +57,7 @@ def run_decode(path: Path, seconds: float) -> dict[str, Any]:
 
 def run_bound(path: Path, seconds: float, fmt: Format, quality: Quality,
               out: Path) -> dict[str, Any]:
-    from recorder.media.writer import AUDIO_LAYOUT, AUDIO_RATE, MediaWriter
+    from recorder.media.muxer import AUDIO_LAYOUT, AUDIO_RATE, MediaWriter
 
     preset = PRESETS[quality]
     fps, half = preset.fps, 0.5 / preset.fps

@@ -38,11 +38,11 @@ import aiohttp
 from recorder.config.settings import Settings
 from recorder.core.models import FileInfo
 from recorder.state import KeySpace, connect
-from workers.records import UploadRecord
 from workers.retry import RetryPolicy
 from workers.s3 import S3Target
 from workers.target import FileJob
 from workers.tus import TusClient
+from workers.upload_record import UploadRecord
 
 MIB = 1 << 20
 BLOCK = MIB

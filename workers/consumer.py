@@ -29,8 +29,8 @@ from recorder.core.errors import Unavailable
 from recorder.state.jobs import UploadJob, UploadQueue
 from recorder.state.keys import KeySpace
 from workers.polling import entries, wait_for_group
-from workers.records import RecordingLock
 from workers.upload import Uploader
+from workers.upload_record import RecordingLock
 
 logger = logging.getLogger(__name__)
 

@@ -25,12 +25,12 @@ from recorder.core.webhooks import RetrySchedule, parse_secret
 from recorder.logs import configure_logging
 from recorder.state import KeySpace, StateStore, connect
 from recorder.state.jobs import UploadQueue
+from workers.cloudflare_stream import StreamTarget
 from workers.consumer import UploadConsumer, consumer_name
 from workers.outbox import WebhookOutbox
 from workers.retention import run_retention
 from workers.retry import RetryPolicy
 from workers.s3 import S3Target
-from workers.stream import StreamTarget
 from workers.target import Target, Targets
 from workers.upload import Uploader
 from workers.webhooks import WebhookDeliverer

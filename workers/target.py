@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from recorder.core.models import FileInfo, Playback
-from workers.records import UploadRecord
+from workers.upload_record import UploadRecord
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ from recorder.state.keys import KeySpace
 from recorder.state.store import Change, StateStore
 from recorder.state.upload_stats import UploadStats
 from workers.errors import PermanentError, UploadError
-from workers.records import UploadRecord
 from workers.target import FileJob, Stored, Target, Targets
+from workers.upload_record import UploadRecord
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from av.audio.resampler import AudioResampler
 
 from recorder.media.counts import FrameCounter
 from recorder.media.mixer import AudioMixer, Samples
+from recorder.media.muxer import AUDIO_LAYOUT, AUDIO_RATE, MediaWriter
+from recorder.media.pipeline import PipelineWorker
 from recorder.media.timeline import HorizonSource
-from recorder.media.worker import PipelineWorker
-from recorder.media.writer import AUDIO_LAYOUT, AUDIO_RATE, MediaWriter
 
 logger = logging.getLogger(__name__)
 

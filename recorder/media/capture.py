@@ -65,7 +65,7 @@ class CaptureResult:
     files: tuple[OutputFile, ...] = field(default=())  # every file, in the order made
 
 
-class CaptureProgress:
+class CaptureBase:
     """What both captures report while they run: their counts, the media time they are
     at, and when their last frame came."""
 
@@ -94,7 +94,7 @@ class _Source:
     publisher: Publisher
 
 
-class Capture(CaptureProgress):
+class Capture(CaptureBase):
     """Decoded frames in, files at the preset out (see the module docstring).
 
     ``clock`` is the monotonic clock the ``arrival``/``at`` arguments come from; tests

@@ -25,11 +25,11 @@ from recorder.core.errors import MediaError
 from recorder.core.presets import Format, Preset
 from recorder.media.audio import AudioInput, AudioPipeline, RemoveAudio
 from recorder.media.counts import FrameCounter
+from recorder.media.muxer import MediaWriter
+from recorder.media.pipeline import PipelineWorker
 from recorder.media.sources import SCREEN
 from recorder.media.timeline import Horizon, Timeline
 from recorder.media.video import INBOX_FRAMES, Arrange, VideoInput, VideoPipeline
-from recorder.media.worker import PipelineWorker
-from recorder.media.writer import MediaWriter
 
 logger = logging.getLogger(__name__)
 

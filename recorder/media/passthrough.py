@@ -39,7 +39,7 @@ import av
 
 from recorder.core.errors import MediaError
 from recorder.core.presets import CODECS, Layout, Quality
-from recorder.media.capture import CaptureProgress, CaptureResult, CaptureSpec
+from recorder.media.capture import CaptureBase, CaptureResult, CaptureSpec
 from recorder.media.clock import PublisherClock
 from recorder.media.counts import FrameCounter
 from recorder.media.encoded import EncodedFrame
@@ -66,7 +66,7 @@ class _Track:
     asked_at: float | None = None
 
 
-class PassthroughCapture(CaptureProgress):
+class PassthroughCapture(CaptureBase):
     """Encoded frames in, files as received out (see the module docstring)."""
 
     consumes_encoded = True

@@ -17,9 +17,9 @@ opens, so a first picture that comes before any sound is held too, up to
 camera a moment before its microphone; opening at once would drop all its sound). A file
 that expects no video opens after ``AUDIO_ONLY_GRACE_SECONDS`` of held audio, or at the stop.
 
-Kill safety is the writer's (:mod:`recorder.media.writer`): Matroska clusters of at most
+Kill safety is the writer's (:mod:`recorder.media.muxer`): Matroska clusters of at most
 1 s, fragmented MP4 (``delay_moov`` lets the muxer take the SPS/PPS from the first packet
-before it writes the header), packets flushed as written; :mod:`recorder.media.recovery`
+before it writes the header), packets flushed as written; :mod:`recorder.media.repair`
 repairs a killed file.
 """
 
@@ -47,8 +47,8 @@ from recorder.core.errors import MediaError
 from recorder.core.presets import CODECS, PRESETS, Format, Quality
 from recorder.media.counts import FrameCounter
 from recorder.media.encoded import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame
-from recorder.media.worker import Inbox
-from recorder.media.writer import _CONTAINER_OPTIONS, _VIDEO_OPTIONS, KEYFRAME_SECONDS
+from recorder.media.muxer import _CONTAINER_OPTIONS, _VIDEO_OPTIONS, KEYFRAME_SECONDS
+from recorder.media.pipeline import Inbox
 
 logger = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ from av.video.frame import PictureType, VideoFrame
 
 from recorder.media.compose import Compositor
 from recorder.media.counts import FrameCounter
+from recorder.media.muxer import MediaWriter
+from recorder.media.pipeline import PipelineWorker
 from recorder.media.timeline import HorizonSource
-from recorder.media.worker import PipelineWorker
-from recorder.media.writer import MediaWriter
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""``python -m recorder.room``: a room process (see :mod:`recorder.room.process`).
+"""``python -m recorder.room``: a room process (see :mod:`recorder.room.server`).
 
 The entry point lives here so that the process module keeps its own name in log lines.
 """
@@ -7,6 +7,6 @@ from __future__ import annotations
 
 import sys
 
-from recorder.room.process import main
+from recorder.room.server import main
 
 sys.exit(main())

@@ -1,46 +1,41 @@
-"""Rooms in a child process: ``python -m recorder.room --fd N --room=ROOM``.
+"""recorderd's side of a room process: spawn it, talk to it, notice when it dies.
 
-recorderd starts these (:mod:`recorder.room.remote`, :mod:`recorder.service.rooms`) so that
-packet handling and codecs use cores of their own and a crash takes down the rooms of one
-process, not the node: by default one process per active room (``--room`` names it in
-``ps``), or with ``rooms_per_process`` above 1, up to that many rooms per process once every
-core has one (``--room`` is then the room it was started for). Each room is the same
-:class:`recorder.room.session.RoomSession` as in the in-process mode; only the transport
-differs: commands arrive as :class:`recorder.room.wire.Request` (naming their room) on the
-socketpair end ``--fd``, replies, refusals and events go back on it. It never touches Redis.
+A :class:`RoomProcess` hosts one room or several; :class:`RemoteRoom` is one of its rooms
+and answers like :class:`recorder.room.session.RoomSession` (``handle``, ``close``,
+``publisher_count``, ``idle``), so the registry treats both alike. Commands go out as
+numbered requests naming their room; the reply with the same number settles the caller's
+future, and a refusal is raised again as the class the room raised.
 
-How it ends matters more than how it runs, because its files must be finalised:
+What each room holds (answered publishers, recordings capturing or finalising) is learnt
+from the same stream, in order: a reply to ``Publish``/``StartCapture``/``CancelCapture``
+and the events ``PublisherLeft``/``CaptureFinished``/``CaptureFailed``. The stream is
+ordered, so this copy is exact, and it is what makes a death useful: the recordings still
+listed when the socket reaches EOF are the ones the process took down with it, reported in
+one :class:`~recorder.room.messages.RoomLost` per room after the process is reaped. Commands
+still waiting then fail with 503 instead of hanging.
 
-- a :class:`~recorder.room.wire.CloseRoom` closes one idle room; the process goes on;
-- a :class:`~recorder.room.wire.Shutdown` from recorderd (its last room idle, drain, stop),
-  or SIGTERM (an operator or a service manager signalling the whole group): close every room
-  (captures stopped, files finalised), then exit 0;
-- EOF on the socket: recorderd is gone (crashed, killed). Same close, so the files are whole
-  for the restarted node's recovery, then exit;
-- SIGINT is ignored: ctrl-c in a terminal reaches the whole process group, and recorderd, not
-  the room, decides when its recordings stop (it drains, then sends Shutdown).
+The child is started with ``asyncio.create_subprocess_exec`` (a fresh interpreter, never a
+fork of this threaded event loop) and receives its end of a socketpair through ``pass_fds``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
+import itertools
 import logging
-import os
 import signal
 import socket
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 
-import uvloop
-
-from recorder.background import BackgroundTasks
-from recorder.core.errors import RecorderError
-from recorder.logs import configure_logging
-from recorder.room.channel import Channel
-from recorder.room.session import RoomConfig, RoomSession
+from recorder.core.errors import RecorderError, Unavailable
+from recorder.room import messages as msg
+from recorder.room.channel import Channel, ChannelError
 from recorder.room.wire import (
     CloseRoom,
-    ErrorInfo,
     Event,
     ProcessConfig,
     Ready,
@@ -49,127 +44,282 @@ from recorder.room.wire import (
     Request,
     Shutdown,
 )
-from recorder.rtc.ice import restrict_host_addresses
 
 logger = logging.getLogger(__name__)
 
-EXIT_BAD_START = 2  # no usable configuration arrived: recorderd reports the exit code
+START_TIMEOUT_SECONDS = 60.0  # a safety net: an interpreter with aiortc and PyAV loads in ~1 s
+CLOSE_TIMEOUT_SECONDS = 30.0  # finalising what is left; then the process is killed
+CHILD_MODULE = "recorder.room"  # its __main__ runs recorder.room.server
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="recorder-room", description=__doc__)
-    parser.add_argument("--fd", type=int, required=True, help="this end of the socketpair")
-    parser.add_argument("--room", required=True, help="the room it was started for (ps)")
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sock = socket.socket(fileno=args.fd)
-    return uvloop.run(_serve(sock, args.room))
-
-
-async def _serve(sock: socket.socket, first_room: str) -> int:
-    channel = await Channel.open(sock)
-    config = await channel.receive()
-    if not isinstance(config, ProcessConfig):
-        print(f"recorder-room {first_room}: no configuration from recorderd", file=sys.stderr)
-        return EXIT_BAD_START
-    _configure_logging(config)
-    restrict_host_addresses(config.ice_host_addresses)
-    return await RoomServer(config, channel).run()
-
-
-def _configure_logging(config: ProcessConfig) -> None:
-    """recorderd's logging, with this pid on every line (room lines name their room)."""
-    configure_logging(config.log_level)
-    formatter = logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s [room process %(process)d]: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(formatter)
-
-
-class RoomServer:
-    """Serves its rooms' sessions over a channel until Shutdown, SIGTERM or EOF."""
-
-    def __init__(self, config: ProcessConfig, channel: Channel) -> None:
-        self._channel = channel
-        self._room_config = RoomConfig(max_publishers=config.max_publishers,
-                                       ice_servers=config.ice_servers,
-                                       pull_allowed=config.pull_allowed,
-                                       connect_timeout=config.connect_timeout)
-        self._sessions: dict[str, RoomSession] = {}
-        self._closing: dict[str, asyncio.Task[None]] = {}  # rooms closing after CloseRoom
-        self._handlers = BackgroundTasks()
-
-    def _session(self, room_id: str) -> RoomSession:
-        session = self._sessions.get(room_id)
-        if session is None:
-            session = RoomSession(room_id, self._room_config,
-                                  lambda event: self._channel.send(Event(room_id, event)))
-            self._sessions[room_id] = session
-        return session
-
-    async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        terminated = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, terminated.set)
-        self._channel.send(Ready(os.getpid()))
-        logger.info("room process %d serving", os.getpid())
-        reading = asyncio.create_task(self._read())
-        signalled = asyncio.create_task(terminated.wait())
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
         try:
-            await asyncio.wait({reading, signalled}, return_when=asyncio.FIRST_COMPLETED)
-            why = reading.result() if reading.done() else "SIGTERM"
-        finally:
-            reading.cancel()
-            signalled.cancel()
-        logger.info("room process %d: closing %d room(s) (%s)", os.getpid(),
-                    len(self._sessions), why)
-        sessions, self._sessions = list(self._sessions.values()), {}
-        await asyncio.gather(*(session.close() for session in sessions),
-                             *self._closing.values())
-        await self._handlers.wait()  # commands still waiting end now the rooms are closed
-        await self._channel.flush()
-        await self._channel.close()
-        logger.info("room process %d exits", os.getpid())
-        return 0
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
-    async def _read(self) -> str:
-        """Dispatch requests until the parent says stop; returns why reading ended."""
-        while True:
-            message = await self._channel.receive()
-            if message is None:
-                return "recorderd is gone"
-            if isinstance(message, Shutdown):
-                return "asked by recorderd"
-            if isinstance(message, Request):
-                self._handlers.spawn(self._handle(message))
-            elif isinstance(message, CloseRoom):
-                self._close_room(message.room_id)
-            else:
-                logger.warning("room process: unexpected message %s ignored",
-                               type(message).__name__)
 
-    def _close_room(self, room_id: str) -> None:
-        session = self._sessions.pop(room_id, None)
-        if session is None:
+class RoomProcess:
+    def __init__(self, config: ProcessConfig, first_room: str,
+                 emit: Callable[[str, msg.RoomEvent], None],
+                 on_exit: Callable[[RoomProcess], None]) -> None:
+        """`emit(room_id, event)` gets its rooms' events (and a final RoomLost per room);
+        `on_exit` is called once the process is reaped, whatever the reason. `first_room`
+        names the process in ps and in log lines."""
+        self.name = first_room
+        self._config = config
+        self._emit = emit
+        self._on_exit = on_exit
+        self._proc: asyncio.subprocess.Process | None = None
+        self._channel: Channel | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[str, msg.RoomCommand,
+                                       asyncio.Future[msg.RoomReply]]] = {}
+        self.rooms: set[str] = set()  # the rooms placed here and not closed
+        self._publishers: dict[str, dict[str, str]] = {}  # room -> session id -> publisher
+        self._recordings: dict[str, set[str]] = {}  # room -> recording ids
+        self._closing = False
+        self._exited = asyncio.Event()
+        self.exitcode: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def accepting(self) -> bool:
+        """Whether a new room may be placed here."""
+        return not self._closing and not self._exited.is_set()
+
+    def room(self, room_id: str) -> RemoteRoom:
+        """Place a room here (its session opens in the process at its first command)."""
+        self.rooms.add(room_id)
+        return RemoteRoom(room_id, self)
+
+    def publisher_count(self, room_id: str) -> int:
+        return len(self._publishers.get(room_id, ()))
+
+    def idle(self, room_id: str) -> bool:
+        """No publishers, no recordings and no command in flight: the room may be closed."""
+        return (not self._publishers.get(room_id) and not self._recordings.get(room_id)
+                and not any(room == room_id for room, _, _ in self._pending.values()))
+
+    @property
+    def alive(self) -> bool:
+        return not self._exited.is_set()
+
+    def start(self) -> None:
+        """Spawn the process in the background; commands wait for it to be ready."""
+        if self._starting is None:
+            self._starting = asyncio.create_task(self._start())
+
+    async def handle(self, room_id: str, command: msg.RoomCommand) -> msg.RoomReply:
+        """Send one command and wait for its reply; refusals raise the room's RecorderError."""
+        self.start()
+        assert self._starting is not None
+        await asyncio.shield(self._starting)
+        if self._closing or self._exited.is_set() or self._channel is None:
+            raise Unavailable(f"room {room_id} is closing")
+        request_id = next(self._ids)
+        future: asyncio.Future[msg.RoomReply] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
+        self._pending[request_id] = (room_id, command, future)
+        self._channel.send(Request(request_id, room_id, command))
+        # Shielded: a caller that gives up must not lose the reply, whose bookkeeping (a
+        # publisher, a recording) keeps the room from being closed under its media.
+        return await asyncio.shield(future)
+
+    def release(self, room_id: str) -> bool:
+        """Let go of an idle room, at once: its session closes in the process, or, if it was
+        the last room, True and the process takes no new room (the caller closes it)."""
+        self.rooms.discard(room_id)
+        self._publishers.pop(room_id, None)  # idle: both empty
+        self._recordings.pop(room_id, None)
+        if self.rooms:
+            if self._channel is not None and self.alive:
+                self._channel.send(CloseRoom(room_id))
+            return False
+        self._closing = True
+        return True
+
+    async def close(self, grace: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        """Ask every room to finalise and the process to exit; kill it after `grace` s.
+        Safe to call twice."""
+        self._closing = True
+        if self._starting is None:
             return
-        task = asyncio.create_task(session.close())
-        self._closing[room_id] = task
-        task.add_done_callback(lambda done: self._closed(room_id, done))
-
-    def _closed(self, room_id: str, task: asyncio.Task[None]) -> None:
-        if self._closing.get(room_id) is task:
-            del self._closing[room_id]
-
-    async def _handle(self, request: Request) -> None:
+        with contextlib.suppress(RecorderError):
+            await asyncio.shield(self._starting)
+        if self._proc is None:
+            return
+        if self._channel is not None and not self._exited.is_set():
+            self._channel.send(Shutdown())
         try:
-            closing = self._closing.get(request.room_id)
-            if closing is not None:  # the room opens again once its old session is closed
-                await asyncio.shield(closing)
-            reply = await self._session(request.room_id).handle(request.command)
-        except Exception as exc:
-            if not isinstance(exc, RecorderError):
-                logger.exception("room %s: %s failed", request.room_id,
-                                 type(request.command).__name__)
-            self._channel.send(Refusal(request.id, ErrorInfo.of(exc)))
+            await asyncio.wait_for(self._exited.wait(), grace)
+        except TimeoutError:
+            logger.error("room %s: process %d did not exit within %g s: killed", self.name,
+                         self._proc.pid, grace)
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            await self._exited.wait()
+
+    async def kill(self) -> None:
+        """SIGKILL the process and wait until it is reaped (tests, and a stuck room)."""
+        if self._proc is not None and not self._exited.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            await self._exited.wait()
+
+    # ---- start ---------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        began = time.monotonic()
+        ours, theirs = socket.socketpair()
+        try:
+            try:
+                self._proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", CHILD_MODULE, "--fd", str(theirs.fileno()),
+                    f"--room={self.name}", pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL)
+            finally:
+                theirs.close()  # the child holds it now; ours must not keep it open
+        except OSError as exc:
+            ours.close()
+            self._exited.set()
+            self._on_exit(self)
+            raise Unavailable(f"room {self.name}: no process could be started: {exc}") \
+                from exc
+        self._channel = await Channel.open(ours)
+        self._channel.send(self._config)
+        try:
+            ready = await asyncio.wait_for(self._channel.receive(), START_TIMEOUT_SECONDS)
+        except (TimeoutError, ChannelError):
+            ready = None
+        if not isinstance(ready, Ready):
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            code = await self._proc.wait()
+            await self._channel.close()
+            self.exitcode = code
+            self._exited.set()
+            self._on_exit(self)
+            raise Unavailable(f"room {self.name}: its process did not start "
+                              f"({describe_exit(code)})")
+        logger.info("room %s: process %d started in %.2f s", self.name, ready.pid,
+                    time.monotonic() - began)
+        self._reader = asyncio.create_task(self._read())
+
+    # ---- the stream from the room --------------------------------------------------------
+
+    async def _read(self) -> None:
+        assert self._channel is not None
+        assert self._proc is not None
+        try:
+            while (message := await self._channel.receive()) is not None:
+                self._dispatch(message)
+        except ChannelError as exc:
+            logger.error("room %s: process %d sent garbage (%s): killed", self.name,
+                         self._proc.pid, exc)
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+        code = await self._proc.wait()
+        await self._channel.close()
+        self.exitcode = code
+        self._ended(code)
+
+    def _dispatch(self, message: object) -> None:
+        if isinstance(message, Event):
+            self._track(message.room_id, message.event)
+            self._emit(message.room_id, message.event)
+        elif isinstance(message, Reply | Refusal):
+            entry = self._pending.pop(message.id, None)
+            if entry is None:
+                return
+            room_id, command, future = entry
+            if isinstance(message, Reply):
+                self._track_reply(room_id, command)
+                if not future.done():
+                    future.set_result(message.reply)
+            elif not future.done():
+                future.set_exception(message.error.to_exception())
         else:
-            self._channel.send(Reply(request.id, reply))
+            logger.warning("room %s: unexpected %s from the room process", self.name,
+                           type(message).__name__)
+
+    def _track(self, room_id: str, event: msg.RoomEvent) -> None:
+        if isinstance(event, msg.PublisherLeft):
+            self._publishers.get(room_id, {}).pop(event.session_id, None)
+        elif isinstance(event, msg.CaptureFinished | msg.CaptureFailed):
+            self._recordings.get(room_id, set()).discard(event.recording_id)
+
+    def _track_reply(self, room_id: str, command: msg.RoomCommand) -> None:
+        if isinstance(command, msg.Publish):
+            self._publishers.setdefault(room_id, {})[command.session_id] = command.publisher_id
+        elif isinstance(command, msg.StartCapture):
+            self._recordings.setdefault(room_id, set()).add(command.recording_id)
+        elif isinstance(command, msg.CancelCapture):
+            self._recordings.get(room_id, set()).discard(command.recording_id)
+
+    def _ended(self, code: int) -> None:
+        """The process is reaped: fail what waits, report what it took down, let go."""
+        how = describe_exit(code)
+        for room_id, _, future in self._pending.values():
+            if not future.done():
+                future.set_exception(Unavailable(f"room {room_id}: its process ended ({how})"))
+        self._pending.clear()
+        for room_id in sorted(self.rooms):
+            lost = tuple(sorted(self._recordings.get(room_id, ())))
+            expected = self._closing and code == 0 and not lost
+            if expected:
+                logger.info("room %s: process %d exited", room_id, self._pid_or_zero())
+            else:
+                logger.error("room %s: process %d ended (%s) with %d recording(s): %s",
+                             room_id, self._pid_or_zero(), how, len(lost),
+                             ", ".join(lost) or "none")
+            for session_id, publisher_id in sorted(self._publishers.get(room_id, {}).items()):
+                self._emit(room_id, msg.PublisherLeft(session_id, publisher_id))
+            if not expected:
+                self._emit(room_id, msg.RoomLost(lost, code))
+        self._publishers.clear()
+        self._recordings.clear()
+        self._exited.set()
+        self._on_exit(self)
+
+    def _pid_or_zero(self) -> int:
+        return self._proc.pid if self._proc is not None else 0
+
+
+class RemoteRoom:
+    """One room of a :class:`RoomProcess`, answering like a RoomSession."""
+
+    def __init__(self, room_id: str, process: RoomProcess) -> None:
+        self.room_id = room_id
+        self.process = process
+
+    @property
+    def publisher_count(self) -> int:
+        return self.process.publisher_count(self.room_id)
+
+    @property
+    def idle(self) -> bool:
+        return self.process.idle(self.room_id)
+
+    async def handle(self, command: msg.RoomCommand) -> msg.RoomReply:
+        return await self.process.handle(self.room_id, command)
+
+    async def close(self) -> None:
+        if self.process.release(self.room_id):
+            await self.process.close()
+
+
+def _retrieve(future: asyncio.Future[msg.RoomReply]) -> None:
+    """A reply nobody awaits any more (its caller was cancelled) must not be logged as a
+    never-retrieved exception."""
+    if not future.cancelled():
+        future.exception()

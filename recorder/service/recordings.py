@@ -47,7 +47,7 @@ from recorder.core.models import (
 )
 from recorder.core.paging import ListFilter, Page, PageRequest
 from recorder.room import messages as msg
-from recorder.room.remote import describe_exit
+from recorder.room.process import describe_exit
 from recorder.service.admission import new_recording
 from recorder.service.budget import node_cost, publisher_cost, recording_cost
 from recorder.service.caps import PublisherSlots, RoomCap

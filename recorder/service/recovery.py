@@ -4,7 +4,7 @@ A node killed in the middle of recordings leaves their states `pending`, `record
 `paused` in the store (and, after a forced drain, `processing` without any file described),
 with files on its disk that have no trailer. No other process will ever finish them, so
 the restarted node (same node id, same storage) does: files are made playable with
-:func:`recorder.media.recovery.recover_file`, the state stops with `stop_reason: recovered`
+:func:`recorder.media.repair.recover_file`, the state stops with `stop_reason: recovered`
 and `recovered: true` in one compare-and-set, and the files go through the service's
 ordinary describe/complete/upload path, so a recovered recording is announced and uploaded
 exactly like any other. A recording that never had media has nothing to keep: it fails.
@@ -33,7 +33,7 @@ from recorder.core.errors import (
 from recorder.core.lifecycle import Action
 from recorder.core.models import RecordingState, Status, StopReason, Transcode
 from recorder.core.presets import CODECS, Layout
-from recorder.media.recovery import RecoveredFile, recover_file
+from recorder.media.repair import RecoveredFile, recover_file
 from recorder.media.transcode_job import LIVE_FOLDER
 from recorder.room import messages as msg
 from recorder.state.store import StateStore

@@ -1,7 +1,7 @@
 """The room sessions this node runs, one per room with publishers or recordings.
 
 By default each room runs in a child process of its own (``settings.room_processes``,
-:mod:`recorder.room.remote`): Python's GIL caps a process at about one core of packet
+:mod:`recorder.room.process`): Python's GIL caps a process at about one core of packet
 handling and codec work, and a crash in a codec must take down one room, not the node.
 ``settings.rooms_per_process`` above 1 lets rooms share processes once every core has one:
 a new room then goes to the process with the fewest rooms, while it has fewer than that
@@ -35,7 +35,7 @@ from recorder.room.messages import (
     StartCapture,
     Unpublish,
 )
-from recorder.room.remote import RemoteRoom, RoomProcess
+from recorder.room.process import RemoteRoom, RoomProcess
 from recorder.room.session import PUBLISHER_RETRY_AFTER_SECONDS, RoomConfig, RoomSession
 from recorder.room.wire import ProcessConfig
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from recorder.media.recovery import recover_file
+from recorder.media.repair import recover_file
 from tests.support.daemon import run_daemon
 from tests.support.media import probe
 from tests.support.publisher import WhipPublisher

@@ -23,8 +23,8 @@ import pytest
 from recorder.core.errors import MediaError
 from recorder.core.presets import PRESETS, Format, Layout, Quality
 from recorder.media.capture import Capture, CaptureSpec
-from recorder.media.recovery import RecoveredFile, recover_file
-from recorder.media.writer import MediaWriter
+from recorder.media.muxer import MediaWriter
+from recorder.media.repair import RecoveredFile, recover_file
 from tests.support.file_analysis import probe
 from tests.support.synth import FakeClock, Scenario, play, tone
 

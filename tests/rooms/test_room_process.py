@@ -21,7 +21,7 @@ from recorder.core.errors import (
 )
 from recorder.core.presets import Format, Quality
 from recorder.room import messages as msg
-from recorder.room.remote import RemoteRoom, RoomProcess
+from recorder.room.process import RemoteRoom, RoomProcess
 from recorder.room.wire import ErrorInfo, ProcessConfig
 from tests.support.media import probe
 from tests.support.publisher import SyntheticPublisher

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from recorder.core.presets import Format, Layout, Quality
-from recorder.media.recovery import recover_file
+from recorder.media.repair import recover_file
 from recorder.room.messages import (
     CaptureFinished,
     PauseCapture,

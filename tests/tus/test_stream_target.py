@@ -18,11 +18,11 @@ from recorder.core.models import FileInfo
 from tests.support.cloudflare_stream import ACCOUNT, TOKEN, CloudflareDouble, Fault
 from tests.support.finished_recordings import KEYS, sha256_of, write_random
 from tests.support.tus_server import TusServer
+from workers.cloudflare_stream import StreamTarget
 from workers.errors import PermanentError
-from workers.records import UploadRecord
 from workers.retry import RetryPolicy
-from workers.stream import StreamTarget
 from workers.target import FileJob
+from workers.upload_record import UploadRecord
 
 MIB = 1 << 20
 CHUNK = 5 * MIB

@@ -14,11 +14,11 @@ import pytest
 from tenacity import RetryCallState
 
 from recorder.config.settings import SettingsError, load_settings
+from workers.cloudflare_stream import upload_metadata
 from workers.errors import OffsetMismatch, PermanentError, TransientError, UploadGone
 from workers.retention import sweep
 from workers.retry import RetryPolicy, _Wait
 from workers.s3 import MAX_PARTS, object_key, part_size, plan
-from workers.stream import upload_metadata
 from workers.tus import creation_headers, encode_metadata, patch_headers, status_error
 
 MIB = 1 << 20

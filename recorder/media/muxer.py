@@ -15,7 +15,7 @@ buffer flushed per packet, so a killed process leaves a file that plays up to it
 closed cluster or fragment. PyAV reads the duration of such an MP4 from its fragments.
 Fragments are cut on time too (``frag_duration``), not only on keyframes, which come every
 2 s. Measured with SIGKILL: at most ~1.3 s lost (a cluster or fragment plus the capture's
-latency); :mod:`recorder.media.recovery` makes such a file whole after a restart.
+latency); :mod:`recorder.media.repair` makes such a file whole after a restart.
 """
 
 from __future__ import annotations

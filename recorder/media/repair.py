@@ -4,7 +4,7 @@ A recording whose process was killed leaves a file without its trailer: a Matros
 file with no duration, cues or last (partly written) cluster, or a fragmented MP4 whose
 last fragment may be cut short. Everything before that is intact, because the writer
 closes a cluster or fragment at least every second and flushes it to the kernel
-(:mod:`recorder.media.writer`), so a kill loses at most the last ~1.3 s (measured).
+(:mod:`recorder.media.muxer`), so a kill loses at most the last ~1.3 s (measured).
 
 Recovery copies every readable packet (no re-encoding: it is cheap and loses nothing)
 into a new file beside the old one, which the muxer finishes properly (duration, index;
