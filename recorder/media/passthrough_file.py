@@ -6,7 +6,8 @@ codec is the format's (webm: VP8 + Opus, mp4: H.264 + AAC, mkv: H.264 + Opus) is
 it is: no decoder, no encoder, which is the whole point of ``source``. Any other frame is
 decoded and encoded at its incoming resolution with ``medium``'s bitrates (an H.264
 publisher into webm becomes VP8, Opus into mp4 becomes AAC); that part costs what a
-transcode costs, so it lives in this thread and never on the event loop.
+transcode costs, so it runs in this thread (:mod:`recorder.media.reencode`), never on the
+event loop.
 
 The file is opened at the first video keyframe (H.264 in MP4 and Matroska needs the
 sender's SPS/PPS, which only a keyframe carries; width and height come from it too).
@@ -29,13 +30,10 @@ import logging
 import threading
 from collections import deque
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Final
 
 import av
-import numpy as np
-from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
 from av.codec.context import CodecContext
 from av.container import OutputContainer
@@ -46,9 +44,16 @@ from av.video.stream import VideoStream
 from recorder.core.errors import MediaError
 from recorder.core.presets import CODECS, PRESETS, Format, Quality
 from recorder.media.counts import FrameCounter
-from recorder.media.encoded import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame
+from recorder.media.encoded import AUDIO_CLOCK, EncodedFrame
 from recorder.media.muxer import _CONTAINER_OPTIONS, _VIDEO_OPTIONS, KEYFRAME_SECONDS
 from recorder.media.pipeline import Inbox
+from recorder.media.reencode import (
+    AUDIO_TB,
+    DECODERS,
+    VIDEO_TB,
+    AudioReencoder,
+    VideoReencoder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +61,12 @@ AUDIO_ONLY_GRACE_SECONDS: Final = 3.0
 AUDIO_WAIT_SECONDS: Final = 1.0
 INBOX_FRAMES: Final = 400  # ~4 s of audio and video together
 _MAX_HELD_AUDIO: Final = 500  # 10 s of 20 ms packets while the first keyframe is awaited
-_VIDEO_TB: Final = Fraction(1, VIDEO_CLOCK)
-_AUDIO_TB: Final = Fraction(1, AUDIO_CLOCK)
 _FORMAT_CODECS: Final = {  # (video, audio) as they travel in RTP, per format
     Format.WEBM: ("vp8", "opus"),
     Format.MP4: ("h264", "aac"),
     Format.MKV: ("h264", "opus"),
 }
 _MATROSKA_VIDEO: Final = {"vp8", "h264"}
-_DECODERS: Final = {"vp8": "libvpx", "h264": "h264", "opus": "libopus"}
 _TRANSCODE = PRESETS[Quality.MEDIUM]
 _TICK_SECONDS: Final = 0.2
 
@@ -101,10 +103,8 @@ class PassthroughFile(threading.Thread):
         self._video: Stream | None = None
         self._audio: Stream | None = None
         self._last_pts: dict[int, int] = {}
-        self._vdecoder: Any = None  # a decoder context (PyAV types decode per kind)
-        self._adecoder: Any = None
-        self._resampler: AudioResampler | None = None
-        self._next_audio_pts: int | None = None
+        self._video_reencoder: VideoReencoder | None = None  # when not kept as received
+        self._audio_reencoder: AudioReencoder | None = None
 
     @property
     def opened(self) -> bool:
@@ -178,13 +178,9 @@ class PassthroughFile(threading.Thread):
         self._release_held()
         if self._container is None:
             return
-        if isinstance(self._video, VideoStream) and self._vdecoder is not None:
-            self._mux(self._video.encode(None))
-        if isinstance(self._audio, AudioStream) and self._resampler is not None:
-            for frame in self._resampler.resample(None):
-                frame.pts = self._next_audio_pts
-                self._mux(self._audio.encode(frame))
-            self._mux(self._audio.encode(None))
+        for reencoder in (self._video_reencoder, self._audio_reencoder):
+            if reencoder is not None:
+                self._mux(reencoder.flush())
 
     def _close(self) -> None:
         container, self._container = self._container, None
@@ -226,7 +222,7 @@ class PassthroughFile(threading.Thread):
         width, height = _picture_size(key)
         if key.codec in self._keep:
             stream: Stream = container.add_mux_stream(key.codec, width=width, height=height)
-            stream.time_base = _VIDEO_TB
+            stream.time_base = VIDEO_TB
             return stream
         encoder = CODECS[self._fmt].video
         video = container.add_stream(encoder, rate=30,
@@ -236,10 +232,10 @@ class PassthroughFile(threading.Thread):
         video.width, video.height = width, height
         video.pix_fmt = "yuv420p"
         video.bit_rate = _TRANSCODE.video_bitrate
-        video.codec_context.time_base = _VIDEO_TB
+        video.codec_context.time_base = VIDEO_TB
         video.codec_context.gop_size = _TRANSCODE.fps * KEYFRAME_SECONDS
         video.codec_context.thread_count = 1
-        self._vdecoder = CodecContext.create(_DECODERS[key.codec], "r")
+        self._video_reencoder = VideoReencoder(self.recording_id, key.codec, video)
         return video
 
     def _add_audio(self, container: OutputContainer) -> Stream:
@@ -251,11 +247,9 @@ class PassthroughFile(threading.Thread):
         audio.layout = "stereo"
         audio.format = "fltp" if encoder == "aac" else "flt"
         audio.bit_rate = _TRANSCODE.audio_bitrate
-        audio.codec_context.time_base = _AUDIO_TB
+        audio.codec_context.time_base = AUDIO_TB
         if self._audio_codec != "opus":
-            self._adecoder = CodecContext.create(_DECODERS["opus"], "r")
-            self._resampler = AudioResampler(format="fltp", layout="stereo", rate=AUDIO_CLOCK,
-                                             frame_size=1024)
+            self._audio_reencoder = AudioReencoder(audio)
         return audio
 
     # ---- writing ---------------------------------------------------------------------
@@ -267,10 +261,9 @@ class PassthroughFile(threading.Thread):
             self._counts.dropped()
             return
         pts = round(item.at * frame.clock_rate)
-        if frame.kind == "video" and self._vdecoder is not None:
-            self._transcode_video(stream, frame, pts)
-        elif frame.kind == "audio" and self._adecoder is not None:
-            self._transcode_audio(stream, frame, pts)
+        reencoder = self._video_reencoder if frame.kind == "video" else self._audio_reencoder
+        if reencoder is not None:
+            self._mux(reencoder.encode(frame, pts))
         else:
             packet = Packet(frame.data)
             packet.pts = packet.dts = pts
@@ -280,55 +273,6 @@ class PassthroughFile(threading.Thread):
             self._mux([packet])
         self._counts.written()
         self.written_until = max(self.written_until, item.at)
-
-    def _transcode_video(self, stream: Stream, frame: EncodedFrame, pts: int) -> None:
-        assert self._vdecoder is not None
-        assert isinstance(stream, VideoStream)
-        packet = Packet(frame.data)
-        packet.pts = pts
-        packet.time_base = _VIDEO_TB
-        try:
-            pictures = self._vdecoder.decode(packet)
-        except av.FFmpegError as exc:  # a lost reference: the next keyframe mends it
-            logger.info("recording %s: a %s frame did not decode: %s", self.recording_id,
-                        frame.codec, exc)
-            return
-        for picture in pictures:
-            if not isinstance(picture, av.VideoFrame):
-                continue
-            if (picture.width, picture.height) != (stream.width, stream.height) \
-                    or picture.format.name != "yuv420p":
-                picture = picture.reformat(stream.width, stream.height, "yuv420p")
-            picture.pts = pts
-            picture.time_base = _VIDEO_TB
-            picture.pict_type = av.video.frame.PictureType.NONE
-            self._mux(stream.encode(picture))
-
-    def _transcode_audio(self, stream: Stream, frame: EncodedFrame, pts: int) -> None:
-        assert self._adecoder is not None
-        assert self._resampler is not None
-        assert isinstance(stream, AudioStream)
-        packet = Packet(frame.data)
-        packet.pts = pts
-        packet.time_base = _AUDIO_TB
-        for sound in self._adecoder.decode(packet):
-            if not isinstance(sound, av.AudioFrame):
-                continue
-            if self._next_audio_pts is None:
-                self._next_audio_pts = pts
-            gap = pts - self._next_audio_pts
-            if gap > 2 * sound.samples:  # a hole in the sound: silence keeps A/V in step
-                self._encode_audio(stream, _silence(sound, min(gap, 10 * AUDIO_CLOCK)))
-            self._encode_audio(stream, sound)
-
-    def _encode_audio(self, stream: AudioStream, sound: av.AudioFrame) -> None:
-        assert self._resampler is not None
-        sound.pts = None
-        for out in self._resampler.resample(sound):
-            out.pts = self._next_audio_pts
-            out.time_base = _AUDIO_TB
-            self._next_audio_pts = (self._next_audio_pts or 0) + out.samples
-            self._mux(stream.encode(out))
 
     def _mux(self, packets: list[Packet[Stream]]) -> None:
         container = self._container
@@ -354,19 +298,10 @@ def _picture_size(key: EncodedFrame) -> tuple[int, int]:
     data = key.data
     if key.codec == "vp8" and len(data) >= 10:
         return (data[6] | data[7] << 8) & 0x3FFF, (data[8] | data[9] << 8) & 0x3FFF
-    decoder: Any = CodecContext.create(_DECODERS[key.codec], "r")
+    decoder: Any = CodecContext.create(DECODERS[key.codec], "r")
     packet = Packet(data)
     for picture in decoder.decode(packet):
         if isinstance(picture, av.VideoFrame):
             return picture.width, picture.height
     raise MediaError(f"the first {key.codec} keyframe does not decode")
 
-
-def _silence(like: av.AudioFrame, samples: int) -> av.AudioFrame:
-    frame = av.AudioFrame.from_ndarray(
-        np.zeros((len(like.layout.channels) if like.format.is_planar else 1,
-                  samples * (1 if like.format.is_planar else len(like.layout.channels))),
-                 dtype=like.to_ndarray().dtype),
-        format=like.format.name, layout=like.layout.name)
-    frame.sample_rate = like.sample_rate
-    return frame
