@@ -14,8 +14,6 @@ import contextlib
 import logging
 import math
 import shutil
-import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +27,6 @@ from recorder.core.errors import (
     Draining,
     Forbidden,
     InvalidTransition,
-    LimitReached,
     NotFound,
     RecorderError,
     SourceFailed,
@@ -53,6 +50,7 @@ from recorder.service.budget import node_cost, publisher_cost, recording_cost
 from recorder.service.caps import PublisherSlots, RoomCap
 from recorder.service.deferred import DeferredTranscodes, is_live_capture, live_capture
 from recorder.service.handoff import UploadHandoff, describe_file, upload_waiting
+from recorder.service.publishers import Publishers
 from recorder.service.recovery import OrphanRecovery
 from recorder.service.rooms import RoomRegistry
 from recorder.state.jobs import UploadQueue
@@ -63,7 +61,6 @@ logger = logging.getLogger(__name__)
 TIMER_PERIOD_SECONDS = 0.25
 MIN_FREE_DISK_BYTES = 512 * 1024 * 1024
 RECOVERY_RETRY_SECONDS = 5.0  # pause before start-up recovery tries again while the store is down
-PUBLISHER_RETRY_AFTER_SECONDS = 10  # a publisher refused for CPU may try again
 
 
 @dataclass
@@ -78,13 +75,6 @@ class LiveRecording:
     done: asyncio.Event = field(default_factory=asyncio.Event)  # set when this node lets go
 
 
-@dataclass(frozen=True)
-class WhipSession:
-    room_id: str
-    user_id: str
-    slot: bool = False  # holds one of the user's publisher slots (admins hold none)
-
-
 class RecordingService:
     def __init__(self, settings: Settings, store: StateStore,
                  upload_queue: Callable[[str], UploadQueue] | None = None) -> None:
@@ -95,13 +85,14 @@ class RecordingService:
         self._events: asyncio.Queue[tuple[str, msg.RoomEvent]] = asyncio.Queue()
         self._rooms = RoomRegistry(settings, lambda room, ev: self._events.put_nowait((room, ev)))
         self._live: dict[str, LiveRecording] = {}
-        self._whip: dict[str, WhipSession] = {}
         self._timer_limits = timers.TimerLimits(settings.no_media_timeout_seconds,
                                                 settings.max_pause_seconds)
         self._finished_frames = (0, 0)  # received, dropped by recordings no longer live
         self._room_cap = RoomCap(settings.max_rooms, self._rooms.hosted)
-        self._publisher_slots = PublisherSlots(store.slots, settings.node,
-                                               settings.max_publishers_per_user)
+        self._publishers = Publishers(
+            self._rooms, self._room_cap,
+            PublisherSlots(store.slots, settings.node, settings.max_publishers_per_user),
+            self._publisher_refused_for_cpu)
         self._reserved: dict[str, float] = {}  # cores of starts being admitted
         self._tasks = BackgroundTasks()
         self._deferred = DeferredTranscodes(settings.deferred_concurrency,
@@ -121,8 +112,7 @@ class RecordingService:
         """Stop every capture (files finalised) and close all peers. Safe to call twice."""
         await self._deferred.stop()
         await self._rooms.close()
-        for session_id in list(self._whip):
-            await self._end_session(session_id)
+        await self._publishers.close()
         await self._tasks.wait()
 
     async def drain(self, deadline_seconds: float) -> None:
@@ -154,12 +144,11 @@ class RecordingService:
         return recording_id in self._live
 
     def has_session(self, session_id: str) -> bool:
-        return session_id in self._whip
+        return session_id in self._publishers
 
     def live_rooms(self) -> set[str]:
         """Rooms with a publisher or a recording on this node."""
-        return ({s.room_id for s in self._whip.values()}
-                | {live.state.room_id for live in self._live.values()})
+        return self._publishers.rooms() | {live.state.room_id for live in self._live.values()}
 
     def frame_totals(self) -> tuple[int, int]:
         """Frames received and dropped by every recording this node ran since it started:
@@ -177,14 +166,16 @@ class RecordingService:
     @property
     def cpu_used(self) -> float:
         """Cores this node's live recordings cost (and starts being admitted reserve)."""
-        return node_cost(self._active_states(), self._room_publishers()) + sum(
+        return node_cost(self._active_states(), self._publishers.per_room()) + sum(
             self._reserved.values())
 
     def _active_states(self) -> list[RecordingState]:
         return [live.state for live in self._live.values() if live.state.status in ACTIVE]
 
-    def _room_publishers(self) -> Counter[str]:
-        return Counter(session.room_id for session in self._whip.values())
+    def _publisher_refused_for_cpu(self, room_id: str) -> float | None:
+        more = publisher_cost(self._active_states(), room_id, self._publishers.per_room())
+        capacity = self._settings.cpu
+        return capacity if more and self.cpu_used + more > capacity + 1e-9 else None
 
     # ---- API --------------------------------------------------------------------------------
 
@@ -201,7 +192,7 @@ class RecordingService:
                                pull: msg.PullSource | None,
                                rooms_refused: int | None) -> RecordingState:
         room_id = state.room_id
-        need = recording_cost(state, self._room_publishers())
+        need = recording_cost(state, self._publishers.per_room())
         capacity = self._settings.cpu
         refused = capacity if self.cpu_used + need > capacity + 1e-9 else None
         self._reserved[state.recording_id] = need
@@ -309,42 +300,10 @@ class RecordingService:
         caller.check_room(room_id)
         if self.draining:
             raise Draining("this node is draining: no new publishers")
-        more = publisher_cost(self._active_states(), room_id, self._room_publishers())
-        if more and self.cpu_used + more > self._settings.cpu + 1e-9:
-            raise Unavailable(f"room {room_id}: one more publisher would take its live "
-                              f"recordings past this node's CPU capacity "
-                              f"({self._settings.cpu:g} cores)",
-                              retry_after=PUBLISHER_RETRY_AFTER_SECONDS)
-        self._rooms.check_publisher_room(room_id)  # 503 before the per-user caps' 429
-        session_id = uuid.uuid4().hex
-        await self._publisher_slots.claim(caller, session_id)
-        try:
-            with self._room_cap.opening(room_id) as rooms_refused:
-                if rooms_refused is not None:
-                    raise LimitReached("max_rooms", rooms_refused)
-                publisher_id = caller.user_id + ("-screen" if role == "screen" else "")
-                reply = await self._rooms.send(
-                    room_id, msg.Publish(session_id, publisher_id, role, offer_sdp))
-        except BaseException:
-            await self._publisher_slots.release(caller.user_id, session_id)
-            raise
-        assert isinstance(reply, msg.PublishAnswer)
-        self._whip[session_id] = WhipSession(room_id, caller.user_id, not caller.is_admin)
-        return session_id, reply.answer_sdp
+        return await self._publishers.publish(caller, room_id, role, offer_sdp)
 
     async def unpublish(self, caller: Caller, room_id: str, session_id: str) -> None:
-        session = self._whip.get(session_id)
-        if session is None or session.room_id != room_id:
-            raise NotFound(f"no WHIP session {session_id} in room {room_id}")
-        caller.check_owner(session.user_id)
-        await self._end_session(session_id)
-        await self._rooms.send(room_id, msg.Unpublish(session_id))
-
-    async def _end_session(self, session_id: str) -> None:
-        """Forget a WHIP session and give its publisher slot back (once, whoever ends it)."""
-        session = self._whip.pop(session_id, None)
-        if session is not None and session.slot:
-            await self._publisher_slots.release(session.user_id, session_id)
+        await self._publishers.unpublish(caller, room_id, session_id)
 
     async def readiness(self) -> list[str]:
         reasons: list[str] = []
@@ -458,13 +417,12 @@ class RecordingService:
         elif isinstance(event, msg.CaptureFailed):
             await self._fail(event.recording_id, f"capture: {event.error}")
         elif isinstance(event, msg.PublisherLeft):
-            await self._end_session(event.session_id)
+            await self._publishers.ended(event.session_id)
         elif isinstance(event, msg.TrackAdded):
             logger.info("room %s: publisher %s sends %s %s", room_id, event.publisher_id,
                         event.kind, event.codec)
         elif isinstance(event, msg.RoomLost):
-            for session_id in [sid for sid, s in self._whip.items() if s.room_id == room_id]:
-                await self._end_session(session_id)
+            await self._publishers.room_lost(room_id)
             self._tasks.spawn(self._recover_lost(room_id, event))
 
 
