@@ -31,6 +31,7 @@ from pathlib import Path
 import av
 
 from recorder.core.errors import MediaError
+from recorder.core.frames import FrameCounts
 from recorder.core.presets import CODECS, PRESETS, Format, Layout, Quality
 from recorder.media.clock import PublisherClock, sender_ntp
 from recorder.media.counts import FrameCounter
@@ -38,7 +39,6 @@ from recorder.media.output import COMPOSITE, TRACK, Output, OutputFile
 from recorder.media.sources import Publisher
 from recorder.media.timeline import DEFAULT_LATENCY, Timeline
 from recorder.media.tracks import TrackNames
-from recorder.room.messages import FrameCounts
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 
-from recorder.room.messages import FrameCounts
+from recorder.core.frames import FrameCounts
 
 
 class FrameCounter:

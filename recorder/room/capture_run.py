@@ -23,6 +23,7 @@ from typing import Protocol, runtime_checkable
 
 import av
 
+from recorder.core.frames import FrameCounts
 from recorder.core.presets import Format, Layout, Quality
 from recorder.media.encoded import EncodedFrame
 from recorder.media.sources import CAMERA, Publisher
@@ -31,7 +32,6 @@ from recorder.room.messages import (
     CaptureFinished,
     CaptureProgress,
     FileResult,
-    FrameCounts,
     MediaStarted,
     RoomEvent,
     TrackAdded,

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from recorder.core.frames import FrameCounts
 from recorder.core.presets import Format, Layout, Quality
+from recorder.core.pulls import PullSource
 
 # ---- commands (main -> room) ------------------------------------------------------------
 
@@ -29,28 +31,6 @@ class Publish:
 @dataclass(frozen=True)
 class Unpublish:
     session_id: str
-
-
-@dataclass(frozen=True)
-class WhepPull:
-    """Pull the recording's media from a WHEP server."""
-
-    url: str
-    token: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class CloudflarePull:
-    """Pull named tracks of a publisher's session from a Cloudflare Realtime SFU app."""
-
-    api_base: str  # RECORDER_CF_REALTIME_API_BASE
-    app_id: str
-    session_id: str  # the publisher's
-    track_names: tuple[str, ...]
-    app_secret: str = field(default="", repr=False)
-
-
-PullSource = WhepPull | CloudflarePull
 
 
 @dataclass(frozen=True)
@@ -117,13 +97,6 @@ RoomReply = Ack | PublishAnswer
 
 
 @dataclass(frozen=True)
-class FrameCounts:
-    received: int = 0
-    written: int = 0
-    dropped: int = 0
-
-
-@dataclass(frozen=True)
 class TrackAdded:
     session_id: str
     publisher_id: str
@@ -176,7 +149,7 @@ class CaptureFinished:
 class CaptureFailed:
     recording_id: str
     error: str
-    frames: FrameCounts = FrameCounts()
+    frames: FrameCounts = field(default_factory=FrameCounts)
 
 
 @dataclass(frozen=True)

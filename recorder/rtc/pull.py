@@ -35,8 +35,8 @@ from aiortc import RTCIceServer
 
 from recorder.background import BackgroundTasks
 from recorder.core.errors import SourceFailed
+from recorder.core.pulls import CloudflarePull, PullSource, WhepPull
 from recorder.outbound import Outbound
-from recorder.room.messages import CloudflarePull, PullSource, WhepPull
 from recorder.rtc.cloudflare import CloudflareApi, CloudflareUpstream
 from recorder.rtc.publisher import Source
 from recorder.rtc.receiver import Frame, ReceivedTrack, ReceiverPeer

@@ -25,13 +25,13 @@ from recorder.core.models import (
     WhepSource,
 )
 from recorder.core.presets import CODECS, PRESETS, Layout, quality_settings
+from recorder.core.pulls import CloudflarePull, PullSource, WhepPull
 from recorder.core.urls import AllowList, UrlRefused, parse_url
-from recorder.room import messages as msg
 
 
 def new_recording(
     settings: Settings, caller: Caller, room_id: str, request: StartRequest, *, uploads: bool
-) -> tuple[RecordingState, msg.PullSource | None]:
+) -> tuple[RecordingState, PullSource | None]:
     """The `pending` state of a start and its pull command (None for WHIP publishers).
 
     `uploads` says whether this node can queue uploads at all.
@@ -43,13 +43,13 @@ def new_recording(
     return state, pull
 
 
-def pull_of(settings: Settings, request: StartRequest) -> msg.PullSource | None:
+def pull_of(settings: Settings, request: StartRequest) -> PullSource | None:
     """The room command for a pull source, with the credentials the state never keeps."""
     source = request.source
     if isinstance(source, WhepSource):
         _check_outbound(source.url, "source url", "RECORDER_PULL_ALLOWED_URLS",
                         settings.pull_allowed_urls)
-        return msg.WhepPull(source.url, source.token)
+        return WhepPull(source.url, source.token)
     if isinstance(source, CloudflareSource):
         s = settings
         app_id = source.app_id or s.cf_realtime_app_id
@@ -59,7 +59,7 @@ def pull_of(settings: Settings, request: StartRequest) -> msg.PullSource | None:
                        ("RECORDER_CF_REALTIME_APP_SECRET", secret)) if not value]
             raise InvalidInput("source 'cloudflare' is not configured on this node "
                                f"({' and '.join(missing)} not set)")
-        return msg.CloudflarePull(s.cf_realtime_api_base, app_id, source.session_id,
+        return CloudflarePull(s.cf_realtime_api_base, app_id, source.session_id,
                                   tuple(source.track_names), secret)
     return None
 
@@ -118,9 +118,9 @@ def _initial_state(settings: Settings, caller: Caller, room_id: str, request: St
     )
 
 
-def _stored_source(pull: msg.PullSource) -> dict[str, Any]:
+def _stored_source(pull: PullSource) -> dict[str, Any]:
     """What the state says of a pull source: where from, never a token or secret."""
-    if isinstance(pull, msg.WhepPull):
+    if isinstance(pull, WhepPull):
         return {"type": "whep", "url": pull.url}
     return {"type": "cloudflare", "app_id": pull.app_id, "session_id": pull.session_id,
             "track_names": list(pull.track_names)}

@@ -29,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
+from recorder.core.frames import FrameCounts
 from recorder.core.models import RecordingState, Status, Transcode
 from recorder.core.presets import Format, Layout, Quality
 from recorder.media.transcode_job import (
@@ -222,7 +223,7 @@ class DeferredTranscodes:
             files=[msg.FileResult(f.path, f.kind, f.duration_seconds, f.offset_seconds)
                    for f in result.files],
             duration_seconds=result.duration_seconds,
-            frames=msg.FrameCounts(live_received, live_written, live_dropped + result.frames[2]),
+            frames=FrameCounts(live_received, live_written, live_dropped + result.frames[2]),
             tracks=[msg.TrackAdded("", p, k, c) for p, k, c in job.tracks],
         )
         await self._complete(event)

@@ -32,6 +32,7 @@ from recorder.core.errors import (
     SourceFailed,
     Unavailable,
 )
+from recorder.core.frames import FrameCounts
 from recorder.core.lifecycle import ACTIVE, Action
 from recorder.core.models import (
     Frames,
@@ -43,6 +44,7 @@ from recorder.core.models import (
     Transcode,
 )
 from recorder.core.paging import ListFilter, Page, PageRequest
+from recorder.core.pulls import PullSource
 from recorder.room import messages as msg
 from recorder.room.process import describe_exit
 from recorder.service.admission import new_recording
@@ -70,7 +72,7 @@ class LiveRecording:
     state: RecordingState
     admitted_at: float  # loop time
     idle_seconds: float = 0.0
-    frames: msg.FrameCounts = field(default_factory=msg.FrameCounts)
+    frames: FrameCounts = field(default_factory=FrameCounts)
     stopping: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)  # set when this node lets go
 
@@ -189,7 +191,7 @@ class RecordingService:
             return await self._admit_and_start(caller, state, pull, rooms_refused)
 
     async def _admit_and_start(self, caller: Caller, state: RecordingState,
-                               pull: msg.PullSource | None,
+                               pull: PullSource | None,
                                rooms_refused: int | None) -> RecordingState:
         room_id = state.room_id
         need = recording_cost(state, self._publishers.per_room())

@@ -30,6 +30,7 @@ from recorder.core.errors import (
     RecorderError,
     Unavailable,
 )
+from recorder.core.frames import FrameCounts
 from recorder.core.lifecycle import Action
 from recorder.core.models import RecordingState, Status, StopReason, Transcode
 from recorder.core.presets import CODECS, Layout
@@ -155,7 +156,7 @@ class OrphanRecovery:
                     recording_id, len(recovered), duration,
                     f" ({len(errors)} unrecoverable: {'; '.join(errors)})" if errors else "")
         kind = "composite" if state.layout is Layout.COMPOSITE else "track"
-        frames = msg.FrameCounts(received=state.frames.received, written=state.frames.written,
+        frames = FrameCounts(received=state.frames.received, written=state.frames.written,
                                  dropped=state.frames.dropped)
         await self._complete(msg.CaptureFinished(
             recording_id=recording_id,

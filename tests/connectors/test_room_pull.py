@@ -17,6 +17,7 @@ import pytest
 
 from recorder.core.errors import SourceFailed
 from recorder.core.presets import Format, Layout, Quality
+from recorder.core.pulls import WhepPull
 from recorder.core.urls import AllowList
 from recorder.room.capture_run import CaptureLike
 from recorder.room.messages import (
@@ -27,7 +28,6 @@ from recorder.room.messages import (
     ResumeCapture,
     RoomEvent,
     StartCapture,
-    WhepPull,
 )
 from recorder.room.session import RoomConfig, RoomSession
 from recorder.rtc.pull import PullTiming

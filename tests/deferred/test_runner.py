@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from recorder.core.frames import FrameCounts
 from recorder.core.models import RecordingState, Status, Transcode
 from recorder.core.presets import Format, Layout, Quality, quality_settings
 from recorder.room import messages as msg
@@ -30,7 +31,7 @@ def finished(folder: Path, recording_id: str, seconds: float = 1.5) -> msg.Captu
     live.mkdir(parents=True)
     path = live_file(live / "alice.mkv", seconds, size=(160, 90))
     return msg.CaptureFinished(recording_id, [msg.FileResult(str(path), "track", seconds)],
-                               seconds, msg.FrameCounts(100, 100, 0),
+                               seconds, FrameCounts(100, 100, 0),
                                [msg.TrackAdded("s1", "alice", "video", "vp8")])
 
 
@@ -64,7 +65,7 @@ async def test_outputs_are_handed_on_before_the_live_files_go(tmp_path: Path) ->
     [done] = outcomes.completed
     assert not is_live_capture(done)
     assert [Path(f.path) for f in done.files] == [tmp_path / "recording_rec-ok.webm"]
-    assert done.frames == msg.FrameCounts(100, 100, 0)
+    assert done.frames == FrameCounts(100, 100, 0)
     assert [t.publisher_id for t in done.tracks] == ["alice"]
     assert outcomes.live_files_at_completion == [True]
     await asyncio.sleep(0.5)

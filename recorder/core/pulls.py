@@ -1,0 +1,28 @@
+"""Where a pulled recording's media comes from, as the room is told (the credentials included,
+which the stored state never keeps: docs/usage.md, "Sources and publishers")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class WhepPull:
+    """Pull the recording's media from a WHEP server."""
+
+    url: str
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class CloudflarePull:
+    """Pull named tracks of a publisher's session from a Cloudflare Realtime SFU app."""
+
+    api_base: str  # RECORDER_CF_REALTIME_API_BASE
+    app_id: str
+    session_id: str  # the publisher's
+    track_names: tuple[str, ...]
+    app_secret: str = field(default="", repr=False)
+
+
+PullSource = WhepPull | CloudflarePull
