@@ -82,7 +82,8 @@ async def test_record_with_pause(
     r = aioredis.from_url(redis_url, decode_responses=True)
     try:
         stored = json.loads(await r.get(f"{PREFIX}state:{rid}") or "null")
-        assert stored == final
+        # a user is shown the state without the node's folder (docs/security.md)
+        assert stored == {**final, "local_path": str(daemon.storage / rid)}
         assert 604790 < await r.ttl(f"{PREFIX}state:{rid}") <= 604800
         assert 86390 < await r.ttl(f"{PREFIX}room:{room}") <= 86400
         assert 86390 < await r.ttl(f"{PREFIX}user:user-7") <= 86400
