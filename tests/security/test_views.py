@@ -229,19 +229,17 @@ async def test_metrics_name_the_webhook_endpoint_without_its_url(
 
 # ---- the log --------------------------------------------------------------------------------
 
-async def test_client_strings_reach_the_log_escaped(
+async def test_a_forged_log_line_in_a_token_reaches_neither_the_api_nor_the_log(
     daemon: Daemon, http: aiohttp.ClientSession
 ) -> None:
-    room = "room-log"
+    """A `sub` carrying an escape sequence and a newline is refused (401, docs/security.md
+    "Bad input"); whatever does reach a log line is escaped by the formatter (unit-tested in
+    test_views_pure.py), so the log holds neither the escape byte nor the forged line."""
     forged = "user-log\x1b[2J\nWARNING forged: everything is fine"
     headers = {"Authorization": f"Bearer {token(forged)}"}
-    status, state = await call(http, "POST",
-                               f"{daemon.url}/api/webrtc/rooms/{room}/recording/start", headers)
-    assert status == 201, state
-    await call(http, "DELETE",
-               f"{daemon.url}/api/webrtc/rooms/{room}/recording/{state['recording_id']}",
-               headers)
+    status, problem = await call(
+        http, "POST", f"{daemon.url}/api/webrtc/rooms/room-log/recording/start", headers)
+    assert status == 401, problem
     log = daemon.log()
-    assert "user-log\\x1b[2J\\nWARNING forged: everything is fine" in log
     assert "\x1b" not in log
     assert not any(line.startswith("WARNING forged") for line in log.splitlines())
