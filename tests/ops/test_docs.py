@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from recorder.config.settings import Settings
 from recorder.reference import PAGES, stale
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,3 +40,9 @@ def test_every_link_between_the_docs_leads_to_a_file() -> None:
             if not (page.parent / target).exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert broken == []
+
+
+def test_the_example_config_shows_every_setting() -> None:
+    example = (ROOT / "config" / "recorder.example.toml").read_text()
+    shown = set(re.findall(r"^#?\s*([a-z0-9_]+)\s*=", example, re.M))
+    assert set(Settings.model_fields) - shown == set()
