@@ -31,7 +31,7 @@ from recorder.service.recordings import RecordingService
 from recorder.state import KeySpace, NodeInfo, StateStore, connect
 from recorder.state.feed import EventFeed
 from recorder.state.jobs import UploadQueue
-from recorder.state.upload_stats import UploadStats
+from recorder.state.totals import ClusterTotals
 from workers.main import serve_embedded as serve_uploads
 from workers.outbox import WebhookOutbox
 from workers.retention import disk_usage
@@ -201,7 +201,7 @@ async def _gauges(settings: Settings, store: StateStore, metrics: Metrics,
                   service: RecordingService) -> None:
     """Disk, upload-queue and webhook gauges of /metrics, refreshed with the heartbeat."""
     queue = UploadQueue(redis, store.keys, settings.node)
-    uploads = UploadStats(redis, store.keys)
+    totals = ClusterTotals(redis, store.keys)
     configured = [settings.webhook_url] if settings.webhook_url else []
     while True:
         metrics.set_active_recordings(service.active_count)
@@ -212,7 +212,7 @@ async def _gauges(settings: Settings, store: StateStore, metrics: Metrics,
             metrics.set_upload_queue_age(await queue.oldest_age())
             usage = await asyncio.to_thread(disk_usage, settings.storage)
             metrics.set_storage(usage.free_bytes, usage.used_bytes, usage.total_bytes)
-            metrics.set_uploads(await uploads.totals())
+            metrics.set_totals(await totals.read())
             metrics.set_upload_queue(*await queue.depth())
             hooks = await outbox.status(configured)
             metrics.set_webhooks(hooks.queue.depth, hooks.queue.oldest_age_seconds or 0.0,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from recorder.core.models import FileInfo, RecordingState, Status, UploadState
 from recorder.state.jobs import UploadJob
 from recorder.state.keys import KeySpace
 from recorder.state.store import Change, StateStore
-from recorder.state.upload_stats import UploadStats
+from recorder.state.totals import UPLOAD_FAILURES, UPLOADED_BYTES, ClusterTotals
 from workers.errors import PermanentError, UploadError
 from workers.target import FileJob, Stored, Target, Targets
 from workers.upload_record import UploadRecord
@@ -69,7 +68,7 @@ class Uploader:
         self._targets = targets
         self._record_ttl = record_ttl_seconds
         self._keep_local = keep_local
-        self._stats = UploadStats(redis, keys)
+        self._totals = ClusterTotals(redis, keys)
 
     async def needs_upload(self, recording_id: str) -> bool:
         try:
@@ -162,15 +161,8 @@ class Uploader:
                 raise _missing(job)
         stored = await target.store(job)
         if stored.uploaded:
-            await self._count(self._stats.sent(target_name, job.info.size))
+            await self._totals.add(UPLOADED_BYTES, target_name, job.info.size)
         return stored
-
-    async def _count(self, update: Awaitable[None]) -> None:
-        """Upload totals are for /metrics: a store outage loses a count, not the upload."""
-        try:
-            await update
-        except Unavailable as exc:
-            logger.warning("upload totals not counted: %s", exc.detail)
 
     async def _write_progress(self, recording_id: str, progress: _Progress) -> None:
         """Record `upload.bytes_sent` every few seconds while sending (no event: the status
@@ -196,7 +188,7 @@ class Uploader:
             logger.warning("recording %s: upload given up but the state moved on: %s",
                            recording_id, error)
             return
-        await self._count(self._stats.failed(target_name))
+        await self._totals.add(UPLOAD_FAILURES, target_name)
         logger.warning("recording %s: failed: %s (files kept)", recording_id, error)
 
 

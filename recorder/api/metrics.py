@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
-from recorder.state.upload_stats import UploadTotals
+from recorder.state.totals import Totals
 
 # Prometheus text format 0.0.4: what every Prometheus server version scrapes.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -30,26 +30,28 @@ def endpoint_label(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:12]
 
 
-class UploadCounters(Collector):
-    """The cluster's upload totals (kept in Redis by the workers) as counters: their values
-    are read from the store, not counted here, which a Counter object cannot express."""
+class ClusterCounters(Collector):
+    """The cluster's running totals (kept in Redis by every process, recorder/state/totals.py)
+    as counters: their values are read from the store, not counted here, which a Counter
+    object cannot express."""
 
     def __init__(self) -> None:
-        self.totals = UploadTotals()
+        self.totals = Totals()
 
     def collect(self) -> Iterator[Metric]:
-        sent = CounterMetricFamily(
-            "recorder_uploaded_bytes", "Bytes uploaded and verified, by target (all workers "
-            "sharing the Redis)", labels=["target"])
-        failures = CounterMetricFamily(
-            "recorder_upload_failures", "Recordings whose upload was given up, by target "
-            "(all workers sharing the Redis)", labels=["target"])
-        for target, value in sorted(self.totals.bytes_sent.items()):
-            sent.add_metric([target], value)
-        for target, value in sorted(self.totals.failures.items()):
-            failures.add_metric([target], value)
-        yield sent
-        yield failures
+        families = (
+            ("recorder_uploaded_bytes", "Bytes uploaded and verified, by target (the whole "
+             "cluster)", "target", self.totals.uploaded_bytes),
+            ("recorder_upload_failures", "Recordings whose upload was given up, by target "
+             "(the whole cluster)", "target", self.totals.upload_failures),
+            ("recorder_recordings_finished", "Recordings that reached a terminal status, by "
+             "status (the whole cluster)", "status", self.totals.finished),
+        )
+        for name, documentation, label, values in families:
+            family = CounterMetricFamily(name, documentation, labels=[label])
+            for key, value in sorted(values.items()):
+                family.add_metric([key], value)
+            yield family
 
 
 class Metrics:
@@ -71,9 +73,6 @@ class Metrics:
             "Starts, WHIP publishers and live-status streams refused because a limit was "
             "reached, by the limit's name",
             ["limit"], registry=r)
-        self.recordings_finished = Counter(
-            "recorder_recordings_finished", "Recordings that reached a terminal status",
-            ["status"], registry=r)
         self.active_recordings = Gauge(
             "recorder_active_recordings", "Recordings pending, recording or paused on this node",
             registry=r)
@@ -100,8 +99,8 @@ class Metrics:
         self.storage_total_bytes = Gauge(
             "recorder_storage_total_bytes",
             "Size in bytes of the filesystem of the storage directory", registry=r)
-        self.uploads = UploadCounters()
-        r.register(self.uploads)
+        self.totals = ClusterCounters()
+        r.register(self.totals)
         self.upload_queue_depth = Gauge(
             "recorder_upload_queue_depth",
             "Upload jobs of this node not finished yet (waiting or being worked on)", registry=r)
@@ -161,9 +160,6 @@ class Metrics:
     def admission_refused(self, limit: str) -> None:
         self.admissions_refused.labels(limit).inc()
 
-    def recording_finished(self, status: str) -> None:
-        self.recordings_finished.labels(status).inc()
-
     def set_active_recordings(self, count: int) -> None:
         self.active_recordings.set(count)
 
@@ -199,8 +195,8 @@ class Metrics:
         self.storage_used_bytes.set(used_bytes)
         self.storage_total_bytes.set(total_bytes)
 
-    def set_uploads(self, totals: UploadTotals) -> None:
-        self.uploads.totals = totals
+    def set_totals(self, totals: Totals) -> None:
+        self.totals.totals = totals
 
     def set_upload_queue(self, depth: int, in_progress: int) -> None:
         self.upload_queue_depth.set(depth)

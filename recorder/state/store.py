@@ -23,7 +23,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from recorder.core.errors import InvalidInput, LimitReached, NotFound, Unavailable
-from recorder.core.lifecycle import ACTIVE
+from recorder.core.lifecycle import ACTIVE, TERMINAL
 from recorder.core.limits import Limits
 from recorder.core.models import RecordingState, Status
 from recorder.core.paging import ListFilter, Newest, Page, PageRequest, Position
@@ -34,6 +34,7 @@ from recorder.state.events import StatusEvent, iso_utc, status_event
 from recorder.state.keys import KeySpace
 from recorder.state.nodes import NodeInfo
 from recorder.state.slots import UserSlots
+from recorder.state.totals import FINISHED, ClusterTotals
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class StateStore:
         self._index_ttl = index_ttl
         self._max_attempts = max_attempts
         self._admit = redis.register_script(scripts.ADMIT)
+        self._totals = ClusterTotals(redis, keys)  # finished recordings, for /metrics
         self._update = redis.register_script(scripts.UPDATE)
         self.slots = UserSlots(redis, keys)
 
@@ -188,6 +190,8 @@ class StateStore:
             if result == "missing":
                 raise NotFound(f"recording {recording_id} not found")
             if result == "ok":
+                if changed and after.status in TERMINAL:
+                    await self._totals.add(FINISHED, after.status.value)
                 if changed:
                     logger.info("recording %s %s -> %s", recording_id, before.status, after.status)
                 if job:

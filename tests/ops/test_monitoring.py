@@ -157,6 +157,9 @@ async def test_prometheus_scrapes_a_node_evaluates_everything_and_sees_it_go_dow
                 await call(http, "POST", f"{room_url(node, room)}/recording/{rid}/stop",
                            headers)
             await wait_status(http, recording_url(node, room, rid), headers, {"completed"})
+            finished = 'recorder_recordings_finished_total{status="completed"} 1.0'
+            await _until("the finished recording is counted",
+                         lambda: _exported(http, node.url, finished))
             async with http.get(f"{node.url}/metrics") as resp:
                 exported = await resp.text()
             described = {line.split()[2] for line in exported.splitlines()
@@ -176,6 +179,11 @@ async def test_prometheus_scrapes_a_node_evaluates_everything_and_sees_it_go_dow
             assert float(frames["result"][0]["value"][1]) > 0
         await _until("RecorderNodeDown fires", lambda: _firing(http, prometheus,
                                                                "RecorderNodeDown"))
+
+
+async def _exported(http: aiohttp.ClientSession, url: str, line: str) -> bool:
+    async with http.get(f"{url}/metrics") as resp:
+        return line in (await resp.text()).splitlines()
 
 
 async def _scraped(http: aiohttp.ClientSession, prometheus: Prometheus) -> bool:

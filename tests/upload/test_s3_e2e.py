@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
 from recorder.state.jobs import UploadQueue
-from recorder.state.upload_stats import UploadStats
+from recorder.state.totals import ClusterTotals
 from tests.support.api import call, wait_status
 from tests.support.daemon import run_daemon
 from tests.support.finished_recordings import (
@@ -155,8 +155,8 @@ async def test_a_given_up_upload_fails_keeps_the_file_and_an_admin_retry_complet
             assert failed.upload.state.value == "failed"
             assert (daemon.storage / rid / state.file_name).is_file()
             assert not (daemon.storage / rid / ".uploaded").exists()
-            given_up = await UploadStats(redis_client, KEYS).totals()
-            assert (given_up.failures, given_up.bytes_sent) == ({"s3": 1}, {})
+            given_up = await ClusterTotals(redis_client, KEYS).read()
+            assert (given_up.upload_failures, given_up.uploaded_bytes) == ({"s3": 1}, {})
             async with aiohttp.ClientSession() as http:
                 async with http.post(retry_url, headers=daemon.headers("user-up")) as resp:
                     assert resp.status == 403
@@ -179,8 +179,9 @@ async def test_a_given_up_upload_fails_keeps_the_file_and_an_admin_retry_complet
         head = s3.client().head_object(Bucket=BUCKET, Key=final.s3_key)
         assert head["Metadata"]["sha256"] == state.sha256
         assert await redis_client.exists(KEYS.upload(rid, state.file_name)) == 0
-        totals = await UploadStats(redis_client, KEYS).totals()  # what /metrics exports
-        assert (totals.failures, totals.bytes_sent) == ({"s3": 1}, {"s3": 2 * MIB})
+        totals = await ClusterTotals(redis_client, KEYS).read()  # what /metrics exports
+        assert (totals.upload_failures, totals.uploaded_bytes) == ({"s3": 1},
+                                                                   {"s3": 2 * MIB})
     finally:
         s3.stop()
 
