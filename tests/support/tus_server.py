@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from tests.support.redis_server import free_port
-from tests.support.upload_servers import wait_port
+from tests.support.upload_servers import stop_process, wait_port
 
 TUS_DIR = Path(__file__).resolve().parent.parent / "tus"  # server.mjs and its node_modules
 
@@ -54,10 +54,4 @@ class TusServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)

@@ -60,6 +60,18 @@ def wait_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
             time.sleep(0.1)
 
 
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a test server, killing it when it does not exit within 10 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class MotoServer:
     """moto in server mode: S3 over real HTTP on loopback. State lives in its memory, so a
     stop loses every bucket and upload (as an S3 outage with data loss would)."""
@@ -79,13 +91,7 @@ class MotoServer:
         wait_port(self.port, self._process, log)
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     def client(self) -> Any:
