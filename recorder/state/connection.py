@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import fakeredis
 import redis.asyncio as aioredis
@@ -72,3 +73,8 @@ def _raise_if_cancelling(cause: BaseException | None) -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError from cause
+
+
+async def awaited(value: Awaitable[Any] | Any) -> Any:
+    """redis-py types some commands as `Awaitable[T] | T`; the asyncio client awaits."""
+    return await value

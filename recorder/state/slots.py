@@ -9,14 +9,13 @@ a burst of claims on many nodes never holds more than the cap (docs/security.md,
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from recorder.core.errors import LimitReached
 from recorder.state import scripts
-from recorder.state.connection import store_errors
+from recorder.state.connection import awaited, store_errors
 from recorder.state.keys import KeySpace
 
 logger = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ class UserSlots:
 
     async def release(self, kind: str, user_id: str, slot_id: str) -> None:
         with store_errors():
-            await _await(self._redis.hdel(self._keys.slots(kind, user_id), slot_id))
+            await awaited(self._redis.hdel(self._keys.slots(kind, user_id), slot_id))
 
     async def release_node(self, node_id: str) -> int:
         """Drop every slot this node left (a restart under the same id); returns how many."""
@@ -54,15 +53,11 @@ class UserSlots:
         with store_errors():
             for kind in CAP_NAMES:
                 async for key in self._redis.scan_iter(match=self._keys.slots_pattern(kind)):
-                    held: dict[str, str] = await _await(self._redis.hgetall(key))
+                    held: dict[str, str] = await awaited(self._redis.hgetall(key))
                     mine = [slot for slot, node in held.items() if node == node_id]
                     if mine:
-                        dropped += int(await _await(self._redis.hdel(key, *mine)))
+                        dropped += int(await awaited(self._redis.hdel(key, *mine)))
         if dropped:
             logger.info("released %d slot(s) an earlier run of node %s left", dropped, node_id)
         return dropped
 
-
-async def _await(value: Awaitable[Any] | Any) -> Any:
-    """redis-py types some commands as `Awaitable[T] | T`; the asyncio client awaits."""
-    return await value

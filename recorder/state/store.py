@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from recorder.core.models import RecordingState, Status
 from recorder.core.paging import ListFilter, Newest, Page, PageRequest, Position
 from recorder.core.webhooks import Notice, WebhookRouting, build_job, webhook_event
 from recorder.state import scripts
-from recorder.state.connection import store_errors
+from recorder.state.connection import awaited, store_errors
 from recorder.state.events import StatusEvent, iso_utc, status_event
 from recorder.state.keys import KeySpace
 from recorder.state.nodes import NodeInfo
@@ -234,13 +234,13 @@ class StateStore:
 
     async def active_ids(self) -> set[str]:
         with store_errors():
-            members: set[str] = await self._await(self._redis.smembers(self._keys.active()))
+            members: set[str] = await awaited(self._redis.smembers(self._keys.active()))
         return members
 
     async def processing_ids(self, node_id: str) -> set[str]:
         """This node's recordings in `processing`, resumed after a restart (docs/operations.md)."""
         with store_errors():
-            members: set[str] = await self._await(
+            members: set[str] = await awaited(
                 self._redis.smembers(self._keys.processing(node_id))
             )
         return members
@@ -269,7 +269,7 @@ class StateStore:
 
     async def ping(self) -> None:
         with store_errors():
-            await self._await(self._redis.ping())
+            await awaited(self._redis.ping())
 
     def _set_changes(
         self, before: RecordingState, after: RecordingState
@@ -295,13 +295,13 @@ class StateStore:
         so memory stays bounded by the page size however large the index is."""
         newest: Newest[str | bytes] = Newest(page)
         with store_errors():
-            ids = sorted(await self._await(self._redis.smembers(index_key)))
+            ids = sorted(await awaited(self._redis.smembers(index_key)))
             for start in range(0, len(ids), _LIST_CHUNK):
                 chunk = ids[start:start + _LIST_CHUNK]
                 raws = await self._redis.mget([self._keys.state(i) for i in chunk])
                 expired = [i for i, raw in zip(chunk, raws, strict=True) if raw is None]
                 if expired:
-                    await self._await(self._redis.srem(index_key, *expired))
+                    await awaited(self._redis.srem(index_key, *expired))
                 for raw in raws:
                     if raw is None:
                         continue
@@ -318,7 +318,7 @@ class StateStore:
         without a state only remains after a state outlived its TTL untouched: it must not
         hold a limit slot forever.
         """
-        ids = sorted(await self._await(self._redis.smembers(active_key)))
+        ids = sorted(await awaited(self._redis.smembers(active_key)))
         if not ids:
             return False
         raws = await self._redis.mget([self._keys.state(i) for i in ids])
@@ -336,8 +336,3 @@ class StateStore:
     @staticmethod
     async def _run(script: Any, keys: Iterable[str], args: list[str | int]) -> Any:
         return await script(keys=list(keys), args=args)
-
-    @staticmethod
-    async def _await(value: Awaitable[Any] | Any) -> Any:
-        """redis-py types some commands as `Awaitable[T] | T`; the asyncio client awaits."""
-        return await value
