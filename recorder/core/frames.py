@@ -12,3 +12,7 @@ class FrameCounts:
     received: int = 0
     written: int = 0
     dropped: int = 0
+
+    def __add__(self, other: FrameCounts) -> FrameCounts:
+        return FrameCounts(self.received + other.received, self.written + other.written,
+                           self.dropped + other.dropped)

@@ -12,17 +12,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from recorder.core.errors import InvalidTransition
+from recorder.core.frames import FrameCounts
 from recorder.core.models import (
     FileInfo,
-    Frames,
     RecordingState,
     Status,
     StopReason,
-    TrackInfo,
     Upload,
     UploadState,
     UploadTarget,
 )
+from recorder.core.tracks import TrackInfo
 
 
 class Action(StrEnum):
@@ -154,7 +154,7 @@ def media_seconds(state: RecordingState, at: datetime) -> float:
 
 
 def captured(state: RecordingState, files: list[FileInfo], duration_seconds: float,
-             frames: Frames, tracks: list[TrackInfo]) -> RecordingState:
+             frames: FrameCounts, tracks: list[TrackInfo]) -> RecordingState:
     """`state` with what its capture wrote (the first file is the main one): queued for
     upload, or completed at once when it goes nowhere."""
     new = state.model_copy(deep=True)

@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from recorder.core.frames import FrameCounts
 from recorder.core.presets import Format, Layout, Quality
+from recorder.core.tracks import TrackInfo
 
 MAX_METADATA_BYTES = 16 * 1024  # a start's `metadata`, as compact UTF-8 JSON
 
@@ -77,18 +79,6 @@ class FileInfo(BaseModel):
     playback: Playback | None = None
 
 
-class TrackInfo(BaseModel):
-    publisher_id: str
-    kind: str
-    codec: str
-
-
-class Frames(BaseModel):
-    received: int = 0
-    written: int = 0
-    dropped: int = 0
-
-
 class RecordingState(BaseModel):
     """One recording. `version` increments on every write (compare-and-set)."""
 
@@ -128,7 +118,7 @@ class RecordingState(BaseModel):
     file_size_bytes: int | None = None
     sha256: str | None = None
     tracks: list[TrackInfo] = Field(default_factory=list)
-    frames: Frames = Field(default_factory=Frames)
+    frames: FrameCounts = Field(default_factory=FrameCounts)
     metadata: dict[str, Any] = Field(default_factory=dict)
     webhook_url: str | None = None
     error: str | None = None
@@ -174,9 +164,6 @@ class CloudflareSource(BaseModel):
                             description="The publisher's session id")
     track_names: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
         min_length=1, max_length=64, description="The publisher's track names to record")
-
-    def stored(self) -> dict[str, Any]:
-        return self.model_dump()
 
 
 Source = Annotated[WhipSource | WhepSource | CloudflareSource, Field(discriminator="type")]

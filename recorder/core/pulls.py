@@ -5,13 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class WhepPull:
-    """Pull the recording's media from a WHEP server."""
-
-    url: str
-    token: str | None = field(default=None, repr=False)
+from recorder.core.models import WhepSource
 
 
 @dataclass(frozen=True)
@@ -25,4 +19,6 @@ class CloudflarePull:
     app_secret: str = field(default="", repr=False)
 
 
-PullSource = WhepPull | CloudflarePull
+# A WHEP source is the request's own model (URL and token); a Cloudflare one is resolved
+# against the node's settings (API base, app id and secret).
+PullSource = WhepSource | CloudflarePull

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from recorder.core.errors import MediaError
+from recorder.core.frames import FrameCounts
 from recorder.logs import EscapingFormatter
 from recorder.media.transcode_job import TranscodeJob, TranscodeResult
 
@@ -79,13 +80,11 @@ def run(job: TranscodeJob) -> TranscodeResult:
                       for f in capture.files)
     except (MediaError, OSError) as exc:
         logger.error("recording %s: transcode failed: %s", rid, exc)
-        return TranscodeResult(rid, (), 0.0, (0, 0, 0), cpu_seconds(),
+        return TranscodeResult(rid, (), 0.0, FrameCounts(), cpu_seconds(),
                                time.monotonic() - started, error=str(exc))
     frames = capture.frames
-    result = TranscodeResult(rid, files, capture.duration_seconds,
-                             (frames.received, frames.written, frames.dropped),
-                             cpu_seconds(), time.monotonic() - started,
-                             extra={"first_frame_seconds": first})
+    result = TranscodeResult(rid, files, capture.duration_seconds, frames, cpu_seconds(),
+                             time.monotonic() - started, extra={"first_frame_seconds": first})
     logger.info("recording %s: transcoded %d file(s), %.2f s of media in %.1f s "
                 "(%.1f s CPU), frames %s", rid, len(files), result.duration_seconds,
                 result.wall_seconds, result.cpu_seconds, frames)

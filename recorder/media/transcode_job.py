@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+from recorder.core.frames import FrameCounts
 from recorder.core.presets import CODECS, Format, Layout, Quality
+from recorder.core.tracks import TrackInfo
 
-LIVE_FOLDER: Final = "live"  # the passthrough files of a deferred recording, under its folder
+AS_RECEIVED_FOLDER: Final = "live"  # a deferred recording's as-received files (its folder's)
 JOB_FILE: Final = "job.json"
 SCREEN_SUFFIX: Final = "-screen"
 
@@ -41,8 +43,8 @@ class TranscodeJob:
     layout: Layout
     duration_seconds: float  # media time of the recording
     sources: tuple[SourceFile, ...]
-    live_frames: tuple[int, int, int] = (0, 0, 0)  # received, written, dropped while live
-    tracks: tuple[tuple[str, str, str], ...] = ()  # (publisher id, kind, codec) received
+    received_frames: FrameCounts = field(default_factory=FrameCounts)  # as received
+    tracks: tuple[TrackInfo, ...] = ()  # what was received
 
     def output_name(self, publisher_id: str | None = None) -> str:
         """The file a live recording of this layout would have made."""
@@ -62,9 +64,9 @@ class TranscodeJob:
             format=Format(data["format"]), quality=Quality(data["quality"]),
             layout=Layout(data["layout"]), duration_seconds=float(data["duration_seconds"]),
             sources=tuple(SourceFile(**s) for s in data["sources"]),
-            live_frames=(int(data["live_frames"][0]), int(data["live_frames"][1]),
-                         int(data["live_frames"][2])),
-            tracks=tuple((str(p), str(k), str(c)) for p, k, c in data.get("tracks", ())),
+            received_frames=_fields(FrameCounts, data.get("received_frames")
+                                    or data["live_frames"]),  # an earlier release's name
+            tracks=tuple(_fields(TrackInfo, t) for t in data.get("tracks", ())),
         )
 
     def save(self, path: Path) -> None:
@@ -92,7 +94,7 @@ class TranscodeResult:
     recording_id: str
     files: tuple[OutputResult, ...]
     duration_seconds: float
-    frames: tuple[int, int, int]  # received, written, dropped by the offline capture
+    frames: FrameCounts  # by the offline capture
     cpu_seconds: float = 0.0  # the child's user + system time
     wall_seconds: float = 0.0
     error: str | None = None
@@ -108,7 +110,7 @@ class TranscodeResult:
             recording_id=str(data["recording_id"]),
             files=tuple(OutputResult(**f) for f in data["files"]),
             duration_seconds=float(data["duration_seconds"]),
-            frames=(int(data["frames"][0]), int(data["frames"][1]), int(data["frames"][2])),
+            frames=_fields(FrameCounts, data["frames"]),
             cpu_seconds=float(data.get("cpu_seconds", 0.0)),
             wall_seconds=float(data.get("wall_seconds", 0.0)),
             error=data.get("error"),
@@ -123,3 +125,11 @@ def source_of(path: Path, offset_seconds: float, duration_seconds: float) -> Sou
         else publisher_id
     role = "screen" if base.endswith(SCREEN_SUFFIX) else "camera"
     return SourceFile(str(path), offset_seconds, duration_seconds, publisher_id, role)
+
+
+T = TypeVar("T", FrameCounts, TrackInfo)
+
+
+def _fields(kind: type[T], saved: Any) -> T:
+    """A value saved by asdict (an object), or by an earlier release as a list of fields."""
+    return kind(**saved) if isinstance(saved, dict) else kind(*saved)

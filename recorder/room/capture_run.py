@@ -25,6 +25,7 @@ import av
 
 from recorder.core.frames import FrameCounts
 from recorder.core.presets import Format, Layout, Quality
+from recorder.core.tracks import TrackInfo
 from recorder.media.encoded import EncodedFrame
 from recorder.media.sources import CAMERA, Publisher
 from recorder.room.messages import (
@@ -140,7 +141,7 @@ class CaptureRun:
             capture if isinstance(capture, EncodedCaptureLike) else None)
         if self.encoded is not None and keyframes is not None:
             self.encoded.on_keyframe_needed(keyframes)
-        self.tracks: list[TrackAdded] = []  # every track that fed this capture
+        self.tracks: list[TrackInfo] = []  # every track that fed this capture
         self.failure: str | None = None  # set when a push raised; the room then finishes it
         self._emit = emit
         self._interval = progress_interval
@@ -159,10 +160,10 @@ class CaptureRun:
         if source_id in self._sources:
             return
         self.capture.add_source(source_id, kind,
-                                Publisher(track.session_id, track.publisher_id, role))
+                                Publisher(track.session_id, track.track.publisher_id, role))
         self._sources.add(source_id)
-        if track not in self.tracks:
-            self.tracks.append(track)
+        if track.track not in self.tracks:
+            self.tracks.append(track.track)
 
     def remove_source(self, source_id: str) -> None:
         if source_id not in self._sources:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from recorder.core.tracks import TrackInfo
 from recorder.room.capture_run import CaptureRun
 from recorder.room.messages import RoomEvent, TrackAdded
 from recorder.rtc.publisher import Source
@@ -39,7 +40,8 @@ class PullFeed:
         return self._run_of(self._rid)
 
     def source(self, source: Source, replaces: str | None) -> None:
-        track = TrackAdded(source.session_id, source.publisher_id, source.kind, source.codec)
+        track = TrackAdded(source.session_id,
+                           TrackInfo(source.publisher_id, source.kind, source.codec))
         self._emit(track)
         run = self._target()
         if run is None:

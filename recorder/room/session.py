@@ -40,6 +40,7 @@ from recorder.core.errors import (
     Unprocessable,
 )
 from recorder.core.presets import Layout
+from recorder.core.tracks import TrackInfo
 from recorder.core.urls import AllowList
 from recorder.outbound import Outbound
 from recorder.room.capture_run import (
@@ -188,7 +189,8 @@ class RoomSession:
         return peer
 
     def _on_source(self, source: Source) -> None:
-        track = TrackAdded(source.session_id, source.publisher_id, source.kind, source.codec)
+        track = TrackAdded(source.session_id,
+                           TrackInfo(source.publisher_id, source.kind, source.codec))
         self._tracks[source.source_id] = track
         self._emit(track)
         for run in self._runs.values():

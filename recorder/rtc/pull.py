@@ -35,7 +35,8 @@ from aiortc import RTCIceServer
 
 from recorder.background import BackgroundTasks
 from recorder.core.errors import SourceFailed
-from recorder.core.pulls import CloudflarePull, PullSource, WhepPull
+from recorder.core.models import WhepSource
+from recorder.core.pulls import CloudflarePull, PullSource
 from recorder.outbound import Outbound
 from recorder.rtc.cloudflare import CloudflareApi, CloudflareUpstream
 from recorder.rtc.publisher import Source
@@ -71,7 +72,7 @@ def make_upstream(source: PullSource, http: aiohttp.ClientSession, outbound: Out
                   recording_id: str) -> Upstream:
     """`outbound` checks the user's WHEP URLs; `http` serves the operator's Cloudflare API."""
     match source:
-        case WhepPull():
+        case WhepSource():
             return WhepUpstream(source.url, source.token, outbound, recording_id)
         case CloudflarePull():
             api = CloudflareApi(http, source.api_base, source.app_id, source.app_secret,

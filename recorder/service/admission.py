@@ -25,7 +25,7 @@ from recorder.core.models import (
     WhepSource,
 )
 from recorder.core.presets import CODECS, PRESETS, Layout, quality_settings
-from recorder.core.pulls import CloudflarePull, PullSource, WhepPull
+from recorder.core.pulls import CloudflarePull, PullSource
 from recorder.core.urls import AllowList, UrlRefused, parse_url
 
 
@@ -49,7 +49,7 @@ def pull_of(settings: Settings, request: StartRequest) -> PullSource | None:
     if isinstance(source, WhepSource):
         _check_outbound(source.url, "source url", "RECORDER_PULL_ALLOWED_URLS",
                         settings.pull_allowed_urls)
-        return WhepPull(source.url, source.token)
+        return source
     if isinstance(source, CloudflareSource):
         s = settings
         app_id = source.app_id or s.cf_realtime_app_id
@@ -120,7 +120,7 @@ def _initial_state(settings: Settings, caller: Caller, room_id: str, request: St
 
 def _stored_source(pull: PullSource) -> dict[str, Any]:
     """What the state says of a pull source: where from, never a token or secret."""
-    if isinstance(pull, WhepPull):
-        return {"type": "whep", "url": pull.url}
+    if isinstance(pull, WhepSource):
+        return pull.stored()
     return {"type": "cloudflare", "app_id": pull.app_id, "session_id": pull.session_id,
             "track_names": list(pull.track_names)}

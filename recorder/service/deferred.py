@@ -1,19 +1,21 @@
-"""Deferred transcodes on this node: queued after the live capture, run in child processes.
+"""Deferred transcodes on this node: queued after the as-received capture, run in child
+processes.
 
-Design note. A `transcode: deferred` recording is captured live as passthrough files in
-``{local_path}/live/`` (cheap: no encoder). When that capture finishes, the service hands
-the finished event here instead of describing the files: the job (sources, offsets, the
-requested format, quality and layout) is written next to them as ``live/job.json``, and a
-child process (:mod:`recorder.media.transcode_child`, nice 19 and SCHED_IDLE) makes the
-outputs. At most RECORDER_DEFERRED_CONCURRENCY children run at once (a semaphore); the
-recording stays `processing` until its outputs are described and completed through the
-same path as a live recording's files, and only then are the live files deleted: until
-that moment they are what a failed or interrupted transcode starts again from.
+Design note. A `transcode: deferred` recording is first captured as received (passthrough
+files, every publisher as it sent) in ``{local_path}/live/`` (cheap: no encoder). When that
+capture finishes, the service hands the finished event here instead of describing the
+files: the job (sources, offsets, the requested format, quality and layout) is written next
+to them as ``live/job.json``, and a child process (:mod:`recorder.media.transcode_child`,
+nice 19 and SCHED_IDLE) makes the outputs. At most RECORDER_DEFERRED_CONCURRENCY children
+run at once (a semaphore); the recording stays `processing` until its outputs are described
+and completed through the same path as a live recording's files, and only then are the
+as-received files deleted: until that moment they are what a failed or interrupted
+transcode starts again from.
 
 Drain stops running children (killed, outputs left half-written) and starts no new ones;
 the recordings stay `processing` in `processing:{node_id}` and :meth:`resume` finds their
 job files after the restart. A child that fails fails the recording (`transcode: ...`)
-with the live files kept.
+with the as-received files kept.
 """
 
 from __future__ import annotations
@@ -29,12 +31,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
-from recorder.core.frames import FrameCounts
 from recorder.core.models import RecordingState, Status, Transcode
 from recorder.core.presets import Format, Layout, Quality
 from recorder.media.transcode_job import (
+    AS_RECEIVED_FOLDER,
     JOB_FILE,
-    LIVE_FOLDER,
     TranscodeJob,
     TranscodeResult,
     source_of,
@@ -51,34 +52,34 @@ Complete = Callable[[msg.CaptureFinished], Awaitable[None]]
 Fail = Callable[[str, str], Awaitable[None]]
 
 
-def is_live_capture(event: msg.CaptureFinished) -> bool:
-    """Whether finished files are a deferred recording's live sources (not its outputs)."""
-    return bool(event.files) and all(Path(f.path).parent.name == LIVE_FOLDER
+def captured_as_received(event: msg.CaptureFinished) -> bool:
+    """Whether finished files are a deferred recording's as-received sources (not its outputs)."""
+    return bool(event.files) and all(Path(f.path).parent.name == AS_RECEIVED_FOLDER
                                      for f in event.files)
 
 
-def live_capture(command: msg.StartCapture) -> msg.StartCapture:
-    """The live part of a deferred recording: every publisher as received (`source`,
+def as_received_capture(command: msg.StartCapture) -> msg.StartCapture:
+    """The first part of a deferred recording: every publisher as received (`source`,
     `tracks`), in Matroska, under ``live/``; the requested preset is made after stop."""
-    return replace(command, directory=str(Path(command.directory) / LIVE_FOLDER),
+    return replace(command, directory=str(Path(command.directory) / AS_RECEIVED_FOLDER),
                    file_name="", format=Format.MKV, quality=Quality.SOURCE,
                    layout=Layout.TRACKS, as_received=True)
 
 
-def live_folder(state: RecordingState) -> Path:
-    return Path(state.local_path) / LIVE_FOLDER
+def as_received_folder(state: RecordingState) -> Path:
+    return Path(state.local_path) / AS_RECEIVED_FOLDER
 
 
 def job_for(state: RecordingState, event: msg.CaptureFinished) -> TranscodeJob:
-    """The transcode of `state`'s request over the live files `event` reports."""
+    """The transcode of `state`'s request over the as-received files `event` reports."""
     return TranscodeJob(
         recording_id=state.recording_id, directory=state.local_path, format=state.format,
         quality=state.quality, layout=state.layout,
         duration_seconds=round(event.duration_seconds, 3),
         sources=tuple(source_of(Path(f.path), f.offset_seconds, f.duration_seconds)
                       for f in event.files),
-        live_frames=(event.frames.received, event.frames.written, event.frames.dropped),
-        tracks=tuple((t.publisher_id, t.kind, t.codec) for t in event.tracks),
+        received_frames=event.frames,
+        tracks=tuple(event.tracks),
     )
 
 
@@ -105,19 +106,19 @@ class DeferredTranscodes:
         return len(self._children)
 
     async def submit(self, state: RecordingState, event: msg.CaptureFinished) -> None:
-        """Keep the job beside the live files, then run it (unless draining).
+        """Keep the job beside the as-received files, then run it (unless draining).
 
-        A job already there (the live files came back through crash recovery or a takeover,
+        A job already there (the as-received files came back through crash recovery or a takeover,
         which know nothing of offsets) keeps its sources; the request comes from `state`."""
         job = job_for(state, event)
-        path = live_folder(state) / JOB_FILE
+        path = as_received_folder(state) / JOB_FILE
         earlier = await asyncio.to_thread(_saved_job, path)
         if earlier is not None and {s.path for s in earlier.sources} == {
                 s.path for s in job.sources}:
             job = replace(earlier, directory=job.directory, format=job.format,
                           quality=job.quality, layout=job.layout)
         await asyncio.to_thread(job.save, path)
-        logger.info("recording %s: live capture finished (%d file(s), %.2f s); transcode to "
+        logger.info("recording %s: as-received capture finished (%d file(s), %.2f s); transcode to "
                     "%s %s %s queued", state.recording_id, len(job.sources),
                     job.duration_seconds, job.layout.value, job.quality.value, job.format.value)
         self._start(job)
@@ -130,7 +131,7 @@ class DeferredTranscodes:
             if (state.transcode is not Transcode.DEFERRED or state.status is not Status.PROCESSING
                     or state.files or self.owns(state.recording_id)):
                 continue
-            path = live_folder(state) / JOB_FILE
+            path = as_received_folder(state) / JOB_FILE
             try:
                 job = TranscodeJob.from_json(await asyncio.to_thread(path.read_bytes))
             except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -174,15 +175,15 @@ class DeferredTranscodes:
 
     async def _run(self, job: TranscodeJob) -> None:
         rid = job.recording_id
-        live = Path(job.directory) / LIVE_FOLDER
-        result_path = live / RESULT_FILE
+        folder = Path(job.directory) / AS_RECEIVED_FOLDER
+        result_path = folder / RESULT_FILE
         try:
             async with self._slots:
                 if self._stopped:
                     return
                 await asyncio.to_thread(result_path.unlink, missing_ok=True)
                 child = await asyncio.create_subprocess_exec(
-                    self._python, "-m", CHILD_MODULE, str(live / JOB_FILE), str(result_path),
+                    self._python, "-m", CHILD_MODULE, str(folder / JOB_FILE), str(result_path),
                     stdin=asyncio.subprocess.DEVNULL)
                 self._children[rid] = child
                 logger.info("recording %s: transcode started (pid %d)", rid, child.pid)
@@ -210,26 +211,27 @@ class DeferredTranscodes:
             error = (result.error if result is not None and result.error
                      else "no output" if result is not None and code == 0
                      else f"the transcoding process ended with {_exit(code)}")
-            logger.error("recording %s: transcode failed: %s (live files kept in %s)", rid,
-                         error, Path(job.directory) / LIVE_FOLDER)
+            logger.error("recording %s: transcode failed: %s (as-received files kept in %s)", rid,
+                         error, Path(job.directory) / AS_RECEIVED_FOLDER)
             await self._fail(rid, f"transcode: {error}")
             return
         logger.info("recording %s: transcoded %d file(s) in %.1f s (%.1f s CPU); frames "
                     "received %d, written %d, dropped %d", rid, len(result.files),
-                    result.wall_seconds, result.cpu_seconds, *result.frames)
-        live_received, live_written, live_dropped = job.live_frames
+                    result.wall_seconds, result.cpu_seconds, result.frames.received,
+                    result.frames.written, result.frames.dropped)
+        first = job.received_frames
         event = msg.CaptureFinished(
             recording_id=rid,
             files=[msg.FileResult(f.path, f.kind, f.duration_seconds, f.offset_seconds)
                    for f in result.files],
             duration_seconds=result.duration_seconds,
-            frames=FrameCounts(live_received, live_written, live_dropped + result.frames[2]),
-            tracks=[msg.TrackAdded("", p, k, c) for p, k, c in job.tracks],
+            frames=replace(first, dropped=first.dropped + result.frames.dropped),
+            tracks=list(job.tracks),
         )
         await self._complete(event)
         # the outputs are described (they exist and decoded in the child): the sources go
-        await asyncio.to_thread(shutil.rmtree, Path(job.directory) / LIVE_FOLDER, True)
-        logger.info("recording %s: live files of the deferred transcode deleted", rid)
+        await asyncio.to_thread(shutil.rmtree, Path(job.directory) / AS_RECEIVED_FOLDER, True)
+        logger.info("recording %s: as-received files of the deferred transcode deleted", rid)
 
 
 def _saved_job(path: Path) -> TranscodeJob | None:

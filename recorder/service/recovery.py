@@ -35,7 +35,7 @@ from recorder.core.lifecycle import Action
 from recorder.core.models import RecordingState, Status, StopReason, Transcode
 from recorder.core.presets import CODECS, Layout
 from recorder.media.repair import RecoveredFile, recover_file
-from recorder.media.transcode_job import LIVE_FOLDER
+from recorder.media.transcode_job import AS_RECEIVED_FOLDER
 from recorder.room import messages as msg
 from recorder.state.store import StateStore
 
@@ -198,7 +198,7 @@ def _media_files(state: RecordingState) -> list[Path]:
     publisher and kind, named as they came, which the state never learnt)."""
     folder = Path(state.local_path)
     if state.transcode is Transcode.DEFERRED:  # its live files; the transcode follows
-        return sorted(p for p in (folder / LIVE_FOLDER).glob("*.mkv") if p.is_file())
+        return sorted(p for p in (folder / AS_RECEIVED_FOLDER).glob("*.mkv") if p.is_file())
     if state.layout is Layout.COMPOSITE and state.file_name:
         path = folder / state.file_name
         return [path] if path.is_file() else []

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from recorder.core.errors import SourceFailed
+from recorder.core.models import WhepSource
 from recorder.core.presets import Format, Layout, Quality
-from recorder.core.pulls import WhepPull
 from recorder.core.urls import AllowList
 from recorder.room.capture_run import CaptureLike
 from recorder.room.messages import (
@@ -128,7 +128,7 @@ def room_with(captures: list[FakeCapture]) -> RoomSession:
 
 def start(rid: str, tmp_path: Path, url: str) -> StartCapture:
     return StartCapture(rid, str(tmp_path / rid), f"{rid}.webm", Format.WEBM, Quality.LOW,
-                        Layout.COMPOSITE, WhepPull(url, TOKEN))
+                        Layout.COMPOSITE, WhepSource(type="whep", url=url, token=TOKEN))
 
 
 async def test_the_timeline_waits_for_a_broken_upstream_and_a_pause_is_kept(
@@ -144,7 +144,7 @@ async def test_the_timeline_waits_for_a_broken_upstream_and_a_pause_is_kept(
             [capture] = captures
             await capture.until(lambda: capture.pushed["rec-1/1/video"] > 5)
             # A WHIP publisher in the same room is not part of a pulled recording.
-            reply = await room.handle(Publish("pub-1", "user-1", "camera",
+            reply = await room.handle(Publish("pub-1", "user-1", "user-1", "camera",
                                               await publisher.offer()))
             assert isinstance(reply, PublishAnswer)
             await publisher.accept(reply.answer_sdp)

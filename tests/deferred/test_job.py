@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from recorder.core.frames import FrameCounts
 from recorder.core.presets import Format, Layout, Quality
+from recorder.core.tracks import TrackInfo
 from recorder.media.transcode_job import TranscodeJob, source_of
 
 
@@ -33,7 +35,8 @@ def test_a_saved_job_reads_back_the_same(tmp_path: Path) -> None:
     job = TranscodeJob("rid", str(tmp_path), Format.WEBM, Quality.ULTRA, Layout.COMPOSITE, 12.5,
                        (source_of(tmp_path / "a.mkv", 0.0, 12.5),
                         source_of(tmp_path / "b-screen.mkv", 3.25, 9.0)),
-                       live_frames=(10, 9, 1), tracks=(("a", "video", "vp8"),))
+                       received_frames=FrameCounts(10, 9, 1),
+                       tracks=(TrackInfo("a", "video", "vp8"),))
     job.save(tmp_path / "job.json")
     assert TranscodeJob.from_json((tmp_path / "job.json").read_text()) == job
     assert [p.name for p in tmp_path.iterdir()] == ["job.json"]  # no partial file left

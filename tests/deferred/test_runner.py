@@ -12,8 +12,9 @@ import pytest
 from recorder.core.frames import FrameCounts
 from recorder.core.models import RecordingState, Status, Transcode
 from recorder.core.presets import Format, Layout, Quality, quality_settings
+from recorder.core.tracks import TrackInfo
 from recorder.room import messages as msg
-from recorder.service.deferred import DeferredTranscodes, is_live_capture
+from recorder.service.deferred import DeferredTranscodes, captured_as_received
 from tests.deferred.livefiles import live_file
 
 
@@ -32,7 +33,7 @@ def finished(folder: Path, recording_id: str, seconds: float = 1.5) -> msg.Captu
     path = live_file(live / "alice.mkv", seconds, size=(160, 90))
     return msg.CaptureFinished(recording_id, [msg.FileResult(str(path), "track", seconds)],
                                seconds, FrameCounts(100, 100, 0),
-                               [msg.TrackAdded("s1", "alice", "video", "vp8")])
+                               [TrackInfo("alice", "video", "vp8")])
 
 
 class Outcomes:
@@ -57,13 +58,13 @@ async def test_outputs_are_handed_on_before_the_live_files_go(tmp_path: Path) ->
     outcomes = Outcomes()
     runner = DeferredTranscodes(1, outcomes.complete, outcomes.fail)
     event = finished(tmp_path, "rec-ok")
-    assert is_live_capture(event)
+    assert captured_as_received(event)
     await runner.submit(state(tmp_path, "rec-ok"), event)
     assert runner.owns("rec-ok")
     await asyncio.wait_for(outcomes.done.wait(), 600)
     assert outcomes.failed == []
     [done] = outcomes.completed
-    assert not is_live_capture(done)
+    assert not captured_as_received(done)
     assert [Path(f.path) for f in done.files] == [tmp_path / "recording_rec-ok.webm"]
     assert done.frames == FrameCounts(100, 100, 0)
     assert [t.publisher_id for t in done.tracks] == ["alice"]

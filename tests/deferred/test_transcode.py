@@ -53,7 +53,7 @@ def test_two_publishers_become_one_composite_webm_at_medium(live: Path, tmp_path
     assert result.error is None
     [out] = result.files
     assert Path(out.path) == tmp_path / "out" / "recording_rec-1.webm"
-    assert result.frames[2] == 0  # offline: nothing dropped
+    assert result.frames.dropped == 0  # offline: nothing dropped
     p = probe(Path(out.path))
     assert (p.video_codec, p.audio_codec) == ("vp8", "opus")
     assert (p.width, p.height, round(p.fps)) == (1280, 720, 30)
@@ -78,7 +78,7 @@ def test_tracks_become_one_mp4_per_publisher_at_low(live: Path, tmp_path: Path) 
                                  Layout.TRACKS), tmp_path)
     assert code == 0
     assert result.error is None
-    assert result.frames[2] == 0
+    assert result.frames.dropped == 0
     files = {Path(f.path).name: f for f in result.files}
     assert sorted(files) == ["alice.mp4", "bob.mp4"]
     assert files["alice.mp4"].offset_seconds == pytest.approx(0.0, abs=0.01)
@@ -120,7 +120,7 @@ def test_ultra_makes_3840x2160_at_60_fps(live: Path, tmp_path: Path) -> None:
     print(f"ultra: 3 s of media in {took:.1f} s, child CPU {result.cpu_seconds:.1f} s")
     assert code == 0
     assert result.error is None
-    assert result.frames[2] == 0
+    assert result.frames.dropped == 0
     p = probe(out / "recording_rec-3.mp4")
     assert (p.width, p.height, round(p.fps)) == (3840, 2160, 60)
     assert len(p.frame_times) == 180

@@ -36,7 +36,8 @@ async def test_aiortc_publisher_over_whip_http(make_room: MakeRoom) -> None:
             assert pub.location is not None
             assert pub.location.startswith(f"{base}/whip/room-1/")
             tracks = await room.log.wait_for(TrackAdded, count=2)
-            assert {(t.kind, t.codec) for t in tracks} == {("audio", "opus"), ("video", "vp8")}
+            assert {(t.track.kind, t.track.codec) for t in tracks} == {
+                ("audio", "opus"), ("video", "vp8")}
         assert pub.delete_status == 200
         await room.log.wait_for(PublisherLeft)
         assert room.session.publisher_count == 0
@@ -52,7 +53,8 @@ async def test_h264_publisher_is_received(make_room: MakeRoom) -> None:
     async with serve_whip(room.session) as (base, _), WhipPublisher(
             f"{base}/whip/room-1", TOKEN, video=(320, 180), video_codec="H264"):
         tracks = await room.log.wait_for(TrackAdded, count=2)
-        assert {(t.kind, t.codec) for t in tracks} == {("audio", "opus"), ("video", "h264")}
+        assert {(t.track.kind, t.track.codec) for t in tracks} == {
+            ("audio", "opus"), ("video", "h264")}
 
 
 @pytest.mark.browser
@@ -74,7 +76,7 @@ async def test_chromium_publishes_over_whip_into_a_recording(make_room: MakeRoom
         await room.session.handle(StopCapture(rid))
         [finished] = await room.log.wait_for(CaptureFinished)
 
-    assert {(t.kind, t.codec) for t in tracks} == {("audio", "opus"), ("video", "vp8")}
+    assert {(t.track.kind, t.track.codec) for t in tracks} == {("audio", "opus"), ("video", "vp8")}
     assert endpoint.preflights >= 1  # POST with a token from another origin is preflighted
     result = run.result
     assert result["offerSetup"] == "actpass"
