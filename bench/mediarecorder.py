@@ -107,7 +107,7 @@ async def _record_ours(offer: str, out: Path, fmt: Format,
         # Started before the publisher joins, so the file begins with its first frame.
         await room.handle(StartCapture("bench", str(out.parent), out.name, fmt,
                                        Quality.MEDIUM))
-        reply = await room.handle(Publish("publisher-1", "user-1", "camera", offer))
+        reply = await room.handle(Publish("publisher-1", "user-1", "user-1", "camera", offer))
         assert isinstance(reply, PublishAnswer)
         _say({"answer": reply.answer_sdp})
         await stdin.readline()  # "stop"

@@ -10,6 +10,8 @@ import os
 import resource
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -94,10 +96,7 @@ def _authenticator(settings: Settings) -> tuple[Authenticator, str | None]:
     return Authenticator(settings, dev_secret=secret), secret
 
 
-async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -> int:
-    restrict_host_addresses(settings.ice_host_addresses)
-    if dev_secret is None:  # else prepared with the secret, in _authenticator
-        prepare_storage(settings.storage, holds_secret=False)
+async def _open_store(settings: Settings) -> tuple[aioredis.Redis, StateStore]:
     redis = await connect(settings.redis_url)
     store = StateStore(redis, KeySpace(settings.key_prefix), settings.state_ttl_seconds,
                        settings.index_ttl_seconds, webhooks=settings.webhook_routing)
@@ -105,54 +104,45 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
         await store.slots.release_node(settings.node)
     except Unavailable as exc:
         logger.warning("slots of an earlier run not released: %s", exc.detail)
+    return redis, store
+
+
+@dataclass(frozen=True)
+class _Node:
+    """The parts of a running node the background duties share."""
+
+    settings: Settings
+    redis: aioredis.Redis
+    store: StateStore
+    service: RecordingService
+    metrics: Metrics
+    outbox: WebhookOutbox
+    cluster: Cluster | None
+
+
+async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -> int:
+    restrict_host_addresses(settings.ice_host_addresses)
+    if dev_secret is None:  # else prepared with the secret, in _authenticator
+        prepare_storage(settings.storage, holds_secret=False)
+    redis, store = await _open_store(settings)
     service = RecordingService(settings, store,
                                lambda node_id: UploadQueue(redis, store.keys, node_id))
-    metrics = Metrics()
-    url_secret = settings.url_signing_secret or settings.jwt_secret or dev_secret or ""
-    playback = PlaybackService(settings, store, redis, url_secret)
-    outbox = WebhookOutbox(redis, store.keys)
     cluster = None if settings.embedded else Cluster(
         settings, redis, store, service, lambda node_id: UploadQueue(redis, store.keys, node_id))
-    feed = EventFeed(redis, store.keys, store.slots, settings.node,
-                     settings.max_watchers_per_user)
-    app = build_app(service, auth, settings, metrics, uploads=service, playback=playback,
-                    webhook_admin=outbox, status_feed=feed,
+    node = _Node(settings, redis, store, service, Metrics(), WebhookOutbox(redis, store.keys),
+                 cluster)
+    url_secret = settings.url_signing_secret or settings.jwt_secret or dev_secret or ""
+    app = build_app(service, auth, settings, node.metrics, uploads=service,
+                    playback=PlaybackService(settings, store, redis, url_secret),
+                    webhook_admin=node.outbox,
+                    status_feed=EventFeed(redis, store.keys, store.slots, settings.node,
+                                          settings.max_watchers_per_user),
                     locator=cluster.placement if cluster is not None else None)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    started_at = datetime.now(UTC)
-    uploads_stop = asyncio.Event()
     try:
-        async with asyncio.TaskGroup() as group:
-            service_task = group.create_task(service.run())
-            await site.start()
-            _announce(settings, dev_secret)
-            notifier = Notifier()
-            notifier.ready(f"listening on {settings.public_url}")
-            watchdog = group.create_task(_watchdog(notifier, store, service))
-            heartbeat = group.create_task(_heartbeat(settings, store, service, started_at))
-            gauges = group.create_task(_gauges(settings, store, metrics, redis, outbox,
-                                               service))
-            duties = group.create_task(cluster.run()) if cluster is not None else None
-            if settings.embedded:  # no shared store: this process is the node's worker
-                group.create_task(serve_uploads(settings, redis, store, uploads_stop))
-            await stop.wait()
-            logger.info("shutting down: draining for at most %g s", settings.drain_seconds)
-            notifier.stopping(f"draining {service.active_count} active recording(s)")
-            forced = await _drain(service, settings.drain_seconds, loop)
-            uploads_stop.set()
-            if duties is not None and cluster is not None:
-                duties.cancel()
-                await cluster.close()
-            heartbeat.cancel()
-            watchdog.cancel()
-            gauges.cancel()
-            service_task.cancel()
+        forced = await _serve(node, web.TCPSite(runner, settings.host, settings.port),
+                              dev_secret)
     finally:
         await runner.cleanup()
         await service.close()
@@ -161,16 +151,50 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
     return FORCED_EXIT if forced else 0
 
 
-async def _drain(service: RecordingService, deadline: float,
-                 loop: asyncio.AbstractEventLoop) -> bool:
+async def _serve(node: _Node, site: web.TCPSite, dev_secret: str | None) -> bool:
+    """Serve until SIGTERM/SIGINT, then drain; returns whether the drain was forced."""
+    settings, service = node.settings, node.service
+    stop, uploads_stop, notifier = asyncio.Event(), asyncio.Event(), Notifier()
+    _on_signals(stop.set)
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(service.run())]
+        await site.start()
+        _announce(settings, dev_secret)
+        notifier.ready(f"listening on {settings.public_url}")
+        tasks += [group.create_task(_watchdog(notifier, node.store, service)),
+                  group.create_task(_heartbeat(settings, node.store, service, datetime.now(UTC))),
+                  group.create_task(_gauges(node))]
+        if node.cluster is not None:
+            tasks.append(group.create_task(node.cluster.run()))
+        if settings.embedded:  # no shared store: this process is the node's worker
+            group.create_task(serve_uploads(settings, node.redis, node.store, uploads_stop))
+        await stop.wait()
+        logger.info("shutting down: draining for at most %g s", settings.drain_seconds)
+        notifier.stopping(f"draining {service.active_count} active recording(s)")
+        forced = await _drain(service, settings.drain_seconds)
+        uploads_stop.set()
+        for task in tasks:
+            task.cancel()
+        if node.cluster is not None:
+            await node.cluster.close()
+    return forced
+
+
+def _on_signals(act: Callable[[], object]) -> None:
+    """SIGTERM and SIGINT call `act` (each call replaces what they did before)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, act)
+
+
+async def _drain(service: RecordingService, deadline: float) -> bool:
     """Drain; a second SIGTERM/SIGINT meanwhile cancels it (the operator will not wait).
 
     Returns whether it was forced: the recordings it left are finished by crash recovery at
     the next start.
     """
     task = asyncio.create_task(service.drain(deadline))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+    _on_signals(task.cancel)
     try:
         await task
     except asyncio.CancelledError:
@@ -196,15 +220,15 @@ def _announce(settings: Settings, dev_secret: str | None) -> None:
         print(token, flush=True)
 
 
-async def _gauges(settings: Settings, store: StateStore, metrics: Metrics,
-                  redis: aioredis.Redis, outbox: WebhookOutbox,
-                  service: RecordingService) -> None:
-    """Disk, upload-queue and webhook gauges of /metrics, refreshed with the heartbeat."""
-    queue = UploadQueue(redis, store.keys, settings.node)
-    totals = ClusterTotals(redis, store.keys)
+async def _gauges(node: _Node) -> None:
+    """The gauges of /metrics, refreshed with the heartbeat."""
+    settings, store, metrics, service = node.settings, node.store, node.metrics, node.service
+    queue = UploadQueue(node.redis, store.keys, settings.node)
+    totals = ClusterTotals(node.redis, store.keys)
     configured = [settings.webhook_url] if settings.webhook_url else []
     while True:
         metrics.set_active_recordings(service.active_count)
+        metrics.set_whip_publishers(service.publisher_count)
         metrics.set_cpu(service.cpu_used, settings.cpu)
         metrics.observe_frames(*service.frame_totals())
         try:
@@ -214,7 +238,7 @@ async def _gauges(settings: Settings, store: StateStore, metrics: Metrics,
             metrics.set_storage(usage.free_bytes, usage.used_bytes, usage.total_bytes)
             metrics.set_totals(await totals.read())
             metrics.set_upload_queue(*await queue.depth())
-            hooks = await outbox.status(configured)
+            hooks = await node.outbox.status(configured)
             metrics.set_webhooks(hooks.queue.depth, hooks.queue.oldest_age_seconds or 0.0,
                                  hooks.dead, hooks.deliveries,
                                  {e.url: e.disabled for e in hooks.endpoints})

@@ -14,6 +14,7 @@ from datetime import datetime
 from recorder.core.frames import FrameCounts
 from recorder.core.presets import Format, Layout, Quality
 from recorder.core.pulls import PullSource
+from recorder.core.tracks import TrackInfo
 
 # ---- commands (main -> room) ------------------------------------------------------------
 
@@ -23,7 +24,8 @@ class Publish:
     """A WHIP offer. Reply: :class:`PublishAnswer`."""
 
     session_id: str
-    publisher_id: str  # the token's `sub`
+    publisher_id: str  # names its tracks: the token's `sub`, with "-screen" for a screen
+    user_id: str  # the token's `sub`: whose publisher slot the session holds
     role: str  # "camera" or "screen"
     offer_sdp: str
 
@@ -99,9 +101,7 @@ RoomReply = Ack | PublishAnswer
 @dataclass(frozen=True)
 class TrackAdded:
     session_id: str
-    publisher_id: str
-    kind: str  # "audio" | "video"
-    codec: str  # "vp8", "h264", "opus", ...
+    track: TrackInfo
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class CaptureFinished:
     files: list[FileResult]
     duration_seconds: float
     frames: FrameCounts
-    tracks: list[TrackAdded] = field(default_factory=list)
+    tracks: list[TrackInfo] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

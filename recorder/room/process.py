@@ -1,18 +1,17 @@
 """recorderd's side of a room process: spawn it, talk to it, notice when it dies.
 
 A :class:`RoomProcess` hosts one room or several; :class:`RemoteRoom` is one of its rooms
-and answers like :class:`recorder.room.session.RoomSession` (``handle``, ``close``,
-``publisher_count``, ``idle``), so the registry treats both alike. Commands go out as
-numbered requests naming their room; the reply with the same number settles the caller's
-future, and a refusal is raised again as the class the room raised.
+and answers like :class:`recorder.room.session.RoomSession` (``handle``, ``close``), so the
+registry treats both alike. Commands go out as numbered requests naming their room; the
+reply with the same number settles the caller's future, and a refusal is raised again as
+the class the room raised.
 
-What each room holds (answered publishers, recordings capturing or finalising) is learnt
-from the same stream, in order: a reply to ``Publish``/``StartCapture``/``CancelCapture``
-and the events ``PublisherLeft``/``CaptureFinished``/``CaptureFailed``. The stream is
-ordered, so this copy is exact, and it is what makes a death useful: the recordings still
-listed when the socket reaches EOF are the ones the process took down with it, reported in
-one :class:`~recorder.room.messages.RoomLost` per room after the process is reaped. Commands
-still waiting then fail with 503 instead of hanging.
+The handle only transports: what each room holds is the registry's record
+(:mod:`recorder.service.room_record`). So that record stays exact, the handle reports the
+stream in its order, at once: ``accepted(room_id, command)`` for each reply before the
+caller's future resolves, ``emit(room_id, event)`` for each event. Once the process is
+reaped (``on_exit``), commands still waiting fail with 503 instead of hanging, and the
+registry reports what the rooms it placed here took down with them.
 
 The child is started with ``asyncio.create_subprocess_exec`` (a fresh interpreter, never a
 fork of this threaded event loop) and receives its end of a socketpair through ``pass_fds``.
@@ -66,13 +65,15 @@ def describe_exit(code: int | None) -> str:
 class RoomProcess:
     def __init__(self, config: ProcessConfig, first_room: str,
                  emit: Callable[[str, msg.RoomEvent], None],
+                 accepted: Callable[[str, msg.RoomCommand], None],
                  on_exit: Callable[[RoomProcess], None]) -> None:
-        """`emit(room_id, event)` gets its rooms' events (and a final RoomLost per room);
-        `on_exit` is called once the process is reaped, whatever the reason. `first_room`
-        names the process in ps and in log lines."""
+        """`emit(room_id, event)` gets its rooms' events, `accepted(room_id, command)` each
+        command a room answered (both in stream order); `on_exit` is called once the process
+        is reaped, whatever the reason. `first_room` names the process in ps and log lines."""
         self.name = first_room
         self._config = config
         self._emit = emit
+        self._accepted = accepted
         self._on_exit = on_exit
         self._proc: asyncio.subprocess.Process | None = None
         self._channel: Channel | None = None
@@ -82,8 +83,6 @@ class RoomProcess:
         self._pending: dict[int, tuple[str, msg.RoomCommand,
                                        asyncio.Future[msg.RoomReply]]] = {}
         self.rooms: set[str] = set()  # the rooms placed here and not closed
-        self._publishers: dict[str, dict[str, str]] = {}  # room -> session id -> publisher
-        self._recordings: dict[str, set[str]] = {}  # room -> recording ids
         self._closing = False
         self._exited = asyncio.Event()
         self.exitcode: int | None = None
@@ -102,17 +101,18 @@ class RoomProcess:
         self.rooms.add(room_id)
         return RemoteRoom(room_id, self)
 
-    def publisher_count(self, room_id: str) -> int:
-        return len(self._publishers.get(room_id, ()))
-
-    def idle(self, room_id: str) -> bool:
-        """No publishers, no recordings and no command in flight: the room may be closed."""
-        return (not self._publishers.get(room_id) and not self._recordings.get(room_id)
-                and not any(room == room_id for room, _, _ in self._pending.values()))
-
     @property
     def alive(self) -> bool:
         return not self._exited.is_set()
+
+    async def exited(self) -> None:
+        """Returns once the process is reaped."""
+        await self._exited.wait()
+
+    @property
+    def closing(self) -> bool:
+        """Whether it was asked to exit (an exit code 0 then is no loss)."""
+        return self._closing
 
     def start(self) -> None:
         """Spawn the process in the background; commands wait for it to be ready."""
@@ -139,8 +139,6 @@ class RoomProcess:
         """Let go of an idle room, at once: its session closes in the process, or, if it was
         the last room, True and the process takes no new room (the caller closes it)."""
         self.rooms.discard(room_id)
-        self._publishers.pop(room_id, None)  # idle: both empty
-        self._recordings.pop(room_id, None)
         if self.rooms:
             if self._channel is not None and self.alive:
                 self._channel.send(CloseRoom(room_id))
@@ -235,7 +233,6 @@ class RoomProcess:
 
     def _dispatch(self, message: object) -> None:
         if isinstance(message, Event):
-            self._track(message.room_id, message.event)
             self._emit(message.room_id, message.event)
         elif isinstance(message, Reply | Refusal):
             entry = self._pending.pop(message.id, None)
@@ -243,7 +240,7 @@ class RoomProcess:
                 return
             room_id, command, future = entry
             if isinstance(message, Reply):
-                self._track_reply(room_id, command)
+                self._accepted(room_id, command)
                 if not future.done():
                     future.set_result(message.reply)
             elif not future.done():
@@ -252,47 +249,15 @@ class RoomProcess:
             logger.warning("room %s: unexpected %s from the room process", self.name,
                            type(message).__name__)
 
-    def _track(self, room_id: str, event: msg.RoomEvent) -> None:
-        if isinstance(event, msg.PublisherLeft):
-            self._publishers.get(room_id, {}).pop(event.session_id, None)
-        elif isinstance(event, msg.CaptureFinished | msg.CaptureFailed):
-            self._recordings.get(room_id, set()).discard(event.recording_id)
-
-    def _track_reply(self, room_id: str, command: msg.RoomCommand) -> None:
-        if isinstance(command, msg.Publish):
-            self._publishers.setdefault(room_id, {})[command.session_id] = command.publisher_id
-        elif isinstance(command, msg.StartCapture):
-            self._recordings.setdefault(room_id, set()).add(command.recording_id)
-        elif isinstance(command, msg.CancelCapture):
-            self._recordings.get(room_id, set()).discard(command.recording_id)
-
     def _ended(self, code: int) -> None:
-        """The process is reaped: fail what waits, report what it took down, let go."""
+        """The process is reaped: fail what waits, then let the registry know."""
         how = describe_exit(code)
         for room_id, _, future in self._pending.values():
             if not future.done():
                 future.set_exception(Unavailable(f"room {room_id}: its process ended ({how})"))
         self._pending.clear()
-        for room_id in sorted(self.rooms):
-            lost = tuple(sorted(self._recordings.get(room_id, ())))
-            expected = self._closing and code == 0 and not lost
-            if expected:
-                logger.info("room %s: process %d exited", room_id, self._pid_or_zero())
-            else:
-                logger.error("room %s: process %d ended (%s) with %d recording(s): %s",
-                             room_id, self._pid_or_zero(), how, len(lost),
-                             ", ".join(lost) or "none")
-            for session_id, publisher_id in sorted(self._publishers.get(room_id, {}).items()):
-                self._emit(room_id, msg.PublisherLeft(session_id, publisher_id))
-            if not expected:
-                self._emit(room_id, msg.RoomLost(lost, code))
-        self._publishers.clear()
-        self._recordings.clear()
         self._exited.set()
         self._on_exit(self)
-
-    def _pid_or_zero(self) -> int:
-        return self._proc.pid if self._proc is not None else 0
 
 
 class RemoteRoom:
@@ -301,14 +266,6 @@ class RemoteRoom:
     def __init__(self, room_id: str, process: RoomProcess) -> None:
         self.room_id = room_id
         self.process = process
-
-    @property
-    def publisher_count(self) -> int:
-        return self.process.publisher_count(self.room_id)
-
-    @property
-    def idle(self) -> bool:
-        return self.process.idle(self.room_id)
 
     async def handle(self, command: msg.RoomCommand) -> msg.RoomReply:
         return await self.process.handle(self.room_id, command)

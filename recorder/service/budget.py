@@ -7,10 +7,15 @@ recording of WHIP publishers is priced with its room's publishers; a pulled reco
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 from recorder.core.cpu import added_publisher_cores, recording_cores
+from recorder.core.lifecycle import ACTIVE
 from recorder.core.models import RecordingState, Transcode
+from recorder.service.rooms import RoomRegistry
+
+SLACK = 1e-9  # sums of floats: a budget met exactly is not exceeded
 
 
 def _publishers(state: RecordingState, publishers: Mapping[str, int]) -> int:
@@ -40,3 +45,42 @@ def publisher_cost(recordings: Iterable[RecordingState], room_id: str,
         for state in recordings
         if state.room_id == room_id and _records_publishers(state)
     )
+
+
+class CpuBudget:
+    """The node's cores (RECORDER_CPU_CAPACITY) against what its active recordings cost, with
+    the starts being admitted reserved, so a burst of starts cannot all see room for one."""
+
+    def __init__(self, capacity: float, rooms: RoomRegistry) -> None:
+        self.capacity = capacity
+        self._rooms = rooms
+        self._reserved: dict[str, float] = {}  # cores of starts being admitted
+
+    def active(self) -> list[RecordingState]:
+        return [running.state for running in self._rooms.recordings()
+                if running.state.status in ACTIVE]
+
+    @property
+    def used(self) -> float:
+        return node_cost(self.active(), self._rooms.publishers_per_room()) + sum(
+            self._reserved.values())
+
+    def refuses_publisher(self, room_id: str) -> float | None:
+        """The capacity when one more publisher in `room_id` would exceed it, else None."""
+        more = publisher_cost(self.active(), room_id, self._rooms.publishers_per_room())
+        return self._refused(more) if more else None
+
+    @contextmanager
+    def reserving(self, state: RecordingState) -> Iterator[float | None]:
+        """Yields the capacity when starting `state` would exceed it, else None; its cost
+        counts as used until the block ends."""
+        need = recording_cost(state, self._rooms.publishers_per_room())
+        refused = self._refused(need)
+        self._reserved[state.recording_id] = need
+        try:
+            yield refused
+        finally:
+            del self._reserved[state.recording_id]
+
+    def _refused(self, more: float) -> float | None:
+        return self.capacity if self.used + more > self.capacity + SLACK else None

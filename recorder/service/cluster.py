@@ -39,7 +39,7 @@ class Cluster:
         self.placement = RoomPlacement(owners, store, service, settings.heartbeat_seconds,
                                        settings.orphan_timeout_seconds)
         recovery = OrphanRecovery(settings.node, store, service.complete_recovered,
-                                  service.is_live)
+                                  service.runs)
         self.takeover = OrphanTakeover(settings.node, store, OrphanIndex(redis, store.keys),
                                        recovery, settings.orphan_timeout_seconds,
                                        upload_queue)

@@ -31,11 +31,11 @@ CLAIM_GRACE_HEARTBEATS = 3
 class LocalWork(Protocol):
     """What this node runs right now (the recording service)."""
 
-    def is_live(self, recording_id: str) -> bool: ...
+    def runs(self, recording_id: str) -> bool: ...
 
     def has_session(self, session_id: str) -> bool: ...
 
-    def live_rooms(self) -> set[str]: ...
+    def rooms_in_use(self) -> set[str]: ...
 
 
 class RoomPlacement:
@@ -76,7 +76,7 @@ class RoomPlacement:
 
         A recording whose node stopped beating answers 503 until a node takes it over.
         """
-        if self._local.is_live(recording_id):
+        if self._local.runs(recording_id):
             return None
         try:
             state = await self._store.get(recording_id)
@@ -101,7 +101,7 @@ class RoomPlacement:
     async def renew(self) -> None:
         """Renew the rooms that live here, release the others (called every heartbeat)."""
         now = self._clock()
-        live = self._local.live_rooms()
+        live = self._local.rooms_in_use()
         for room_id in sorted(live | set(self._claimed)):
             fresh = now - self._claimed.get(room_id, -math.inf) < self._grace
             if room_id in live or fresh:
@@ -117,7 +117,7 @@ class RoomPlacement:
 
     async def release_all(self) -> None:
         """At shutdown: every room this node still holds is free for others at once."""
-        for room_id in sorted(set(self._claimed) | self._local.live_rooms()):
+        for room_id in sorted(set(self._claimed) | self._local.rooms_in_use()):
             try:
                 await self._owners.release(room_id)
             except Unavailable as exc:

@@ -4,7 +4,8 @@ The service turns API calls and room events into lifecycle writes: it validates 
 starts, writes every status change through the store's compare-and-set (the pure
 `lifecycle.apply` decides), tells room sessions what to do, and runs the timers (no media,
 max duration, max pause). The order is always "write the state, then act": a refused
-transition changes nothing anywhere.
+transition changes nothing anywhere. What runs here is in the rooms' records
+(:mod:`recorder.service.rooms`); how finished files complete is :mod:`recorder.service.completion`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -32,28 +31,25 @@ from recorder.core.errors import (
     SourceFailed,
     Unavailable,
 )
-from recorder.core.frames import FrameCounts
 from recorder.core.lifecycle import ACTIVE, Action
 from recorder.core.models import (
-    Frames,
     RecordingState,
     StartRequest,
     Status,
     StopReason,
-    TrackInfo,
     Transcode,
 )
-from recorder.core.paging import ListFilter, Page, PageRequest
 from recorder.core.pulls import PullSource
 from recorder.room import messages as msg
-from recorder.room.process import describe_exit
 from recorder.service.admission import new_recording
-from recorder.service.budget import node_cost, publisher_cost, recording_cost
+from recorder.service.budget import CpuBudget
 from recorder.service.caps import PublisherSlots, RoomCap
-from recorder.service.deferred import DeferredTranscodes, is_live_capture, live_capture
-from recorder.service.handoff import UploadHandoff, describe_file, upload_waiting
+from recorder.service.completion import Completion
+from recorder.service.deferred import as_received_capture
+from recorder.service.handoff import UploadHandoff
 from recorder.service.publishers import Publishers
-from recorder.service.recovery import OrphanRecovery
+from recorder.service.queries import RecordingQueries
+from recorder.service.room_record import RunningRecording
 from recorder.service.rooms import RoomRegistry
 from recorder.state.jobs import UploadQueue
 from recorder.state.store import StateStore
@@ -61,45 +57,29 @@ from recorder.state.store import StateStore
 logger = logging.getLogger(__name__)
 
 TIMER_PERIOD_SECONDS = 0.25
-MIN_FREE_DISK_BYTES = 512 * 1024 * 1024
-RECOVERY_RETRY_SECONDS = 5.0  # pause before start-up recovery tries again while the store is down
 
 
-@dataclass
-class LiveRecording:
-    """What this node knows of one of its recordings beyond the stored state."""
+class RecordingService(RecordingQueries):
+    """The commands; the reads are :class:`RecordingQueries`'."""
 
-    state: RecordingState
-    admitted_at: float  # loop time
-    idle_seconds: float = 0.0
-    frames: FrameCounts = field(default_factory=FrameCounts)
-    stopping: bool = False
-    done: asyncio.Event = field(default_factory=asyncio.Event)  # set when this node lets go
-
-
-class RecordingService:
     def __init__(self, settings: Settings, store: StateStore,
                  upload_queue: Callable[[str], UploadQueue] | None = None) -> None:
         """`upload_queue(node_id)` is a node's upload stream; without it only target `none`."""
-        self._settings = settings
-        self._store = store
+        super().__init__(settings, store)
         self._uploads = None if upload_queue is None else UploadHandoff(store, upload_queue)
         self._events: asyncio.Queue[tuple[str, msg.RoomEvent]] = asyncio.Queue()
         self._rooms = RoomRegistry(settings, lambda room, ev: self._events.put_nowait((room, ev)))
-        self._live: dict[str, LiveRecording] = {}
         self._timer_limits = timers.TimerLimits(settings.no_media_timeout_seconds,
                                                 settings.max_pause_seconds)
-        self._finished_frames = (0, 0)  # received, dropped by recordings no longer live
+        self._cpu = CpuBudget(settings.cpu, self._rooms)
         self._room_cap = RoomCap(settings.max_rooms, self._rooms.hosted)
         self._publishers = Publishers(
             self._rooms, self._room_cap,
             PublisherSlots(store.slots, settings.node, settings.max_publishers_per_user),
-            self._publisher_refused_for_cpu)
-        self._reserved: dict[str, float] = {}  # cores of starts being admitted
+            self._cpu.refuses_publisher)
         self._tasks = BackgroundTasks()
-        self._deferred = DeferredTranscodes(settings.deferred_concurrency,
-                                            self._describe_and_complete, self._fail)
-        self.draining = False
+        self._completion = Completion(settings.node, store, self._uploads,
+                                      settings.deferred_concurrency, self._fail)
 
     # ---- lifecycle of the service itself --------------------------------------------------
 
@@ -108,11 +88,11 @@ class RecordingService:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._consume_events())
             group.create_task(self._run_timers())
-            group.create_task(self._recover_then_requeue())
+            group.create_task(self._completion.recover_at_start(self.runs))
 
     async def close(self) -> None:
         """Stop every capture (files finalised) and close all peers. Safe to call twice."""
-        await self._deferred.stop()
+        await self._completion.deferred.stop()
         await self._rooms.close()
         await self._publishers.close()
         await self._tasks.wait()
@@ -120,64 +100,58 @@ class RecordingService:
     async def drain(self, deadline_seconds: float) -> None:
         """Refuse new work, stop active recordings (`shutdown`) and wait for their files."""
         self.draining = True
-        await self._deferred.stop()  # they run again after the restart (docs/operations.md)
-        for recording_id, live in list(self._live.items()):
-            if live.state.status in ACTIVE and not live.stopping:
+        await self._completion.deferred.stop()  # they run again after the restart
+        for running in self._rooms.recordings():
+            if running.state.status in ACTIVE and not running.stopping:
                 try:
-                    await self._stop(recording_id, StopReason.SHUTDOWN)
+                    await self._stop(running.state.recording_id, StopReason.SHUTDOWN)
                 except RecorderError as exc:
-                    logger.warning("recording %s: drain: %s", recording_id, exc.detail)
-        waits = [asyncio.create_task(live.done.wait()) for live in self._live.values()]
+                    logger.warning("recording %s: drain: %s", running.state.recording_id,
+                                   exc.detail)
+        waits = [asyncio.create_task(running.done.wait())
+                 for running in self._rooms.recordings()]
         if waits:
             _, pending = await asyncio.wait(waits, timeout=deadline_seconds)
             for task in pending:
                 task.cancel()
-        if self._live:
-            logger.warning("drain deadline passed with %d recording(s) unfinished",
-                           len(self._live))
+        if left := self._rooms.recordings():
+            logger.warning("drain deadline passed with %d recording(s) unfinished", len(left))
 
     @property
     def active_count(self) -> int:
-        return sum(1 for live in self._live.values() if live.state.status in ACTIVE)
+        return len(self._cpu.active())
 
     # ---- what runs here (room ownership, takeover, metrics) -------------------------------
 
-    def is_live(self, recording_id: str) -> bool:
-        return recording_id in self._live
+    def runs(self, recording_id: str) -> bool:
+        """Whether this node runs the recording (admitted, capturing or finishing)."""
+        return self._rooms.recording(recording_id) is not None
+
+    @property
+    def publisher_count(self) -> int:
+        """WHIP publishers the rooms of this node answered and hold."""
+        return sum(len(record.publishers) for record in self._rooms.records())
 
     def has_session(self, session_id: str) -> bool:
-        return session_id in self._publishers
+        return self._rooms.publisher(session_id) is not None
 
-    def live_rooms(self) -> set[str]:
+    def rooms_in_use(self) -> set[str]:
         """Rooms with a publisher or a recording on this node."""
-        return self._publishers.rooms() | {live.state.room_id for live in self._live.values()}
+        return self._rooms.hosted()
 
     def frame_totals(self) -> tuple[int, int]:
         """Frames received and dropped by every recording this node ran since it started:
         the finished ones' final counts and the running ones' latest (for /metrics)."""
-        received, dropped = self._finished_frames
-        for live in self._live.values():
-            received += live.frames.received
-            dropped += live.frames.dropped
-        return received, dropped
+        return self._rooms.frame_totals()
 
     async def complete_recovered(self, event: msg.CaptureFinished) -> None:
         """Describe and complete files recovered from another node's orphan (takeover)."""
-        await self._describe_and_complete(event)
+        await self._completion.complete(event)
 
     @property
     def cpu_used(self) -> float:
-        """Cores this node's live recordings cost (and starts being admitted reserve)."""
-        return node_cost(self._active_states(), self._publishers.per_room()) + sum(
-            self._reserved.values())
-
-    def _active_states(self) -> list[RecordingState]:
-        return [live.state for live in self._live.values() if live.state.status in ACTIVE]
-
-    def _publisher_refused_for_cpu(self, room_id: str) -> float | None:
-        more = publisher_cost(self._active_states(), room_id, self._publishers.per_room())
-        capacity = self._settings.cpu
-        return capacity if more and self.cpu_used + more > capacity + 1e-9 else None
+        """Cores this node's active recordings cost (and starts being admitted reserve)."""
+        return self._cpu.used
 
     # ---- API --------------------------------------------------------------------------------
 
@@ -194,21 +168,15 @@ class RecordingService:
                                pull: PullSource | None,
                                rooms_refused: int | None) -> RecordingState:
         room_id = state.room_id
-        need = recording_cost(state, self._publishers.per_room())
-        capacity = self._settings.cpu
-        refused = capacity if self.cpu_used + need > capacity + 1e-9 else None
-        self._reserved[state.recording_id] = need
-        try:
+        with self._cpu.reserving(state) as cpu_refused:
             state = await self._store.admit(
-                state, self._settings.limits, cpu_refused=refused,
+                state, self._settings.limits, cpu_refused=cpu_refused,
                 starts_per_minute=0 if caller.is_admin
                 else self._settings.starts_per_user_per_minute,
                 rooms_refused=rooms_refused)
-        finally:
-            del self._reserved[state.recording_id]
         # the no-media clock starts once the capture runs (a room process may be starting)
-        live = LiveRecording(state, math.inf)
-        self._live[state.recording_id] = live
+        running = RunningRecording(state)
+        self._rooms.add_recording(running)
         directory = Path(state.local_path)
         command = msg.StartCapture(
             recording_id=state.recording_id, directory=str(directory),
@@ -216,7 +184,7 @@ class RecordingService:
             layout=state.layout, source=pull,
         )
         if state.transcode is Transcode.DEFERRED:  # passthrough now, the preset after stop
-            command = live_capture(command)
+            command = as_received_capture(command)
         try:
             await asyncio.to_thread(Path(command.directory).mkdir, parents=True, exist_ok=True)
             await self._rooms.send(room_id, command)
@@ -226,7 +194,7 @@ class RecordingService:
         except (OSError, RecorderError) as exc:
             await self._fail(state.recording_id, f"capture: {exc}")
             raise Unavailable(f"recording {state.recording_id} could not start: {exc}") from exc
-        live.admitted_at = asyncio.get_running_loop().time()
+        running.admitted_at = asyncio.get_running_loop().time()
         logger.info("recording %s: admitted in room %s for %s (%s/%s)", state.recording_id,
                     room_id, caller.user_id, state.format, state.quality)
         return state
@@ -253,9 +221,6 @@ class RecordingService:
         await self._discard(state)
         return state
 
-    async def status(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
-        return await self._owned(caller, room_id, recording_id)
-
     async def retry_upload(self, caller: Caller, recording_id: str) -> RecordingState:
         """Admin: send a recording whose upload was given up back to `processing`."""
         if not caller.is_admin:
@@ -270,32 +235,6 @@ class RecordingService:
                 self._tasks.spawn(self._uploads.queue(state, "retry"))
         return state
 
-    async def list_room(self, caller: Caller, room_id: str,
-                        page: PageRequest) -> Page[RecordingState]:
-        caller.check_room(room_id)
-        only = ListFilter(user_id=None if caller.is_admin else caller.user_id)
-        return await self._store.list_room(room_id, page, only)
-
-    async def list_user(self, caller: Caller, user_id: str | None, status: Status | None,
-                        page: PageRequest) -> Page[RecordingState]:
-        user = user_id or caller.user_id
-        caller.check_owner(user)
-        only = ListFilter(status=None if status is None else status.value,
-                          rooms=caller.visible_rooms)
-        return await self._store.list_user(user, page, only)
-
-    async def file_path(self, caller: Caller, recording_id: str, name: str | None) -> Path:
-        state = await self._store.get(recording_id)
-        caller.check_recording(recording_id, state.room_id, state.user_id)
-        names = {f.name for f in state.files}
-        wanted = name or state.file_name
-        if wanted not in names:
-            raise NotFound(f"recording {recording_id} has no finished file {wanted!r}")
-        path = Path(state.local_path) / wanted
-        if not path.is_file():
-            raise NotFound(f"file {wanted!r} of recording {recording_id} is not on this node")
-        return path
-
     async def publish(
         self, caller: Caller, room_id: str, role: str, offer_sdp: str
     ) -> tuple[str, str]:
@@ -307,28 +246,7 @@ class RecordingService:
     async def unpublish(self, caller: Caller, room_id: str, session_id: str) -> None:
         await self._publishers.unpublish(caller, room_id, session_id)
 
-    async def readiness(self) -> list[str]:
-        reasons: list[str] = []
-        try:
-            await self._store.ping()
-        except Unavailable as exc:
-            reasons.append(exc.detail)
-        storage = self._settings.storage
-        if shutil.disk_usage(storage).free < MIN_FREE_DISK_BYTES:
-            reasons.append(f"disk: less than {MIN_FREE_DISK_BYTES >> 20} MiB free in {storage}")
-        if self.draining:
-            reasons.append("draining")
-        return reasons
-
     # ---- helpers ----------------------------------------------------------------------------
-
-    async def _owned(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
-        caller.check_room(room_id)
-        state = await self._store.get(recording_id)
-        caller.check_recording(recording_id, state.room_id, state.user_id)  # 403 before 404
-        if state.room_id != room_id:
-            raise NotFound(f"recording {recording_id} is not in room {room_id}")
-        return state
 
     async def _transition(
         self,
@@ -344,9 +262,9 @@ class RecordingService:
             recording_id,
             lambda s: lifecycle.apply(s, action, when, stop_reason=stop_reason, error=error),
         )
-        live = self._live.get(recording_id)
-        if live is not None:
-            live.state = state
+        running = self._rooms.recording(recording_id)
+        if running is not None:
+            running.state = state
         return state
 
     async def _stop(self, recording_id: str, reason: StopReason) -> RecordingState:
@@ -354,9 +272,9 @@ class RecordingService:
         if state.status is Status.CANCELLED:  # stopped before any media: nothing to keep
             await self._discard(state)
         else:
-            live = self._live.get(recording_id)
-            if live is not None:
-                live.stopping = True
+            running = self._rooms.recording(recording_id)
+            if running is not None:
+                running.stopping = True
             await self._rooms.send(state.room_id, msg.StopCapture(recording_id))
         logger.info("recording %s: stopped (%s) -> %s", recording_id, reason.value,
                     state.status.value)
@@ -368,9 +286,9 @@ class RecordingService:
         except InvalidTransition:
             return
         except NotFound:  # its state expired or was removed: only the capture is left
-            live = self._live.get(recording_id)
-            if live is not None:
-                await self._discard(live.state, keep_files=True)
+            running = self._rooms.recording(recording_id)
+            if running is not None:
+                await self._discard(running.state, keep_files=True)
             return
         logger.warning("recording %s: failed: %s", recording_id, error)
         await self._discard(state, keep_files=True)
@@ -384,12 +302,9 @@ class RecordingService:
         self._forget(state.recording_id)
 
     def _forget(self, recording_id: str) -> None:
-        live = self._live.pop(recording_id, None)
-        if live is not None:
-            received, dropped = self._finished_frames
-            self._finished_frames = (received + live.frames.received,
-                                     dropped + live.frames.dropped)
-            live.done.set()
+        running = self._rooms.forget(recording_id)
+        if running is not None:
+            running.done.set()
 
     # ---- room events ------------------------------------------------------------------------
 
@@ -403,110 +318,35 @@ class RecordingService:
                                type(event).__name__, exc.detail)
 
     async def _on_event(self, room_id: str, event: msg.RoomEvent) -> None:
+        """Act on a room event (the room's record has seen it already)."""
         if isinstance(event, msg.MediaStarted):
             with contextlib.suppress(InvalidTransition):  # stopped or cancelled meanwhile
                 await self._transition(event.recording_id, Action.MEDIA_STARTED, at=event.at)
-        elif isinstance(event, msg.CaptureProgress):
-            live = self._live.get(event.recording_id)
-            if live is not None:
-                live.idle_seconds = event.idle_seconds
-                live.frames = event.frames
         elif isinstance(event, msg.CaptureFinished):
-            live = self._live.get(event.recording_id)
-            if live is not None:
-                live.frames = event.frames  # the final counts
             self._tasks.spawn(self._finish(event))
         elif isinstance(event, msg.CaptureFailed):
             await self._fail(event.recording_id, f"capture: {event.error}")
         elif isinstance(event, msg.PublisherLeft):
             await self._publishers.ended(event.session_id)
         elif isinstance(event, msg.TrackAdded):
-            logger.info("room %s: publisher %s sends %s %s", room_id, event.publisher_id,
-                        event.kind, event.codec)
+            logger.info("room %s: publisher %s sends %s %s", room_id,
+                        event.track.publisher_id, event.track.kind, event.track.codec)
         elif isinstance(event, msg.RoomLost):
-            await self._publishers.room_lost(room_id)
             self._tasks.spawn(self._recover_lost(room_id, event))
 
-
     async def _recover_lost(self, room_id: str, event: msg.RoomLost) -> None:
-        """A room process died: its recordings end as crash recovery ends them (docs/operations.md),
-        files recovered, `recovered` set; nothing else on the node is touched."""
-        cause = f"room process ended ({describe_exit(event.exitcode)}) before media"
-        recovery = OrphanRecovery(self._settings.node, self._store, self._describe_and_complete,
-                                  lambda recording_id: False)
-        for recording_id in event.recording_ids:
-            logger.warning("recording %s: room %s process ended (%s): recovering",
-                           recording_id, room_id, describe_exit(event.exitcode))
-            try:
-                await recovery.recover_lost(recording_id, cause)
-            except RecorderError as exc:
-                logger.warning("recording %s: not recovered: %s", recording_id, exc.detail)
-            finally:
+        try:
+            await self._completion.recover_lost(room_id, event)
+        finally:
+            for recording_id in event.recording_ids:
                 self._forget(recording_id)
 
     async def _finish(self, event: msg.CaptureFinished) -> None:
         """The capture closed its files: describe them in the state and complete it."""
         try:
-            await self._describe_and_complete(event)
+            await self._completion.complete(event)
         finally:
             self._forget(event.recording_id)
-
-    async def _describe_and_complete(self, event: msg.CaptureFinished) -> None:
-        recording_id = event.recording_id
-        if is_live_capture(event):  # a deferred recording's sources: transcode them first
-            try:
-                await self._deferred.submit(await self._store.get(recording_id), event)
-            except OSError as exc:
-                await self._fail(recording_id, f"transcode: {exc}")
-            return
-        try:
-            files = [await asyncio.to_thread(describe_file, Path(f.path), f.kind,
-                                             f.duration_seconds, f.offset_seconds)
-                     for f in event.files]
-        except OSError as exc:
-            await self._fail(recording_id, f"file: {exc}")
-            return
-        tracks = [TrackInfo(publisher_id=t.publisher_id, kind=t.kind, codec=t.codec)
-                  for t in event.tracks]
-        frames = Frames(received=event.frames.received, written=event.frames.written,
-                        dropped=event.frames.dropped)
-        try:
-            state = await self._store.update(recording_id, lambda state: lifecycle.captured(
-                state, files, event.duration_seconds, frames, tracks))
-        except InvalidTransition:
-            return
-        logger.info("recording %s: %s, %s bytes, %.2f s", recording_id, state.status.value,
-                    state.file_size_bytes, state.duration_seconds or 0.0)
-        if (self._uploads is not None and state.status is Status.PROCESSING
-                and upload_waiting(state)):
-            await self._uploads.queue(state, "finished")
-
-    # ---- uploads ----------------------------------------------------------------------------
-
-    async def _recover_then_requeue(self) -> None:
-        """At start-up: finish what a crash of this node left (docs/operations.md), then resume its
-        uploads; in this order, so a recovered recording is queued once."""
-        recovery = OrphanRecovery(self._settings.node, self._store, self._describe_and_complete,
-                                  lambda recording_id: recording_id in self._live
-                                  or self._deferred.owns(recording_id))
-        while True:
-            try:
-                await self._resume_deferred()
-                await recovery.run()
-                break
-            except Unavailable as exc:
-                logger.warning("orphaned recordings not recovered yet: %s", exc.detail)
-                await asyncio.sleep(RECOVERY_RETRY_SECONDS)
-        if self._uploads is not None:
-            await self._uploads.requeue_missing(self._settings.node)
-
-    async def _resume_deferred(self) -> None:
-        """At start-up: deferred transcodes a drain or crash interrupted run again."""
-        states = []
-        for recording_id in sorted(await self._store.processing_ids(self._settings.node)):
-            with contextlib.suppress(NotFound):
-                states.append(await self._store.get(recording_id))
-        await self._deferred.resume(states)
 
     # ---- timers -----------------------------------------------------------------------------
 
@@ -514,19 +354,21 @@ class RecordingService:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(TIMER_PERIOD_SECONDS)
-            for recording_id, live in list(self._live.items()):
-                if live.stopping:
+            for running in self._rooms.recordings():
+                if running.stopping:
                     continue
                 try:
-                    await self._check_timers(recording_id, live, loop.time())
+                    await self._check_timers(running, loop.time())
                 except RecorderError as exc:
-                    logger.warning("recording %s: timer: %s", recording_id, exc.detail)
+                    logger.warning("recording %s: timer: %s", running.state.recording_id,
+                                   exc.detail)
             await self._rooms.close_idle()
 
-    async def _check_timers(self, recording_id: str, live: LiveRecording, now: float) -> None:
-        reached = timers.due(live.state, self._timer_limits, lifecycle.now(),
-                             waited_seconds=now - live.admitted_at,
-                             idle_seconds=live.idle_seconds)
+    async def _check_timers(self, running: RunningRecording, now: float) -> None:
+        recording_id = running.state.recording_id
+        reached = timers.due(running.state, self._timer_limits, lifecycle.now(),
+                             waited_seconds=now - running.admitted_at,
+                             idle_seconds=running.idle_seconds)
         if isinstance(reached, timers.Fail):
             await self._fail(recording_id, reached.error)
         elif isinstance(reached, timers.Stop):

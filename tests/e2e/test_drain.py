@@ -117,7 +117,7 @@ class EndlessDrain:
 async def test_a_second_signal_cuts_the_drain_short() -> None:
     loop = asyncio.get_running_loop()
     service = EndlessDrain()
-    drain = asyncio.create_task(recorderd._drain(service, 3600, loop))  # type: ignore[arg-type]
+    drain = asyncio.create_task(recorderd._drain(service, 3600))  # type: ignore[arg-type]
     try:
         await asyncio.sleep(0)  # its handlers are installed
         signal.raise_signal(signal.SIGINT)

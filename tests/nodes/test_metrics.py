@@ -46,6 +46,7 @@ async def test_metrics_after_a_refused_start(redis_url: str) -> None:
     assert values['recorder_admissions_refused_total{limit="max_per_room"}'] == 1
     assert values["recorder_recordings_started_total" '{format="webm",quality="low"}'] == 1
     assert values["recorder_active_recordings"] == 1
+    assert values["recorder_whip_publishers"] == 1
     assert values["recorder_cluster_active_recordings"] == 1
     assert values["recorder_frames_dropped_total"] == 0
     assert values["recorder_storage_free_bytes"] > 0

@@ -1,5 +1,5 @@
-"""A room in a real child process, driven through recorderd's handle on it (no daemon):
-the same commands, replies, refusals and events as in-process, and what its death does."""
+"""Rooms in real child processes, driven through recorderd's registry of them (no daemon):
+the same commands, replies, refusals and events as in-process, and what a death does."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from recorder.config.settings import Settings
 from recorder.core.errors import (
     InvalidInput,
     InvalidTransition,
@@ -22,56 +23,80 @@ from recorder.core.errors import (
 from recorder.core.presets import Format, Quality
 from recorder.room import messages as msg
 from recorder.room.process import RemoteRoom, RoomProcess
-from recorder.room.wire import ErrorInfo, ProcessConfig
+from recorder.room.wire import ErrorInfo
+from recorder.service.room_record import RoomRecord, RunningRecording
+from recorder.service.rooms import RoomRegistry
 from tests.support.media import probe
 from tests.support.publisher import SyntheticPublisher
+from tests.support.states import make_state
 
 
-class Room:
-    """A RoomProcess hosting `room_id` (and maybe more rooms), and what it reported."""
+class Rooms:
+    """A registry running rooms in processes, and every event it passed on."""
 
-    def __init__(self, room_id: str, max_publishers: int = 4) -> None:
-        self.room_id = room_id
+    def __init__(self, tmp_path: Path, rooms_per_process: int = 1) -> None:
         self.events: list[tuple[str, msg.RoomEvent]] = []
         self.arrived = asyncio.Event()
-        self.exited = asyncio.Event()
-        config = ProcessConfig(max_publishers=max_publishers, ice_host_addresses=["127.0.0.1"])
-        self.process = RoomProcess(config, room_id, self._on_event,
-                                   lambda _: self.exited.set())
-        self.remote = self.process.room(room_id)
+        settings = Settings.model_validate({
+            "storage_dir": tmp_path / "storage", "ice_host_addresses": ["127.0.0.1"],
+            "rooms_per_process": rooms_per_process})
+        self.registry = RoomRegistry(settings, self._on_event)
+        self.tmp_path = tmp_path
 
     def _on_event(self, room_id: str, event: msg.RoomEvent) -> None:
         self.events.append((room_id, event))
         self.arrived.set()
 
-    async def next_event(self, kind: type[msg.RoomEvent], within: float = 60,
-                         room_id: str | None = None) -> msg.RoomEvent:
+    def record(self, room_id: str) -> RoomRecord:
+        return next(r for r in self.registry.records() if r.room_id == room_id)
+
+    def process(self, room_id: str) -> RoomProcess:
+        host = self.record(room_id).host
+        assert isinstance(host, RemoteRoom)
+        return host.process
+
+    async def next_event(self, room_id: str, kind: type[msg.RoomEvent],
+                         within: float = 60) -> msg.RoomEvent:
         async def wait() -> msg.RoomEvent:
             while True:
                 for room, event in self.events:
-                    if isinstance(event, kind) and room == (room_id or self.room_id):
+                    if isinstance(event, kind) and room == room_id:
                         return event
                 self.arrived.clear()
                 await self.arrived.wait()
         return await asyncio.wait_for(wait(), within)
 
-    async def publish(self, session_id: str,
-                      remote: RemoteRoom | None = None) -> SyntheticPublisher:
+    async def publish(self, room_id: str, session_id: str) -> SyntheticPublisher:
         publisher = SyntheticPublisher(video=(320, 180), fps=15)
-        reply = await (remote or self.remote).handle(
-            msg.Publish(session_id, f"user-{session_id}", "camera", await publisher.offer()))
+        reply = await self.registry.send(room_id, msg.Publish(
+            session_id, f"user-{session_id}", f"user-{session_id}", "camera",
+            await publisher.offer()))
         assert isinstance(reply, msg.PublishAnswer)
         await publisher.accept(reply.answer_sdp)
         await publisher.wait_connected()
         return publisher
 
+    async def record_mkv(self, room_id: str, recording_id: str,
+                         fmt: Format = Format.MKV) -> None:
+        """Start a recording the way the service does: admitted into the record first."""
+        state = make_state(room_id, recording_id=recording_id)
+        self.registry.add_recording(RunningRecording(state))
+        await self.registry.send(room_id, msg.StartCapture(
+            recording_id=recording_id, directory=str(self.tmp_path / recording_id),
+            file_name=f"{recording_id}.{fmt.value}", format=fmt, quality=Quality.LOW))
+
 
 @pytest.fixture
-async def room() -> AsyncIterator[Room]:
-    room = Room("room-proc")
-    room.process.start()
-    yield room
-    await room.process.close()
+async def rooms(tmp_path: Path) -> AsyncIterator[Rooms]:
+    rooms = Rooms(tmp_path)
+    yield rooms
+    await rooms.registry.close()
+
+
+@pytest.fixture
+def one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-core machine: a second room may share the first one's process."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0})
 
 
 def _alive(pid: int) -> bool:
@@ -96,127 +121,137 @@ def test_refusals_keep_their_class_and_attributes() -> None:
     assert "ValueError: bad" in foreign.detail
 
 
-async def test_a_room_process_records_and_reports_like_a_session(room: Room,
-                                                                 tmp_path: Path) -> None:
+async def test_a_room_process_records_and_reports_like_a_session(rooms: Rooms) -> None:
+    registry = rooms.registry
     with pytest.raises(NotFound, match="no publisher session nope in room room-proc"):
-        await room.remote.handle(msg.Unpublish("nope"))
+        await registry.send("room-proc", msg.Unpublish("nope"))
     with pytest.raises(InvalidInput):
-        await room.remote.handle(msg.Publish("s0", "user-0", "camera", "not an sdp"))
-    pid = room.process.pid
+        await registry.send("room-proc", msg.Publish("s0", "user-0", "user-0", "camera",
+                                                     "not an sdp"))
+    pid = rooms.process("room-proc").pid
     assert pid is not None
     assert pid != os.getpid()
 
     os.kill(pid, signal.SIGINT)  # ctrl-c in a terminal: the room does not die of it
-    publisher = await room.publish("s1")
-    assert room.remote.publisher_count == 1
+    publisher = await rooms.publish("room-proc", "s1")
+    assert list(rooms.record("room-proc").publishers) == ["s1"]
     try:
-        await room.remote.handle(msg.StartCapture(
-            recording_id="rec-a", directory=str(tmp_path / "rec-a"), file_name="rec-a.webm",
-            format=Format.WEBM, quality=Quality.LOW))
-        await room.next_event(msg.MediaStarted)
+        await rooms.record_mkv("room-proc", "rec-a", Format.WEBM)
+        assert rooms.record("room-proc").lost() == ("rec-a",)
+        await rooms.next_event("room-proc", msg.MediaStarted)
         await asyncio.sleep(2.0)
-        await room.remote.handle(msg.StopCapture("rec-a"))
-        finished = await room.next_event(msg.CaptureFinished)
+        await registry.send("room-proc", msg.StopCapture("rec-a"))
+        finished = await rooms.next_event("room-proc", msg.CaptureFinished)
     finally:
         await publisher.close()
     assert isinstance(finished, msg.CaptureFinished)
+    assert rooms.record("room-proc").lost() == ()  # finished: a death now takes nothing
     info = await asyncio.to_thread(probe, Path(finished.files[0].path))
     assert info.video_codec == "vp8"
     assert info.video_seconds > 1.0
-    assert {e.kind for _, e in room.events if isinstance(e, msg.TrackAdded)} == {
+    assert {e.track.kind for _, e in rooms.events if isinstance(e, msg.TrackAdded)} == {
         "audio", "video"}
-    await room.next_event(msg.PublisherLeft)
-    assert room.remote.publisher_count == 0
-    assert room.remote.idle
+    await rooms.next_event("room-proc", msg.PublisherLeft)
+    assert registry.leave("s1") is not None  # what the service does with PublisherLeft
+    assert registry.forget("rec-a") is not None  # ... and once the files are described
+    assert rooms.record("room-proc").idle
+    process = rooms.process("room-proc")
 
-    await room.process.close()
-    assert room.process.exitcode == 0
+    await registry.close_idle()
+    assert registry.hosted() == set()
+    await asyncio.wait_for(process.exited(), 30)
+    assert process.exitcode == 0
     assert not _alive(pid)
-    assert not any(isinstance(e, msg.RoomLost) for _, e in room.events)
+    assert not any(isinstance(e, msg.RoomLost) for _, e in rooms.events)
 
 
 async def test_a_killed_room_process_reports_its_recordings_and_fails_waiting_commands(
-        room: Room, tmp_path: Path) -> None:
-    publisher = await room.publish("s1")
+        rooms: Rooms) -> None:
+    registry = rooms.registry
+    publisher = await rooms.publish("room-proc", "s1")
     try:
-        await room.remote.handle(msg.StartCapture(
-            recording_id="rec-k", directory=str(tmp_path / "rec-k"), file_name="rec-k.mkv",
-            format=Format.MKV, quality=Quality.LOW))
-        await room.next_event(msg.MediaStarted)
-        pid = room.process.pid
+        await rooms.record_mkv("room-proc", "rec-k")
+        await rooms.next_event("room-proc", msg.MediaStarted)
+        process = rooms.process("room-proc")
+        pid = process.pid
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)  # a command sent now is certainly still in flight
-        waiting = asyncio.create_task(room.remote.handle(msg.PauseCapture("rec-k")))
+        waiting = asyncio.create_task(registry.send("room-proc", msg.PauseCapture("rec-k")))
         await asyncio.sleep(0.2)
         assert not waiting.done()
+        assert not rooms.record("room-proc").idle  # a command in flight
         os.kill(pid, signal.SIGKILL)
-        lost = await room.next_event(msg.RoomLost)
+        lost = await rooms.next_event("room-proc", msg.RoomLost)
         with pytest.raises(Unavailable, match="killed by SIGKILL"):
             await waiting
     finally:
         await publisher.close()
     assert lost == msg.RoomLost(("rec-k",), -signal.SIGKILL)
-    left = [e for _, e in room.events if isinstance(e, msg.PublisherLeft)]
+    left = [e for _, e in rooms.events if isinstance(e, msg.PublisherLeft)]
     assert [e.session_id for e in left] == ["s1"]  # the service forgets the WHIP session
-    assert room.exited.is_set()
-    assert not room.process.alive
-    with pytest.raises(Unavailable):
-        await room.remote.handle(msg.Unpublish("s1"))
+    assert not process.alive
+    assert rooms.record("room-proc").host is None
+    assert rooms.record("room-proc").lost() == ()  # reported once
+    with pytest.raises(NotFound):  # nothing runs the room now: nothing to unpublish
+        await registry.send("room-proc", msg.Unpublish("s1"))
 
 
 async def test_a_room_process_whose_parent_goes_away_finalises_and_exits(
-        room: Room, tmp_path: Path) -> None:
-    publisher = await room.publish("s1")
+        rooms: Rooms, tmp_path: Path) -> None:
+    publisher = await rooms.publish("room-proc", "s1")
     try:
-        await room.remote.handle(msg.StartCapture(
-            recording_id="rec-o", directory=str(tmp_path / "rec-o"), file_name="rec-o.webm",
-            format=Format.WEBM, quality=Quality.LOW))
-        await room.next_event(msg.MediaStarted)
+        await rooms.record_mkv("room-proc", "rec-o", Format.WEBM)
+        await rooms.next_event("room-proc", msg.MediaStarted)
         await asyncio.sleep(1.5)
-        channel = room.process._channel  # what a dead recorderd leaves: EOF on the socket
+        process = rooms.process("room-proc")
+        channel = process._channel  # what a dead recorderd leaves: EOF on the socket
         assert channel is not None
         await channel.close()
-        await asyncio.wait_for(room.exited.wait(), 60)
+        await asyncio.wait_for(process.exited(), 60)
     finally:
         await publisher.close()
-    assert room.process.exitcode == 0
+    assert process.exitcode == 0
     path = tmp_path / "rec-o" / "rec-o.webm"
     info = await asyncio.to_thread(probe, path)  # finalised: whole without recovery
     assert info.video_seconds > 1.0
 
 
 async def test_rooms_sharing_a_process_record_close_and_are_lost_apart(
-        room: Room, tmp_path: Path) -> None:
-    other = room.process.room("room-other")
-    idle = room.process.room("room-idle")
-    assert room.process.rooms == {"room-proc", "room-other", "room-idle"}
-    with pytest.raises(NotFound, match="in room room-idle"):  # its session opened, empty
-        await idle.handle(msg.Unpublish("nope"))
-    assert not room.process.release("room-idle")  # closed in the process, which goes on
-    publishers = [await room.publish("s1"), await room.publish("s2", other)]
+        tmp_path: Path, one_core: None) -> None:
+    rooms = Rooms(tmp_path, rooms_per_process=3)
+    registry = rooms.registry
     try:
-        for remote, rid in ((room.remote, "rec-1"), (other, "rec-2")):
-            await remote.handle(msg.StartCapture(
-                recording_id=rid, directory=str(tmp_path / rid), file_name=f"{rid}.mkv",
-                format=Format.MKV, quality=Quality.LOW))
-        await room.next_event(msg.MediaStarted)
-        await room.next_event(msg.MediaStarted, room_id="room-other")
-        assert (room.remote.publisher_count, other.publisher_count) == (1, 1)
-        await asyncio.sleep(1.5)
-        await room.remote.handle(msg.StopCapture("rec-1"))
-        finished = await room.next_event(msg.CaptureFinished)
-        assert isinstance(finished, msg.CaptureFinished)
-        assert not other.idle  # its recording goes on in the same process
-        pid = room.process.pid
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        lost = await room.next_event(msg.RoomLost, room_id="room-other")
-        first = await room.next_event(msg.RoomLost)
+        with pytest.raises(InvalidInput):  # opens room-idle's session, which stays empty
+            await registry.send("room-idle", msg.Publish("s0", "u", "u", "camera", "no sdp"))
+        publishers = [await rooms.publish("room-proc", "s1"),
+                      await rooms.publish("room-other", "s2")]
+        process = rooms.process("room-idle")
+        assert rooms.process("room-proc") is process
+        assert rooms.process("room-other") is process
+        await registry.close_idle()  # closed in the process, which goes on
+        assert registry.hosted() == {"room-proc", "room-other"}
+        assert process.rooms == {"room-proc", "room-other"}
+        try:
+            for room_id, rid in (("room-proc", "rec-1"), ("room-other", "rec-2")):
+                await rooms.record_mkv(room_id, rid)
+            await rooms.next_event("room-proc", msg.MediaStarted)
+            await rooms.next_event("room-other", msg.MediaStarted)
+            await asyncio.sleep(1.5)
+            await registry.send("room-proc", msg.StopCapture("rec-1"))
+            finished = await rooms.next_event("room-proc", msg.CaptureFinished)
+            assert isinstance(finished, msg.CaptureFinished)
+            pid = process.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            lost = await rooms.next_event("room-other", msg.RoomLost)
+            first = await rooms.next_event("room-proc", msg.RoomLost)
+        finally:
+            for publisher in publishers:
+                await publisher.close()
     finally:
-        for publisher in publishers:
-            await publisher.close()
+        await registry.close()
     assert lost == msg.RoomLost(("rec-2",), -signal.SIGKILL)
     assert first == msg.RoomLost((), -signal.SIGKILL)  # its recording had finished
-    assert not [e for r, e in room.events if r == "room-idle" and isinstance(e, msg.RoomLost)]
+    assert not [e for r, e in rooms.events if r == "room-idle" and isinstance(e, msg.RoomLost)]
     info = await asyncio.to_thread(probe, Path(finished.files[0].path))
     assert info.video_seconds > 0.5

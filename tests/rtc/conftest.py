@@ -53,7 +53,8 @@ class Room:
         """Offer, answer, connect; returns the answer SDP."""
         self.publishers.append(publisher)
         offer = munge(await publisher.offer(setup))
-        reply = await self.session.handle(Publish(session_id, publisher_id, "camera", offer))
+        reply = await self.session.handle(
+            Publish(session_id, publisher_id, publisher_id, "camera", offer))
         assert isinstance(reply, PublishAnswer)
         await publisher.accept(reply.answer_sdp)
         await publisher.wait_connected()

@@ -81,8 +81,9 @@ async def test_publisher_is_recorded_to_a_playable_file(make_room: MakeRoom,
     room = make_room()
     await room.publish("s1", SyntheticPublisher((640, 360), fps=15))
     tracks = await room.log.wait_for(TrackAdded, count=2)
-    assert sorted((t.kind, t.codec) for t in tracks) == [("audio", "opus"), ("video", "vp8")]
-    assert all(t.session_id == "s1" and t.publisher_id == "user-1" for t in tracks)
+    assert sorted((t.track.kind, t.track.codec) for t in tracks) == [
+        ("audio", "opus"), ("video", "vp8")]
+    assert all(t.session_id == "s1" and t.track.publisher_id == "user-1" for t in tracks)
 
     assert await room.session.handle(start(tmp_path, "rec-1")) == Ack()
     [started] = await room.log.wait_for(MediaStarted)
@@ -134,13 +135,13 @@ async def test_dtls_roles_follow_rfc_5763(make_room: MakeRoom, offered: str, ans
     assert "a=candidate:" in answer  # no trickle from us: the answer carries them
     # Media decoded on our side proves DTLS and SRTP agreed on who is who.
     tracks = await room.log.wait_for(TrackAdded, count=2)
-    assert {t.kind for t in tracks} == {"audio", "video"}
+    assert {t.track.kind for t in tracks} == {"audio", "video"}
 
 
 async def test_malformed_offer_is_400_and_leaves_no_publisher(make_room: MakeRoom) -> None:
     room = make_room()
     with pytest.raises(InvalidInput) as caught:
-        await room.session.handle(Publish("s1", "user-1", "camera", "this is not SDP"))
+        await room.session.handle(Publish("s1", "user-1", "user-1", "camera", "this is not SDP"))
     assert caught.value.status == 400
     assert room.session.publisher_count == 0
     assert room.session.idle
@@ -153,7 +154,7 @@ async def test_offer_without_usable_codec_is_422(make_room: MakeRoom) -> None:
     offer = await publisher.offer()
     vp9_only = offer.replace("VP8/90000", "VP9/90000")
     with pytest.raises(Unprocessable) as caught:
-        await room.session.handle(Publish("s1", "user-1", "camera", vp9_only))
+        await room.session.handle(Publish("s1", "user-1", "user-1", "camera", vp9_only))
     assert caught.value.status == 422
     assert "VP9" in caught.value.detail
     assert room.session.publisher_count == 0
@@ -165,7 +166,7 @@ async def test_publishers_past_the_limit_get_503_until_one_leaves(make_room: Mak
     second = SyntheticPublisher((320, 180), fps=15)
     room.publishers.append(second)
     with pytest.raises(Unavailable) as caught:
-        await room.session.handle(Publish("s2", "user-2", "camera", await second.offer()))
+        await room.session.handle(Publish("s2", "user-2", "user-2", "camera", await second.offer()))
     assert caught.value.status == 503
     assert caught.value.retry_after > 0
     assert room.session.publisher_count == 1
@@ -283,7 +284,7 @@ async def test_publisher_that_never_connects_is_dropped(make_room: MakeRoom) -> 
     room = make_room(connect_timeout=1.0)
     silent = SyntheticPublisher((320, 180), fps=15)
     room.publishers.append(silent)
-    await room.session.handle(Publish("s1", "user-1", "camera", await silent.offer()))
+    await room.session.handle(Publish("s1", "user-1", "user-1", "camera", await silent.offer()))
     assert room.session.publisher_count == 1  # the answer is never applied
     [left] = await room.log.wait_for(PublisherLeft)
     assert left.session_id == "s1"

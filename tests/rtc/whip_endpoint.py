@@ -71,7 +71,7 @@ class WhipEndpoint:
         session_id = uuid.uuid4().hex
         try:
             reply = await self.room.handle(
-                Publish(session_id, "browser", "camera", await request.text()))
+                Publish(session_id, "browser", "browser", "camera", await request.text()))
         except Unavailable as exc:
             return self._error(request, exc.status, exc.detail, exc.retry_after)
         except RecorderError as exc:
