@@ -95,43 +95,59 @@ class WebhookDeliverer:
 
     async def _attempt(self, http: aiohttp.ClientSession, outbound: Outbound,
                        entry_id: str, job: WebhookJob) -> None:
-        rid = job.recording_id
         trusted = self._routing.trusted(job.url)
+        if await self._refused(entry_id, job, trusted):
+            return
+        attempt = job.attempts + 1
+        status, retry_after, error = await self._post(http if trusted else None, outbound, job)
+        job = job.model_copy(update={"attempts": attempt, "last_status": status,
+                                     "last_error": error or (f"HTTP {status}"
+                                                             if status and status >= 300
+                                                             else None)})
+        await self._settle(entry_id, job, retry_after)
+
+    async def _refused(self, entry_id: str, job: WebhookJob, trusted: bool) -> bool:
+        """Bury a job whose URL is no longer allowed or whose endpoint is disabled."""
+        rid = job.recording_id
         if not trusted and not self._routing.allowed.allows(job.url):
             job = job.model_copy(update={"last_error": "URL not allowed by "
                                                        "RECORDER_WEBHOOK_ALLOWED_URLS"})
             await self._outbox.bury(entry_id, job, "refused")
             logger.warning("recording %s: webhook %s %s not sent: %s", rid, job.event, job.id,
                            job.last_error)
-            return
+            return True
         if await self._outbox.is_disabled(job.url):
             job = job.model_copy(update={"last_error": "endpoint disabled (410)"})
             await self._outbox.bury(entry_id, job, "disabled")
             logger.warning("recording %s: webhook %s %s not sent: endpoint %s is disabled",
                            rid, job.event, job.id, job.url)
-            return
-        attempt = job.attempts + 1
+            return True
+        return False
+
+    async def _post(self, trusted: aiohttp.ClientSession | None, outbound: Outbound,
+                    job: WebhookJob) -> tuple[int | None, float | None, str | None]:
+        """One signed POST: (status, Retry-After seconds, why it failed before a status).
+        A trusted URL goes through `trusted` as it is, any other through the checked
+        session."""
         sent_at = int(time.time())
-        status: int | None = None
-        retry_after: float | None = None
-        error: str | None = None
-        client = http if trusted else outbound.session
         try:
             target = job.url if trusted else outbound.check(job.url).url
+            client = trusted or outbound.session
             async with client.post(target, data=job.body.encode(),
                                    headers=headers(self._key, job.id, sent_at, job.body),
                                    allow_redirects=False) as response:
-                status = response.status
-                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 await response.read()
+                return (response.status,
+                        retry_after_seconds(response.headers.get("Retry-After")), None)
         except TimeoutError:
-            error = f"timed out after {self._timeout:g} s"
+            return None, None, f"timed out after {self._timeout:g} s"
         except (aiohttp.ClientError, OSError, UrlRefused) as exc:
-            error = failure_reason(exc)
-        job = job.model_copy(update={"attempts": attempt, "last_status": status,
-                                     "last_error": error or (f"HTTP {status}"
-                                                             if status and status >= 300
-                                                             else None)})
+            return None, None, failure_reason(exc)
+
+    async def _settle(self, entry_id: str, job: WebhookJob,
+                      retry_after: float | None) -> None:
+        """Delivered, disabled (410), given up, or retried later: what the attempt means."""
+        rid, attempt, status = job.recording_id, job.attempts, job.last_status
         if status is not None and 200 <= status < 300:
             await self._outbox.delivered(entry_id)
             self.delivered += 1

@@ -57,7 +57,15 @@ class ClusterCounters(Collector):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+        self._frames_seen = (0, 0)
+        self.totals = ClusterCounters()
+        self.registry.register(self.totals)
+        self._declare_requests(self.registry)
+        self._declare_media(self.registry)
+        self._declare_node(self.registry)
+        self._declare_queues(self.registry)
+
+    def _declare_requests(self, r: CollectorRegistry) -> None:
         self.http_requests = Counter(
             "recorder_http_requests", "HTTP requests answered, by route template and status",
             ["method", "route", "status"], registry=r)
@@ -73,6 +81,12 @@ class Metrics:
             "Starts, WHIP publishers and live-status streams refused because a limit was "
             "reached, by the limit's name",
             ["limit"], registry=r)
+        self.requests_forwarded = Counter(
+            "recorder_requests_forwarded",
+            "Requests for another node's room or recording, by how (forward or redirect)",
+            ["how"], registry=r)
+
+    def _declare_media(self, r: CollectorRegistry) -> None:
         self.active_recordings = Gauge(
             "recorder_active_recordings", "Recordings pending, recording or paused on this node",
             registry=r)
@@ -84,6 +98,12 @@ class Metrics:
             "recorder_frames_received", "Media frames received from publishers", registry=r)
         self.frames_dropped = Counter(
             "recorder_frames_dropped", "Media frames received but not written", registry=r)
+        self.cluster_active_recordings = Gauge(
+            "recorder_cluster_active_recordings",
+            "Recordings pending, recording or paused on all nodes sharing the Redis",
+            registry=r)
+
+    def _declare_node(self, r: CollectorRegistry) -> None:
         self.storage_free_bytes = Gauge(
             "recorder_storage_free_bytes",
             "Free bytes on the filesystem of the storage directory", registry=r)
@@ -99,27 +119,17 @@ class Metrics:
         self.storage_total_bytes = Gauge(
             "recorder_storage_total_bytes",
             "Size in bytes of the filesystem of the storage directory", registry=r)
-        self.totals = ClusterCounters()
-        r.register(self.totals)
+
+    def _declare_queues(self, r: CollectorRegistry) -> None:
         self.upload_queue_depth = Gauge(
             "recorder_upload_queue_depth",
             "Upload jobs of this node not finished yet (waiting or being worked on)", registry=r)
         self.upload_queue_age = Gauge(
             "recorder_upload_queue_oldest_age_seconds",
             "How long the oldest unfinished upload job of this node has waited", registry=r)
-        self.cluster_active_recordings = Gauge(
-            "recorder_cluster_active_recordings",
-            "Recordings pending, recording or paused on all nodes sharing the Redis",
-            registry=r)
-        self.requests_forwarded = Counter(
-            "recorder_requests_forwarded",
-            "Requests for another node's room or recording, by how (forward or redirect)",
-            ["how"], registry=r)
-        self._frames_seen = (0, 0)
         self.upload_jobs_in_progress = Gauge(
             "recorder_upload_jobs_in_progress",
             "Upload jobs of this node delivered to a worker and not finished", registry=r)
-
         self.webhook_queue_depth = Gauge(
             "recorder_webhook_queue_depth",
             "Webhook events not delivered yet (due now or waiting for a retry)", registry=r)

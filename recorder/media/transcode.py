@@ -95,7 +95,7 @@ def transcode(job: TranscodeJob) -> tuple[CaptureResult, float]:
     capture = Capture(CaptureSpec(rid, path, job.format, job.quality, job.layout),
                       clock=clock, latency=0.0)
     try:
-        first = _replay(job, capture, clock)
+        first = _Replay(job, capture, clock).run()
         result = capture.stop()
     except BaseException:
         capture.abort()
@@ -103,70 +103,81 @@ def transcode(job: TranscodeJob) -> tuple[CaptureResult, float]:
     return result, first
 
 
-def _replay(job: TranscodeJob, capture: Capture, clock: VirtualClock) -> float:
-    rid = job.recording_id
-    fps = PRESETS[job.quality].fps
-    slack = 2.0 / fps  # the video thread emits whole slots, the audio one 20 ms blocks
-    streams = [s for source in job.sources for s in _open_streams(source)]
-    heap: list[_Next] = []
-    seq = 0
+class _Replay:
+    """Feeds the as-received files' frames to a capture in media-time order, moving its
+    virtual clock in steps no faster than its encoders keep up."""
 
-    def refill(stream: _Stream) -> None:
-        nonlocal seq
+    def __init__(self, job: TranscodeJob, capture: Capture, clock: VirtualClock) -> None:
+        self._job = job
+        self._capture = capture
+        self._clock = clock
+        fps = PRESETS[job.quality].fps
+        self._frame_seconds = 1.0 / fps
+        self._slack = 2.0 / fps  # the video thread emits whole slots, the audio one 20 ms blocks
+        self._streams = [s for source in job.sources for s in _open_streams(source)]
+        self._heap: list[_Next] = []
+        self._seq = 0
+
+    def run(self) -> float:
+        """Replay everything; returns the media time of the first frame."""
+        for stream in self._streams:
+            self._refill(stream)
+        if not self._heap:
+            raise MediaError("the as-received files hold no decodable frame")
+        first = self._heap[0].at
+        job, clock = self._job, self._clock
+        end = first + job.duration_seconds if job.duration_seconds > 0 else None
+        clock.now = first
+        last = logged = first
+        while self._heap:
+            item = heapq.heappop(self._heap)
+            self._refill(item.stream)
+            if end is not None and item.at >= end:
+                continue  # after the stop: the capture as received ended before it
+            self._push(item)
+            last = max(last, item.at)
+            if item.at - logged >= PROGRESS_LOG_SECONDS:
+                logged = item.at
+                logger.info("recording %s: transcoded %.1f s of %.1f s", job.recording_id,
+                            item.at - first, job.duration_seconds)
+        stop_at = end if end is not None else last + self._frame_seconds
+        while clock.now + STEP_SECONDS < stop_at:
+            self._advance(clock.now + STEP_SECONDS)
+        self._advance(stop_at)
+        return first
+
+    def _refill(self, stream: _Stream) -> None:
         item = next(stream.frames, None)
         if item is None:
             stream.exhausted = True
             return
-        seq += 1
-        heapq.heappush(heap, _Next(item[0], seq, item[1], stream))
+        self._seq += 1
+        heapq.heappush(self._heap, _Next(item[0], self._seq, item[1], stream))
 
-    for stream in streams:
-        refill(stream)
-    if not heap:
-        raise MediaError("the live files hold no decodable frame")
-    first = heap[0].at
-    end = first + job.duration_seconds if job.duration_seconds > 0 else None
-    clock.now = first
-    logged = first
+    def _push(self, item: _Next) -> None:
+        while item.at > self._clock.now + STEP_SECONDS:
+            self._advance(self._clock.now + STEP_SECONDS)
+        stream = item.stream
+        if not stream.added:
+            stream.added = True
+            self._capture.add_source(stream.source_id, stream.kind, stream.publisher)
+        self._capture.push(stream.source_id, item.frame, item.at)
 
-    def advance(to: float) -> None:
-        clock.now = to
-        target = capture.media_seconds - slack
+    def _advance(self, to: float) -> None:
+        capture = self._capture
+        self._clock.now = to
+        target = capture.media_seconds - self._slack
         while capture.encoded_seconds < target:
             if capture.error is not None:
                 raise MediaError(capture.error)
             time.sleep(POLL_SECONDS)
         if capture.error is not None:
             raise MediaError(capture.error)
-        for stream in streams:  # a publisher whose file ended leaves the picture
+        for stream in self._streams:  # a publisher whose file ended leaves the picture
             if stream.added and stream.exhausted and not stream.removed \
-                    and stream.end <= clock.now:
+                    and stream.end <= to:
                 stream.removed = True
                 capture.remove_source(stream.source_id)
-
-    last = first
-    while heap:
-        item = heapq.heappop(heap)
-        stream = item.stream
-        refill(stream)
-        if end is not None and item.at >= end:
-            continue  # after the stop: the live recording ended before it
-        while item.at > clock.now + STEP_SECONDS:
-            advance(clock.now + STEP_SECONDS)
-        if not stream.added:
-            stream.added = True
-            capture.add_source(stream.source_id, stream.kind, stream.publisher)
-        capture.push(stream.source_id, item.frame, item.at)
-        last = max(last, item.at)
-        if item.at - logged >= PROGRESS_LOG_SECONDS:
-            logged = item.at
-            logger.info("recording %s: transcoded %.1f s of %.1f s", rid, item.at - first,
-                        job.duration_seconds)
-    stop_at = end if end is not None else last + 1.0 / fps
-    while clock.now + STEP_SECONDS < stop_at:
-        advance(clock.now + STEP_SECONDS)
-    advance(stop_at)
-    return first
 
 
 def _open_streams(source: SourceFile) -> list[_Stream]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -53,6 +54,18 @@ logger = logging.getLogger(__name__)
 
 SDP = "application/sdp"
 DELETE_TIMEOUT = aiohttp.ClientTimeout(total=5)
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """What a WHEP server answered to the offer."""
+
+    status: int
+    body: str
+    location: str | None
+    links: list[str]
+    content_type: str
+    retry_after: float | None
 
 
 class WhepSession:
@@ -109,49 +122,53 @@ class WhepUpstream:
             raise
 
     async def _negotiate(self, peer: ReceiverPeer, make_peer: PeerFactory) -> WhepSession:
-        offer = await peer.offer()
+        url, reply = await self._post_offer(await peer.offer())
+        learned = await self._learn(reply.links)
+        if learned:
+            self.learned_ice_servers = learned
+        status = reply.status
+        if status not in (201, 406) or (status == 406 and reply.content_type != SDP):
+            message = f"{self.label} answered {status}"
+            if 300 <= status < 400:
+                raise SourceFailed(f"{message}: redirects are not followed", status)
+            if status in (409, 503):
+                raise UpstreamRefused(message, status, reply.retry_after)
+            raise SourceFailed(message, status)
+        resource = self._session_url(url, reply.location, status)
+        if status == 201 and not is_offer(reply.body):
+            try:
+                await peer.accept(reply.body)
+            except UnusableSdp as exc:
+                await self.delete(resource)
+                raise SourceFailed(f"{self.label} answered unusable SDP", status) from exc
+            logger.info("%s: session opened (answer)", self._log)
+            return WhepSession(self, peer, resource)
+        await peer.close()  # the server offers: answer from a new peer, by PATCH
+        return await self._answer_offer(make_peer(self.learned_ice_servers), reply, resource)
+
+    async def _post_offer(self, offer: str) -> tuple[URL, _Reply]:
+        """POST the offer to the checked URL: that URL and what came back."""
         try:
             target = self._outbound.check(self.url)
             async with self._outbound.session.post(
                 target.url, data=offer.encode(), timeout=HTTP_TIMEOUT, allow_redirects=False,
                 headers={**self._headers(SDP), "Accept": SDP},
             ) as response:
-                status = response.status
-                body = await read_body(response)
-                location = response.headers.get("Location")
-                links = response.headers.getall("Link", [])
-                content_type = response.content_type
-                wait = retry_after(response)
+                return target.url, _Reply(
+                    response.status, await read_body(response),
+                    response.headers.get("Location"), response.headers.getall("Link", []),
+                    response.content_type, retry_after(response))
         except (aiohttp.ClientError, TimeoutError, OSError, UrlRefused) as exc:
             raise SourceFailed(f"{self.label}: {failure_reason(exc)}") from exc
-        learned = await self._learn(links)
-        if learned:
-            self.learned_ice_servers = learned
-        if status not in (201, 406) or (status == 406 and content_type != SDP):
-            message = f"{self.label} answered {status}"
-            if 300 <= status < 400:
-                raise SourceFailed(f"{message}: redirects are not followed", status)
-            if status in (409, 503):
-                raise UpstreamRefused(message, status, wait)
-            raise SourceFailed(message, status)
-        resource = self._session_url(target.url, location, status)
-        if status == 201 and not is_offer(body):
-            try:
-                await peer.accept(body)
-            except UnusableSdp as exc:
-                await self.delete(resource)
-                raise SourceFailed(f"{self.label} answered unusable SDP", status) from exc
-            logger.info("%s: session opened (answer)", self._log)
-            return WhepSession(self, peer, resource)
-        # The server offers: answer from a new peer, by PATCH.
-        await peer.close()
-        counter = make_peer(self.learned_ice_servers)
+
+    async def _answer_offer(self, counter: ReceiverPeer, reply: _Reply,
+                            resource: str) -> WhepSession:
         try:
-            answer = await counter.answer(body)
+            answer = await counter.answer(reply.body)
         except UnusableSdp as exc:
             await counter.close()
             await self.delete(resource)
-            raise SourceFailed(f"{self.label} offered unusable SDP", status) from exc
+            raise SourceFailed(f"{self.label} offered unusable SDP", reply.status) from exc
         except BaseException:
             await counter.close()
             raise
@@ -160,7 +177,7 @@ class WhepUpstream:
         except BaseException:
             await counter.close()
             raise
-        logger.info("%s: session opened (server offer, %d)", self._log, status)
+        logger.info("%s: session opened (server offer, %d)", self._log, reply.status)
         return WhepSession(self, counter, resource)
 
     async def _learn(self, links: list[str]) -> list[RTCIceServer]:

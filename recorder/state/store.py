@@ -96,22 +96,8 @@ class StateStore:
         script_keys = [k.state(new.recording_id), k.room(new.room_id), k.user(new.user_id),
                        k.starts(new.user_id)]
         script_keys += [limited[name] for name, _ in ordered]
-        event = status_event(None, new, datetime.now(UTC))
-        args: list[str | int] = [
-            new.recording_id,
-            new.to_json(),
-            self._state_ttl,
-            self._index_ttl,
-            k.events(),
-            event.model_dump_json(),
-            "" if cpu_refused is None else "cpu",
-            starts_per_minute,
-            round(time.time() * 1000),
-            START_RATE_WINDOW_MS,
-            "" if rooms_refused is None else "max_rooms",
-        ]
-        for name, limit in ordered:
-            args += [name, limit]
+        args = self._admit_args(new, ordered, "" if cpu_refused is None else "cpu",
+                                starts_per_minute, "" if rooms_refused is None else "max_rooms")
         with store_errors():
             result = await self._run(self._admit, script_keys, args)
             if (result[0] == "limit" and str(result[1]) in limited
@@ -122,14 +108,23 @@ class StateStore:
         if result[0] == "limit":
             raise self._refusal(new, str(result[1]), result[2:], dict(ordered), cpu_refused,
                                 starts_per_minute, rooms_refused)
-        logger.info(
-            "recording %s admitted (room %s, user %s, node %s)",
-            new.recording_id,
-            new.room_id,
-            new.user_id,
-            new.node_id,
-        )
+        logger.info("recording %s admitted (room %s, user %s, node %s)", new.recording_id,
+                    new.room_id, new.user_id, new.node_id)
         return new
+
+    def _admit_args(self, new: RecordingState, ordered: list[tuple[str, int]], cpu: str,
+                    starts_per_minute: int, rooms: str) -> list[str | int]:
+        """The ADMIT script's arguments (state/scripts.py names them); `cpu` and `rooms` are
+        the limit's name when this node refuses, else empty."""
+        event = status_event(None, new, datetime.now(UTC))
+        args: list[str | int] = [
+            new.recording_id, new.to_json(), self._state_ttl, self._index_ttl,
+            self._keys.events(), event.model_dump_json(), cpu, starts_per_minute,
+            round(time.time() * 1000), START_RATE_WINDOW_MS, rooms,
+        ]
+        for name, limit in ordered:
+            args += [name, limit]
+        return args
 
     @staticmethod
     def _refusal(new: RecordingState, name: str, extra: list[Any], shared: dict[str, int],
