@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import ipaddress
 import logging
 import os
 import resource
 import signal
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -22,6 +24,7 @@ from recorder.api.metrics import Metrics
 from recorder.config.settings import Settings, SettingsError, load_settings
 from recorder.config.storage import prepare_storage
 from recorder.core.errors import Unavailable
+from recorder.core.fleet import NodeDisk
 from recorder.logs import configure_logging
 from recorder.notify import Notifier
 from recorder.rtc.ice import restrict_host_addresses
@@ -135,9 +138,11 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
             notifier = Notifier()
             notifier.ready(f"listening on {settings.public_url}")
             watchdog = group.create_task(_watchdog(notifier, store, service))
-            heartbeat = group.create_task(_heartbeat(settings, store, service, started_at))
+            measured = Measured()
+            heartbeat = group.create_task(_heartbeat(settings, store, service, started_at,
+                                                     measured))
             gauges = group.create_task(_gauges(settings, store, metrics, redis, outbox,
-                                               service))
+                                               service, measured))
             duties = group.create_task(cluster.run()) if cluster is not None else None
             if settings.embedded:  # no shared store: this process is the node's worker
                 group.create_task(serve_uploads(settings, redis, store, uploads_stop))
@@ -196,9 +201,23 @@ def _announce(settings: Settings, dev_secret: str | None) -> None:
         print(token, flush=True)
 
 
+@dataclass
+class Measured:
+    """What the gauges measured last, for the heartbeat to announce (no second disk walk)."""
+
+    disk: NodeDisk | None = None
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("recorder")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout never installed
+        return "unknown"
+
+
 async def _gauges(settings: Settings, store: StateStore, metrics: Metrics,
                   redis: aioredis.Redis, outbox: WebhookOutbox,
-                  service: RecordingService) -> None:
+                  service: RecordingService, measured: Measured) -> None:
     """Disk, upload-queue and webhook gauges of /metrics, refreshed with the heartbeat."""
     queue = UploadQueue(redis, store.keys, settings.node)
     totals = ClusterTotals(redis, store.keys)
@@ -212,6 +231,10 @@ async def _gauges(settings: Settings, store: StateStore, metrics: Metrics,
             metrics.set_upload_queue_age(await queue.oldest_age())
             usage = await asyncio.to_thread(disk_usage, settings.storage)
             metrics.set_storage(usage.free_bytes, usage.used_bytes, usage.total_bytes)
+            measured.disk = NodeDisk(used_bytes=usage.used_bytes, free_bytes=usage.free_bytes,
+                                     total_bytes=usage.total_bytes,
+                                     kept_uploaded=usage.kept_uploaded,
+                                     kept_uploaded_bytes=usage.kept_uploaded_bytes)
             metrics.set_totals(await totals.read())
             metrics.set_upload_queue(*await queue.depth())
             hooks = await outbox.status(configured)
@@ -224,13 +247,19 @@ async def _gauges(settings: Settings, store: StateStore, metrics: Metrics,
 
 
 async def _heartbeat(
-    settings: Settings, store: StateStore, service: RecordingService, started_at: datetime
+    settings: Settings, store: StateStore, service: RecordingService, started_at: datetime,
+    measured: Measured,
 ) -> None:
+    version = _version()
     while True:
         info = NodeInfo(
             node_id=settings.node, public_url=settings.public_url or "", pid=os.getpid(),
             started_at=started_at, active=service.active_count,
             cpu_used=round(service.cpu_used, 2), cpu_capacity=settings.cpu,
+            version=version, sent_at=datetime.now(UTC),
+            heartbeat_seconds=settings.heartbeat_seconds, rooms=len(service.live_rooms()),
+            room_workers=service.room_processes, draining=service.draining,
+            disk=measured.disk,
         )
         try:
             await store.heartbeat(info, settings.heartbeat_seconds)

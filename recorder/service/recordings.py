@@ -53,6 +53,7 @@ from recorder.service.caps import PublisherSlots, RoomCap
 from recorder.service.deferred import DeferredTranscodes, is_live_capture, live_capture
 from recorder.service.handoff import UploadHandoff, describe_file, upload_waiting
 from recorder.service.publishers import Publishers
+from recorder.service.publog import PublisherLog
 from recorder.service.recovery import OrphanRecovery
 from recorder.service.rooms import RoomRegistry
 from recorder.state.jobs import UploadQueue
@@ -97,6 +98,7 @@ class RecordingService:
             self._publisher_refused_for_cpu)
         self._reserved: dict[str, float] = {}  # cores of starts being admitted
         self._tasks = BackgroundTasks()
+        self._publisher_log = PublisherLog(store.history)
         self._deferred = DeferredTranscodes(settings.deferred_concurrency,
                                             self._describe_and_complete, self._fail)
         self.draining = False
@@ -151,6 +153,10 @@ class RecordingService:
     def live_rooms(self) -> set[str]:
         """Rooms with a publisher or a recording on this node."""
         return self._publishers.rooms() | {live.state.room_id for live in self._live.values()}
+
+    @property
+    def room_processes(self) -> int:
+        return self._rooms.process_count
 
     def frame_totals(self) -> tuple[int, int]:
         """Frames received and dropped by every recording this node ran since it started:
@@ -227,6 +233,8 @@ class RecordingService:
             await self._fail(state.recording_id, f"capture: {exc}")
             raise Unavailable(f"recording {state.recording_id} could not start: {exc}") from exc
         live.admitted_at = asyncio.get_running_loop().time()
+        if pull is None:
+            self._tasks.spawn(self._publisher_log.recording_started(room_id, state.recording_id))
         logger.info("recording %s: admitted in room %s for %s (%s/%s)", state.recording_id,
                     room_id, caller.user_id, state.format, state.quality)
         return state
@@ -420,13 +428,21 @@ class RecordingService:
             await self._fail(event.recording_id, f"capture: {event.error}")
         elif isinstance(event, msg.PublisherLeft):
             await self._publishers.ended(event.session_id)
+            self._tasks.spawn(self._publisher_log.publisher_left(room_id, event,
+                                                                 self._live_in(room_id)))
         elif isinstance(event, msg.TrackAdded):
             logger.info("room %s: publisher %s sends %s %s", room_id, event.publisher_id,
                         event.kind, event.codec)
+            self._tasks.spawn(self._publisher_log.track_added(room_id, event,
+                                                              self._live_in(room_id)))
         elif isinstance(event, msg.RoomLost):
             await self._publishers.room_lost(room_id)
+            self._publisher_log.room_lost(room_id)
             self._tasks.spawn(self._recover_lost(room_id, event))
 
+    def _live_in(self, room_id: str) -> list[str]:
+        return [rid for rid, live in self._live.items()
+                if live.state.room_id == room_id and live.state.status in ACTIVE]
 
     async def _recover_lost(self, room_id: str, event: msg.RoomLost) -> None:
         """A room process died: its recordings end as crash recovery ends them (docs/operations.md),

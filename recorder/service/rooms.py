@@ -156,6 +156,11 @@ class RoomRegistry:
             if isinstance(result, BaseException):
                 logger.error("a room did not close cleanly: %r", result)
 
+    @property
+    def process_count(self) -> int:
+        """Room processes running now (0 when rooms run inside recorderd)."""
+        return len(self._children)
+
     def publisher_count(self) -> int:
         return sum(room.publisher_count for room in self._rooms.values())
 
