@@ -22,7 +22,7 @@ from recorder.config.settings import Settings, SettingsError, load_settings
 from recorder.core.models import Transcode
 from recorder.core.paging import MAX_LIMIT
 from recorder.core.presets import Format, Layout, Quality
-from recorder.ctl import output
+from recorder.ctl import admin, output
 from recorder.ctl.client import (
     EXIT_FAILED,
     EXIT_OK,
@@ -128,7 +128,12 @@ def _show_state(state: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def cmd_ls(client: Client, args: argparse.Namespace) -> int:
-    if args.room is not None:
+    if args.all:
+        recordings = list_all(client, admin.ADMIN + "/recordings", admin.fleet_query(args),
+                              args.page_size)
+    elif args.node is not None:
+        raise UsageError("ls: --node needs --all (the whole cluster)")
+    elif args.room is not None:
         if args.user is not None:
             raise UsageError("ls: --room lists a room; --user cannot be combined with it")
         recordings = list_all(client, room_path(args.room) + "/recordings", {}, args.page_size)
@@ -241,12 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = commands.add_parser("ls", parents=common,
                              help="list a room's recordings, or a user's (default: yours)")
+    ls.add_argument("--all", action="store_true",
+                    help="every recording of the cluster (admins), with the filters below")
     ls.add_argument("--room")
     ls.add_argument("--user", help="whose recordings (admins)")
+    ls.add_argument("--node", help="with --all: only this node's recordings")
     ls.add_argument("--status", choices=STATUSES)
     ls.add_argument("--page-size", type=int, default=MAX_LIMIT,
                     help=f"recordings per request (1 to {MAX_LIMIT}); every page is listed")
     ls.set_defaults(run=cmd_ls)
+
+    admin.add_commands(commands, common)
 
     watch = commands.add_parser("watch", parents=common,
                                 help="follow a recording's status until it ends")
