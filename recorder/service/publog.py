@@ -10,7 +10,7 @@ bounded by the publisher caps.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,10 @@ class PublisherLog:
 
     async def track_added(self, room_id: str, event: msg.TrackAdded,
                           recording_ids: Iterable[str]) -> None:
-        self._tracks.setdefault(room_id, {}).setdefault(event.session_id, []).append(event)
+        tracks = self._tracks.setdefault(room_id, {}).setdefault(event.session_id, [])
+        if any((t.kind, t.codec) == (event.kind, event.codec) for t in tracks):
+            return  # the room announces a track again when its captures change
+        tracks.append(event)
         await self._history.append(recording_ids, _joined(event))
 
     async def publisher_left(self, room_id: str, event: msg.PublisherLeft,
@@ -39,11 +42,18 @@ class PublisherLog:
             "type": "publisher_left", "publisher_id": event.publisher_id,
             "at": iso_utc(datetime.now(UTC))})
 
-    async def recording_started(self, room_id: str, recording_id: str) -> None:
-        """The publishers already in the room join the new recording now."""
-        for tracks in list(self._tracks.get(room_id, {}).values()):
-            for track in tracks:
-                await self._history.append([recording_id], _joined(track))
+    def recording_started(self, room_id: str,
+                          recording_id: str) -> Coroutine[Any, Any, None]:
+        """The publishers already in the room join the new recording now. Call it when the
+        recording becomes live in the room: the tracks are taken at once (later ones reach it
+        through track_added), the returned awaitable writes them."""
+        joined = [_joined(track) for tracks in self._tracks.get(room_id, {}).values()
+                  for track in tracks]
+        return self._write(recording_id, joined)
+
+    async def _write(self, recording_id: str, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            await self._history.append([recording_id], entry)
 
     def room_lost(self, room_id: str) -> None:
         self._tracks.pop(room_id, None)

@@ -215,6 +215,8 @@ class RecordingService:
         # the no-media clock starts once the capture runs (a room process may be starting)
         live = LiveRecording(state, math.inf)
         self._live[state.recording_id] = live
+        if pull is None:  # from now on the room's new tracks reach it through _live_in
+            self._tasks.spawn(self._publisher_log.recording_started(room_id, state.recording_id))
         directory = Path(state.local_path)
         command = msg.StartCapture(
             recording_id=state.recording_id, directory=str(directory),
@@ -233,8 +235,6 @@ class RecordingService:
             await self._fail(state.recording_id, f"capture: {exc}")
             raise Unavailable(f"recording {state.recording_id} could not start: {exc}") from exc
         live.admitted_at = asyncio.get_running_loop().time()
-        if pull is None:
-            self._tasks.spawn(self._publisher_log.recording_started(room_id, state.recording_id))
         logger.info("recording %s: admitted in room %s for %s (%s/%s)", state.recording_id,
                     room_id, caller.user_id, state.format, state.quality)
         return state

@@ -90,15 +90,21 @@ def applying(action: Action) -> Callable[[RecordingState], RecordingState]:
 
 
 def write_webm(path: Path, frames: int = 15, size: tuple[int, int] = (160, 120)) -> None:
-    """A short VP8 WebM whose pictures are mid-grey, then bright."""
+    """A short VP8 WebM: a blue-to-yellow ramp (bright on average) with a dark bar that
+    moves."""
+    width, height = size
+    ramp = np.linspace(80, 255, width, dtype=np.float32)
     with av.open(str(path), "w", format="webm") as container:
         stream = container.add_stream("libvpx", rate=15)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.time_base = Fraction(1, 15)
         for n in range(frames):
-            luma = 128 if n < frames // 2 else 220
-            picture = np.full((size[1], size[0], 3), luma, dtype=np.uint8)
+            picture = np.empty((height, width, 3), dtype=np.uint8)
+            picture[..., 0] = picture[..., 1] = ramp.astype(np.uint8)
+            picture[..., 2] = (335 - ramp).astype(np.uint8)
+            left = (n * width // frames) % (width - 16)
+            picture[:, left:left + 16] = 30
             frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
             frame.pts = n
             container.mux(stream.encode(frame))
