@@ -119,12 +119,10 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
         settings, redis, store, service, lambda node_id: UploadQueue(redis, store.keys, node_id))
     feed = EventFeed(redis, store.keys, store.slots, settings.node,
                      settings.max_watchers_per_user)
-    configured = [settings.webhook_url] if settings.webhook_url else []
-    fleet = Fleet(store, redis, lambda: outbox.status(configured))
     app = build_app(service, auth, settings, metrics, uploads=service, playback=playback,
                     webhook_admin=outbox, status_feed=feed,
                     locator=cluster.placement if cluster is not None else None,
-                    fleet_admin=fleet)
+                    fleet_admin=Fleet(store, redis, outbox.status, settings.webhook_url))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)

@@ -93,6 +93,12 @@ def print_queues(answer: dict[str, Any], out: TextIO) -> None:
                                      "last error"]), file=out)
 
 
+def add_ls_options(ls: argparse.ArgumentParser) -> None:
+    ls.add_argument("--all", action="store_true",
+                    help="every recording of the cluster (admins), with the filters")
+    ls.add_argument("--node", help="with --all: only this node's recordings")
+
+
 def add_commands(commands: Any, common: list[argparse.ArgumentParser]) -> None:
     nodes = commands.add_parser("nodes", parents=common,
                                 help="the cluster's nodes: health, heartbeat age, load (admin)")

@@ -246,11 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = commands.add_parser("ls", parents=common,
                              help="list a room's recordings, or a user's (default: yours)")
-    ls.add_argument("--all", action="store_true",
-                    help="every recording of the cluster (admins), with the filters below")
     ls.add_argument("--room")
     ls.add_argument("--user", help="whose recordings (admins)")
-    ls.add_argument("--node", help="with --all: only this node's recordings")
+    admin.add_ls_options(ls)
     ls.add_argument("--status", choices=STATUSES)
     ls.add_argument("--page-size", type=int, default=MAX_LIMIT,
                     help=f"recordings per request (1 to {MAX_LIMIT}); every page is listed")

@@ -40,16 +40,19 @@ from recorder.state.totals import ClusterTotals
 
 MAX_NODES = 1000  # nodes (live or seen within a day) and upload queues one answer lists
 
-WebhookStatusSource = Callable[[], Awaitable[WebhookStatus]]
+WebhookStatusSource = Callable[[list[str]], Awaitable[WebhookStatus]]
 
 
 class Fleet:
     def __init__(self, store: StateStore, redis: aioredis.Redis,
-                 webhooks: WebhookStatusSource) -> None:
+                 webhooks: WebhookStatusSource, webhook_url: str | None = None) -> None:
+        """`webhooks(configured)` is the outbox's status (workers.outbox), `webhook_url` the
+        node's own RECORDER_WEBHOOK_URL (listed as an endpoint even while it works)."""
         self._store = store
         self._redis = redis
         self._keys = store.keys
         self._webhooks = webhooks
+        self._configured = [webhook_url] if webhook_url else []
         self._totals = ClusterTotals(redis, store.keys)
         self._thumbnails = Thumbnails()
 
@@ -85,7 +88,7 @@ class Fleet:
                                           in_progress=in_progress,
                                           oldest_age_seconds=None if age is None
                                           else round(age, 3)))
-        return QueuesView(uploads=uploads, webhooks=await self._webhooks())
+        return QueuesView(uploads=uploads, webhooks=await self._webhooks(self._configured))
 
     async def storage(self, days: int, now: datetime | None = None) -> StorageView:
         at = now or datetime.now(UTC)

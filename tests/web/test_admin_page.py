@@ -131,6 +131,15 @@ async def test_the_admin_page_shows_and_steers_two_nodes(redis_url: str,
         queued = await cluster.redis.xlen(cluster.keys.jobs_webhook())
         uploads = await cluster.redis.xlen(cluster.keys.jobs_upload(two.node_id))
     await cluster.close()
+    await _check(result, stopped)
+    assert (retried.status.value, retried.upload and retried.upload.state.value) == (
+        "processing", "queued")
+    assert uploads >= 1  # its job is queued again on the node that holds the file
+    assert (dead, queued) == (0, 1)
+
+
+async def _check(result: dict[str, Any], stopped: dict[str, Any]) -> None:
+    """What the browser reported, and the stopped recording's state."""
     view = result["userView"]
     assert view["dashboardHidden"] is True
     assert view["dashboardVisible"] is False
@@ -139,10 +148,6 @@ async def test_the_admin_page_shows_and_steers_two_nodes(redis_url: str,
     assert view["message"]
     assert result["pictures"] >= 1
     assert stopped["stop_reason"] == "requested"
-    assert (retried.status.value, retried.upload and retried.upload.state.value) == (
-        "processing", "queued")
-    assert uploads >= 1  # its job is queued again on the node that holds the file
-    assert (dead, queued) == (0, 1)
     timeline = result["timeline"]
     assert timeline[0] == "recording_pending"
     assert timeline.index("recording_started") < timeline.index("recording_stopped")
