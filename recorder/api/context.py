@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from recorder.api.auth import Authenticator
 from recorder.api.metrics import Metrics
 from recorder.api.service import (
+    FleetAdmin,
     PlaybackService,
     RecordingsService,
     StatusFeed,
@@ -30,6 +31,7 @@ UPLOADS: web.AppKey[UploadsService] = web.AppKey("recorder.uploads")
 PLAYBACK: web.AppKey[PlaybackService] = web.AppKey("recorder.playback")
 WEBHOOKS: web.AppKey[WebhookAdmin] = web.AppKey("recorder.webhooks")
 EVENTS: web.AppKey[StatusFeed] = web.AppKey("recorder.events")
+FLEET: web.AppKey[FleetAdmin] = web.AppKey("recorder.fleet")
 CLOSING: web.AppKey[asyncio.Event] = web.AppKey("recorder.closing")
 AUTH = web.AppKey("recorder.auth", Authenticator)
 SETTINGS = web.AppKey("recorder.settings", Settings)

@@ -110,7 +110,7 @@ ROUTES: tuple[Route, ...] = (
           "registered secret. Sets the file's `playback` and fires `recording.ready` or "
           "`recording.failed`; `status` never changes."),
     Route("POST", "/api/webrtc/admin/cloudflare/webhook", register_stream_webhook,
-          "registerStreamWebhook", "Register Stream's webhook URL (admin)", "admin",
+          "registerStreamWebhook", "Register Stream's webhook URL (admin)", "admin", admin=True,
           body=RegisterWebhook, response=Registered, errors=(403, 404, 502, 503),
           description="PUT /accounts/{id}/stream/webhook with `notificationUrl`; the secret "
           "Stream answers with is kept in Redis to verify its notifications."),

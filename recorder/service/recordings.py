@@ -48,6 +48,7 @@ from recorder.service.completion import Completion
 from recorder.service.deferred import as_received_capture
 from recorder.service.handoff import UploadHandoff
 from recorder.service.publishers import Publishers
+from recorder.service.publog import PublisherLog
 from recorder.service.queries import RecordingQueries
 from recorder.service.room_record import RunningRecording
 from recorder.service.rooms import RoomRegistry
@@ -78,6 +79,7 @@ class RecordingService(RecordingQueries):
             PublisherSlots(store.slots, settings.node, settings.max_publishers_per_user),
             self._cpu.refuses_publisher)
         self._tasks = BackgroundTasks()
+        self._publisher_log = PublisherLog(store.history)
         self._completion = Completion(settings.node, store, self._uploads,
                                       settings.deferred_concurrency, self._fail)
 
@@ -126,6 +128,10 @@ class RecordingService(RecordingQueries):
     def runs(self, recording_id: str) -> bool:
         """Whether this node runs the recording (admitted, capturing or finishing)."""
         return self._rooms.recording(recording_id) is not None
+
+    @property
+    def room_processes(self) -> int:
+        return self._rooms.process_count
 
     @property
     def publisher_count(self) -> int:
@@ -177,6 +183,9 @@ class RecordingService(RecordingQueries):
         # the no-media clock starts once the capture runs (a room process may be starting)
         running = RunningRecording(state)
         self._rooms.add_recording(running)
+        if pull is None:  # the room's publishers so far; later tracks come as TrackAdded
+            self._tasks.spawn(self._publisher_log.joined([state.recording_id],
+                                                         self._rooms.tracks(room_id)))
         directory = Path(state.local_path)
         command = msg.StartCapture(
             recording_id=state.recording_id, directory=str(directory),
@@ -327,12 +336,19 @@ class RecordingService(RecordingQueries):
         elif isinstance(event, msg.CaptureFailed):
             await self._fail(event.recording_id, f"capture: {event.error}")
         elif isinstance(event, msg.PublisherLeft):
-            await self._publishers.ended(event.session_id)
-        elif isinstance(event, msg.TrackAdded):
+            if await self._publishers.ended(event.session_id) is not None:
+                self._tasks.spawn(self._publisher_log.left(self._active_in(room_id),
+                                                           event.publisher_id))
+        elif isinstance(event, msg.TrackAdded):  # a new one: the record drops repeats
             logger.info("room %s: publisher %s sends %s %s", room_id,
                         event.track.publisher_id, event.track.kind, event.track.codec)
+            self._tasks.spawn(self._publisher_log.joined(self._active_in(room_id),
+                                                         [event.track]))
         elif isinstance(event, msg.RoomLost):
             self._tasks.spawn(self._recover_lost(room_id, event))
+
+    def _active_in(self, room_id: str) -> list[str]:
+        return [state.recording_id for state in self._cpu.active() if state.room_id == room_id]
 
     async def _recover_lost(self, room_id: str, event: msg.RoomLost) -> None:
         try:

@@ -33,6 +33,7 @@ from recorder.background import BackgroundTasks
 from recorder.config.settings import Settings
 from recorder.core.errors import NotFound, Unavailable
 from recorder.core.frames import FrameCounts
+from recorder.core.tracks import TrackInfo
 from recorder.core.urls import AllowList
 from recorder.room import messages as msg
 from recorder.room.capture_run import CaptureFactory, media_capture
@@ -141,6 +142,12 @@ class RoomRegistry:
                 return publisher
         return None
 
+    def tracks(self, room_id: str) -> list[TrackInfo]:
+        """What the room's publishers send now, in the order it started."""
+        record = self._records.get(room_id)
+        return [] if record is None else [
+            track for publisher in record.publishers.values() for track in publisher.tracks]
+
     def publishers_per_room(self) -> Counter[str]:
         return Counter({room_id: len(record.publishers)
                         for room_id, record in self._records.items() if record.publishers})
@@ -203,9 +210,9 @@ class RoomRegistry:
             record.accepted(command)
 
     def _event(self, room_id: str, event: msg.RoomEvent) -> None:
-        if (record := self._records.get(room_id)) is not None:
-            record.observe(event)
-        self._emit(room_id, event)
+        record = self._records.get(room_id)
+        if record is None or record.observe(event):
+            self._emit(room_id, event)
 
     def _exited(self, child: RoomProcess) -> None:
         """A room process was reaped: its rooms lose their host and report what they held."""
@@ -262,6 +269,10 @@ class RoomRegistry:
             if isinstance(result, BaseException):
                 logger.error("a room did not close cleanly: %r", result)
 
+    @property
+    def process_count(self) -> int:
+        """Room processes running now (0 when rooms run inside recorderd)."""
+        return len(self._children)
 
 def _absent(room_id: str, command: msg.RoomCommand) -> NotFound:
     """What the room itself would answer to a command about something it never had."""
