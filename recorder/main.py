@@ -242,6 +242,9 @@ async def _gauges(node: _Node) -> None:
         metrics.set_active_recordings(service.active_count)
         metrics.set_whip_publishers(service.publisher_count)
         metrics.set_cpu(service.cpu_used, settings.cpu)
+        workers = await asyncio.to_thread(service.room_hosts.workers)
+        metrics.set_room_workers(((w.index, w.rooms, w.pss_bytes) for w in workers),
+                                 service.room_hosts.restarts)
         metrics.observe_frames(*service.frame_totals())
         try:
             metrics.set_cluster_active(len(await store.active_ids()))
@@ -280,7 +283,7 @@ async def _heartbeat(node: _Node, started_at: datetime) -> None:
             cpu_used=round(service.cpu_used, 2), cpu_capacity=settings.cpu,
             version=version, sent_at=datetime.now(UTC),
             heartbeat_seconds=settings.heartbeat_seconds, rooms=len(service.rooms_in_use()),
-            room_workers=service.room_processes, draining=service.draining,
+            room_workers=service.room_hosts.process_count, draining=service.draining,
             disk=node.measured.disk,
         )
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,6 +44,23 @@ def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+class RoomIsolation(StrEnum):
+    POOL = "pool"
+    PROCESS = "process"
+    INLINE = "inline"
+
+
+# Settings that are gone, and what replaced them (docs/configuration.md says it too).
+REPLACED = {
+    "room_processes": "RECORDER_ROOM_ISOLATION (pool, process or inline)",
+    "rooms_per_process": "RECORDER_ROOM_WORKERS (rooms share a pool of warm workers)",
+}
+
+
+def replaced_message(old: str) -> str:
+    return f"{ENV_PREFIX}{old.upper()} is gone: use {REPLACED[old]}"
 
 
 class Settings(BaseSettings):
@@ -130,12 +148,13 @@ class Settings(BaseSettings):
     """Cores this node may spend on live media; CPU admission refuses past it (429 `cpu`)."""
     deferred_concurrency: int = Field(1, ge=1)
     """Deferred transcodes run at once on this node, at the lowest CPU priority."""
-    room_processes: bool = True
-    """Rooms run in child processes; `false` keeps them inside recorderd (one core, no crash
-    isolation)."""
-    rooms_per_process: int = Field(1, ge=1)
-    """Rooms one child process may host once every core has one: 1, a process per room;
-    more, rooms share processes (cheaper per light stream, a crash takes down more rooms)."""
+    room_isolation: RoomIsolation = RoomIsolation.POOL
+    """Where rooms run: `pool` (warm room workers, each hosting many rooms), `process` (a
+    process per room, started with it: a crash takes one room down, at the price of a start
+    per room and a process woken per packet) or `inline` (inside recorderd: one core, no
+    crash isolation; for tests)."""
+    room_workers: int | None = Field(None, ge=1, le=256)
+    """`pool`: how many room workers are kept warm."""
     ice_servers: list[IceServer] = []
     """JSON list of `{urls, username, credential}`, used by every peer and announced to WHIP
     publishers in `Link` headers."""
@@ -285,7 +304,20 @@ class Settings(BaseSettings):
             self.storage_dir = (base / "recordings").resolve()
         if self.cpu_capacity is None:
             self.cpu_capacity = float(os.cpu_count() or 1)
+        if self.room_workers is None:
+            self.room_workers = len(os.sched_getaffinity(0))
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced(cls, data: Any) -> Any:
+        """Settings of earlier releases stop start-up with a line naming what replaced them
+        (a config file's or an argument's; load_settings checks the environment)."""
+        if isinstance(data, dict):
+            for old in REPLACED:
+                if old in data:
+                    raise ValueError(replaced_message(old))
+        return data
 
     @classmethod
     def settings_customise_sources(
@@ -312,6 +344,11 @@ class Settings(BaseSettings):
     def cpu(self) -> float:
         assert self.cpu_capacity is not None
         return self.cpu_capacity
+
+    @property
+    def workers(self) -> int:
+        assert self.room_workers is not None
+        return self.room_workers
 
     @property
     def node(self) -> str:
@@ -368,10 +405,15 @@ def load_settings(config_path: str | None = None, **overrides: Any) -> Settings:
         os.environ[f"{ENV_PREFIX}CONFIG"] = config_path
     elif (path := os.environ.get(f"{ENV_PREFIX}CONFIG")) and not Path(path).is_file():
         raise SettingsError(f"{ENV_PREFIX}CONFIG: no such file {path}")
+    for old in REPLACED:
+        if f"{ENV_PREFIX}{old.upper()}" in os.environ:
+            raise SettingsError(replaced_message(old))
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
+        if not err["loc"] and err["type"] == "value_error":  # a whole-settings check
+            raise SettingsError(str(err["ctx"]["error"])) from exc
         loc = "_".join(str(part) for part in err["loc"]) or "settings"
         name = f"{ENV_PREFIX}{loc.upper()}" if err["type"] != "extra_forbidden" else loc
         raise SettingsError(f"invalid setting {name}: {err['msg']}") from exc

@@ -50,6 +50,7 @@ from recorder.service.handoff import UploadHandoff
 from recorder.service.publishers import Publishers
 from recorder.service.publog import PublisherLog
 from recorder.service.queries import RecordingQueries
+from recorder.service.room_hosts import RoomHosts
 from recorder.service.room_record import RunningRecording
 from recorder.service.rooms import RoomRegistry
 from recorder.state.jobs import UploadQueue
@@ -91,6 +92,7 @@ class RecordingService(RecordingQueries):
             group.create_task(self._consume_events())
             group.create_task(self._run_timers())
             group.create_task(self._completion.recover_at_start(self.runs))
+            self._rooms.hosts.start()  # the pool's workers warm up meanwhile
 
     async def close(self) -> None:
         """Stop every capture (files finalised) and close all peers. Safe to call twice."""
@@ -130,8 +132,9 @@ class RecordingService(RecordingQueries):
         return self._rooms.recording(recording_id) is not None
 
     @property
-    def room_processes(self) -> int:
-        return self._rooms.process_count
+    def room_hosts(self) -> RoomHosts:
+        """Where this node's rooms run (room workers, for the heartbeat and /metrics)."""
+        return self._rooms.hosts
 
     @property
     def publisher_count(self) -> int:
