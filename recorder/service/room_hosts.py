@@ -23,9 +23,13 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from aiortc import RTCIceServer
+
 from recorder.background import BackgroundTasks
-from recorder.config.settings import RoomIsolation
+from recorder.config.settings import RoomIsolation, Settings
+from recorder.core.urls import AllowList
 from recorder.room import messages as msg
+from recorder.room.capture_run import CaptureFactory, media_capture
 from recorder.room.process import RemoteRoom, RoomProcess
 from recorder.room.session import RoomConfig, RoomSession
 from recorder.room.wire import ProcessConfig
@@ -77,21 +81,33 @@ def pss_bytes(pid: int | None) -> int | None:
 
 
 class RoomHosts:
-    def __init__(self, isolation: RoomIsolation, workers: int, room_config: RoomConfig,
-                 process_config: ProcessConfig, emit: Emit, accepted: Accepted,
-                 lost: Callable[[RoomProcess], None], price: Callable[[str], float]) -> None:
+    def __init__(self, settings: Settings, capture_factory: CaptureFactory | None,
+                 emit: Emit, accepted: Accepted, lost: Callable[[RoomProcess], None],
+                 price: Callable[[str], float]) -> None:
         """`emit` and `accepted` get the rooms' stream; `lost(process)` is called when a room
         process ended, with its rooms still in `process.rooms`; `price(room_id)` is what a
-        room's active recordings cost (for placement)."""
-        self.isolation = isolation
-        self._room_config = room_config
-        self._process_config = process_config
+        room's active recordings cost (for placement). A test's `capture_factory` keeps
+        rooms inline."""
+        ice_servers = [RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+                       for s in settings.ice_servers]
+        pull_allowed = AllowList.parse(settings.pull_allowed_urls)
+        self._room_config = RoomConfig(
+            max_publishers=settings.max_publishers_per_room, ice_servers=ice_servers,
+            connect_timeout=settings.whip_connect_timeout_seconds,
+            capture_factory=capture_factory or media_capture, pull_allowed=pull_allowed)
+        self._process_config = ProcessConfig(
+            max_publishers=settings.max_publishers_per_room, ice_servers=ice_servers,
+            connect_timeout=settings.whip_connect_timeout_seconds,
+            ice_host_addresses=list(settings.ice_host_addresses),
+            log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+            pull_allowed=pull_allowed)
+        self.isolation = RoomIsolation.INLINE if capture_factory else settings.room_isolation
         self._emit = emit
         self._accepted = accepted
         self._lost = lost
         self._price = price
         self._workers: list[RoomProcess | None] = [None] * (
-            workers if isolation is RoomIsolation.POOL else 0)
+            settings.workers if self.isolation is RoomIsolation.POOL else 0)
         self._per_room: list[RoomProcess] = []  # `process` isolation
         self._closing = BackgroundTasks()
         self._stopped = False
@@ -133,10 +149,11 @@ class RoomHosts:
             await host.close()
 
     def workers(self) -> list[WorkerInfo]:
-        """The pool's workers now (reads /proc: call it from a thread)."""
+        """The pool's workers now, a pid for those ready (reads /proc: call it from a
+        thread)."""
         infos = []
         for index, worker in enumerate(self._workers):
-            pid = worker.pid if worker is not None else None
+            pid = worker.pid if worker is not None and worker.ready else None
             infos.append(WorkerInfo(index, pid, len(worker.rooms) if worker else 0,
                                     pss_bytes(pid)))
         return infos

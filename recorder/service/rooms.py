@@ -15,19 +15,15 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from aiortc import RTCIceServer
-
-from recorder.config.settings import RoomIsolation, Settings
+from recorder.config.settings import Settings
 from recorder.core.errors import NotFound, Unavailable
 from recorder.core.frames import FrameCounts
 from recorder.core.lifecycle import ACTIVE
 from recorder.core.tracks import TrackInfo
-from recorder.core.urls import AllowList
 from recorder.room import messages as msg
-from recorder.room.capture_run import CaptureFactory, media_capture
+from recorder.room.capture_run import CaptureFactory
 from recorder.room.process import RemoteRoom, RoomProcess, describe_exit
-from recorder.room.session import PUBLISHER_RETRY_AFTER_SECONDS, RoomConfig
-from recorder.room.wire import ProcessConfig
+from recorder.room.session import PUBLISHER_RETRY_AFTER_SECONDS
 from recorder.service.budget import recording_cost
 from recorder.service.room_hosts import InlineRoom, RoomHosts
 from recorder.service.room_record import Publisher, Room, RoomRecord, RunningRecording
@@ -40,28 +36,12 @@ class RoomRegistry:
                  capture_factory: CaptureFactory | None = None) -> None:
         """`emit(room_id, event)` gets every room event once the record has seen it, and the
         PublisherLeft/RoomLost a process death implies."""
-        ice_servers = [RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
-                       for s in settings.ice_servers]
-        pull_allowed = AllowList.parse(settings.pull_allowed_urls)
-        self._config = RoomConfig(max_publishers=settings.max_publishers_per_room,
-                                  ice_servers=ice_servers,
-                                  connect_timeout=settings.whip_connect_timeout_seconds,
-                                  capture_factory=capture_factory or media_capture,
-                                  pull_allowed=pull_allowed)
-        process_config = ProcessConfig(
-            max_publishers=settings.max_publishers_per_room,
-            ice_servers=ice_servers,
-            connect_timeout=settings.whip_connect_timeout_seconds,
-            ice_host_addresses=list(settings.ice_host_addresses),
-            log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
-            pull_allowed=pull_allowed,
-        )
+        self._max_publishers = settings.max_publishers_per_room
         self._emit = emit
         self._records: dict[str, RoomRecord] = {}
         self._forgotten_frames = FrameCounts()  # of recordings no longer running
-        isolation = RoomIsolation.INLINE if capture_factory else settings.room_isolation
-        self.hosts = RoomHosts(isolation, settings.workers, self._config, process_config,
-                               self._event, self._accepted, self._process_lost, self._price)
+        self.hosts = RoomHosts(settings, capture_factory, self._event, self._accepted,
+                               self._process_lost, self._price)
 
     # ---- what the rooms hold -----------------------------------------------------------------
 
@@ -127,7 +107,7 @@ class RoomRegistry:
         """Refuse (503) a publisher for a room that has all its publishers already: the room
         checks it again, but the per-user caps that come first must not answer it."""
         record = self._records.get(room_id)
-        limit = self._config.max_publishers
+        limit = self._max_publishers
         if record is not None and len(record.publishers) >= limit:
             raise Unavailable(f"room {room_id} has its {limit} publishers",
                               retry_after=PUBLISHER_RETRY_AFTER_SECONDS)
