@@ -11,13 +11,12 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 from pydantic import BaseModel, ConfigDict, Field
 
-from recorder.api.context import FLEET
+from recorder.api.context import FLEET, served
 from recorder.api.forwarding import by_files
 from recorder.api.recordings import PageQuery, list_response
 from recorder.api.routing import RoomId, Route, caller_of, query_of
 from recorder.api.schemas import RecordingList
 from recorder.api.service import FleetAdmin
-from recorder.core.errors import NotFound
 from recorder.core.fleet import NodesView, QueuesView, StorageView, Timeline
 from recorder.core.models import Status
 from recorder.core.paging import ListFilter
@@ -43,10 +42,7 @@ class StorageQuery(BaseModel):
 
 
 def _fleet(request: web.Request) -> FleetAdmin:
-    fleet = request.app.get(FLEET)
-    if fleet is None:
-        raise NotFound("this node does not serve the admin view")
-    return fleet
+    return served(request, FLEET, "the admin view")
 
 
 async def recordings(request: web.Request) -> web.StreamResponse:

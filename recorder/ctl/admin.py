@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from recorder.ctl import output
@@ -15,20 +16,22 @@ ADMIN = "/api/webrtc/admin"
 
 
 def cmd_nodes(client: Client, args: argparse.Namespace) -> int:
-    answer = client.request("GET", ADMIN + "/nodes")
-    if args.json:
-        output.print_json(answer, sys.stdout)
-    else:
-        print_nodes(answer["nodes"], sys.stdout)
-    return EXIT_OK
+    return _show(client, args, "/nodes", lambda answer: print_nodes(answer["nodes"],
+                                                                      sys.stdout))
 
 
 def cmd_queues(client: Client, args: argparse.Namespace) -> int:
-    answer = client.request("GET", ADMIN + "/queues")
+    return _show(client, args, "/queues", lambda answer: print_queues(answer, sys.stdout))
+
+
+def _show(client: Client, args: argparse.Namespace, route: str,
+          table: Callable[[Any], None]) -> int:
+    """GET an admin route: its JSON with --json, else the table."""
+    answer = client.request("GET", ADMIN + route)
     if args.json:
         output.print_json(answer, sys.stdout)
     else:
-        print_queues(answer, sys.stdout)
+        table(answer)
     return EXIT_OK
 
 
