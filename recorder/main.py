@@ -22,7 +22,8 @@ from aiohttp import web
 from recorder.api.app import build_app
 from recorder.api.auth import Authenticator, load_or_create_dev_secret, mint_token
 from recorder.api.metrics import Metrics
-from recorder.config.settings import Settings, SettingsError, load_settings
+from recorder.config.loading import SettingsError, load_settings
+from recorder.config.settings import Settings
 from recorder.config.storage import prepare_storage
 from recorder.core.errors import Unavailable
 from recorder.core.fleet import NodeDisk

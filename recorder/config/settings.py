@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -50,17 +50,6 @@ class RoomIsolation(StrEnum):
     POOL = "pool"
     PROCESS = "process"
     INLINE = "inline"
-
-
-# Settings that are gone, and what replaced them (docs/configuration.md says it too).
-REPLACED = {
-    "room_processes": "RECORDER_ROOM_ISOLATION (pool, process or inline)",
-    "rooms_per_process": "RECORDER_ROOM_WORKERS (rooms share a pool of warm workers)",
-}
-
-
-def replaced_message(old: str) -> str:
-    return f"{ENV_PREFIX}{old.upper()} is gone: use {REPLACED[old]}"
 
 
 class Settings(BaseSettings):
@@ -308,17 +297,6 @@ class Settings(BaseSettings):
             self.room_workers = len(os.sched_getaffinity(0))
         return self
 
-    @model_validator(mode="before")
-    @classmethod
-    def _replaced(cls, data: Any) -> Any:
-        """Settings of earlier releases stop start-up with a line naming what replaced them
-        (a config file's or an argument's; load_settings checks the environment)."""
-        if isinstance(data, dict):
-            for old in REPLACED:
-                if old in data:
-                    raise ValueError(replaced_message(old))
-        return data
-
     @classmethod
     def settings_customise_sources(
         cls,
@@ -391,40 +369,3 @@ class Settings(BaseSettings):
 
     def ice_servers_json(self) -> str:
         return json.dumps([s.model_dump(exclude_none=True) for s in self.ice_servers])
-
-
-class SettingsError(Exception):
-    """One line naming the setting, for start-up."""
-
-
-def load_settings(config_path: str | None = None, **overrides: Any) -> Settings:
-    """Build the settings; `config_path` (``--config``) wins over RECORDER_CONFIG."""
-    if config_path is not None:
-        if not Path(config_path).is_file():
-            raise SettingsError(f"{ENV_PREFIX}CONFIG: no such file {config_path}")
-        os.environ[f"{ENV_PREFIX}CONFIG"] = config_path
-    elif (path := os.environ.get(f"{ENV_PREFIX}CONFIG")) and not Path(path).is_file():
-        raise SettingsError(f"{ENV_PREFIX}CONFIG: no such file {path}")
-    for old in REPLACED:
-        if f"{ENV_PREFIX}{old.upper()}" in os.environ:
-            raise SettingsError(replaced_message(old))
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        if not err["loc"] and err["type"] == "value_error":  # a whole-settings check
-            raise SettingsError(str(err["ctx"]["error"])) from exc
-        loc = "_".join(str(part) for part in err["loc"]) or "settings"
-        name = f"{ENV_PREFIX}{loc.upper()}" if err["type"] != "extra_forbidden" else loc
-        raise SettingsError(f"invalid setting {name}: {err['msg']}") from exc
-    if (settings.webhook_url or settings.webhook_allowed_urls) and not settings.webhook_secret:
-        raise SettingsError(f"invalid setting {ENV_PREFIX}WEBHOOK_SECRET: required (whsec_ + "
-                            "base64) when webhooks are configured")
-    if settings.jwt_public_key and not (settings.jwt_secret or settings.url_signing_secret):
-        raise SettingsError(f"invalid setting {ENV_PREFIX}URL_SIGNING_SECRET: required with "
-                            "public-key JWT auth (RECORDER_JWT_PUBLIC_KEY)")
-    missing = settings.upload_target_missing(settings.upload_target)
-    if missing:
-        raise SettingsError(f"invalid setting {ENV_PREFIX}UPLOAD_TARGET: "
-                            f"{settings.upload_target.value} needs {' and '.join(missing)}")
-    return settings

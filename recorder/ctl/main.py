@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from recorder.api.auth import DEV_SECRET_FILE, mint_token
-from recorder.config.settings import Settings, SettingsError, load_settings
+from recorder.config.loading import SettingsError, load_settings
+from recorder.config.settings import Settings
 from recorder.core.models import Transcode
 from recorder.core.paging import MAX_LIMIT
 from recorder.core.presets import Format, Layout, Quality
