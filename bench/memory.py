@@ -1,15 +1,15 @@
-"""What a room process and each added 720p recording cost in memory (PSS).
+"""What the room workers, a room and each added 720p recording cost in memory (PSS).
 
 Not a test (no pass/fail): ``python -m bench.memory [--rooms 4] [--settle 10]
 [--qualities source,medium] [--daemon-env NAME=VALUE ...]``.
 
-A real ``recorderd`` (room processes on, its own Redis) is read from
-``/proc/<pid>/smaps_rollup`` (PSS summed over recorderd and its children, so libraries the
-room children share count once) at each step, ``--settle`` seconds after it:
+A real ``recorderd`` (its own Redis, its defaults: a warm pool of room workers) is read
+from ``/proc/<pid>/smaps_rollup`` (PSS summed over recorderd and its children, so libraries
+the workers share count once) at each step, ``--settle`` seconds after it:
 
-1. idle, no room;
+1. idle, no room: recorderd and its warm workers (a worker's base);
 2. ``--rooms`` rooms, each with one replayed 720p30 VP8 2.5 Mbps + Opus publisher
-   (``bench.replay``, in a process beside it) and no recording: a room process's base cost;
+   (``bench.replay``, in a process beside it) and no recording: what a room adds;
 3. for each quality in turn, one ``webm`` recording per room started (and stopped before
    the next quality): what each added recording costs, against the PSS just before it.
 """
@@ -27,6 +27,7 @@ import aiohttp
 from bench import procs
 from bench.common import machine
 from bench.passthrough import Fleet, call, start_recordings, wait_status
+from tests.support.api import workers_ready
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.redis_server import redis_server
 
@@ -47,10 +48,11 @@ async def measure(rooms: int, settle: float, qualities: list[str],
     steps: dict[str, Any] = {}
     with redis_server() as redis_url, run_daemon(
             redis_url, extra_env, max_per_user=1000, max_concurrent=1000,
-            cpu_capacity=1000) as daemon:
-        await asyncio.sleep(settle)
-        steps["idle"] = snapshot(daemon)
+            cpu_capacity=1000, heartbeat_seconds=1) as daemon:
         async with aiohttp.ClientSession() as http:
+            await workers_ready(http, daemon)
+            await asyncio.sleep(settle)
+            steps["idle"] = snapshot(daemon)
             headers = daemon.headers("bench-user")
             names = [f"bench-mem-{k}" for k in range(rooms)]
             token = headers["Authorization"][7:]
@@ -88,7 +90,7 @@ def report(steps: dict[str, Any], rooms: int, settle: float, qualities: list[str
     lines = [f"PSS in MiB of recorderd + its children, {settle:g} s after each step; "
              f"{rooms} rooms, one 720p30 publisher each",
              "",
-             "| step | total | recorderd | room processes (each) | added per room / "
+             "| step | total | recorderd | room workers (each) | added per room / "
              "recording |",
              "|---|---|---|---|---|",
              f"| idle | {idle['total']:.1f} | {idle['main']:.1f} | - | - |",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -26,11 +25,10 @@ import time
 import aiohttp
 
 from bench.common import machine
+from tests.support.api import workers_ready
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.publisher import SyntheticPublisher
 from tests.support.redis_server import redis_server
-
-WARM_SECONDS = 60.0  # a guard: the pool reports its workers on /metrics within a heartbeat
 
 
 async def timed_start(http: aiohttp.ClientSession, daemon: Daemon, room: str,
@@ -68,25 +66,12 @@ async def timed_whip(http: aiohttp.ClientSession, daemon: Daemon, room: str,
     return took
 
 
-async def warm(http: aiohttp.ClientSession, daemon: Daemon, side: str, workers: int) -> None:
-    """Wait until a pool's workers are all ready (their PSS shows on /metrics)."""
-    if side != "pool":
-        return
-    deadline = time.monotonic() + WARM_SECONDS
-    while True:
-        async with http.get(f"{daemon.url}/metrics") as resp:
-            text = await resp.text()
-        if text.count("recorder_room_worker_pss_bytes{") == workers:
-            return
-        assert time.monotonic() < deadline, "the pool did not warm up"
-        await asyncio.sleep(0.5)
-
-
 async def measure(side: str, rooms: int, redis_url: str) -> dict[str, list[float]]:
     with run_daemon(redis_url, room_isolation=side, heartbeat_seconds=1) as daemon:
         headers = daemon.headers("bench-admin", role="admin")
         async with aiohttp.ClientSession() as http:
-            await warm(http, daemon, side, len(os.sched_getaffinity(0)))
+            if side == "pool":
+                await workers_ready(http, daemon)
             starts = [await timed_start(http, daemon, f"{side}-start-{k}", headers)
                       for k in range(rooms)]
             whips = [await timed_whip(http, daemon, f"{side}-whip-{k}", headers)

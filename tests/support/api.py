@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from typing import Any
@@ -65,3 +66,18 @@ async def metrics(http: aiohttp.ClientSession, daemon: Daemon) -> dict[str, floa
             name, _, value = line.rpartition(" ")
             values[name] = float(value)
     return values
+
+
+async def workers_ready(http: aiohttp.ClientSession, daemon: Daemon,
+                        count: int | None = None) -> None:
+    """Wait until the node's room workers are all ready (each shows its PSS on /metrics,
+    refreshed with the heartbeat); `count` defaults to the pool's default size."""
+    wanted = count if count is not None else len(os.sched_getaffinity(0))
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        values = await metrics(http, daemon)
+        ready = sum(1 for name in values if name.startswith("recorder_room_worker_pss_bytes{"))
+        if ready >= wanted:
+            return
+        assert time.monotonic() < deadline, f"{ready} of {wanted} room workers ready"
+        await asyncio.sleep(0.2)
