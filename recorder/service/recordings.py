@@ -31,6 +31,7 @@ from recorder.core.errors import (
     SourceFailed,
     Unavailable,
 )
+from recorder.core.events import ChatEventBody, DataEventBody, from_api
 from recorder.core.lifecycle import ACTIVE, Action
 from recorder.core.models import (
     RecordingState,
@@ -47,10 +48,12 @@ from recorder.service.caps import PublisherSlots, RoomCap
 from recorder.service.completion import Completion
 from recorder.service.deferred import as_received_capture
 from recorder.service.handoff import UploadHandoff
+from recorder.service.manifests import write_final_manifest
 from recorder.service.publishers import Publishers
 from recorder.service.queries import RecordingQueries
 from recorder.service.room_record import RunningRecording
 from recorder.service.rooms import RoomRegistry
+from recorder.service.timed_events import EventCountsWriter, check_recording
 from recorder.state.jobs import UploadQueue
 from recorder.state.store import StateStore
 
@@ -80,6 +83,7 @@ class RecordingService(RecordingQueries):
         self._tasks = BackgroundTasks()
         self._completion = Completion(settings.node, store, self._uploads,
                                       settings.deferred_concurrency, self._fail)
+        self._counts = EventCountsWriter(store)
 
     # ---- lifecycle of the service itself --------------------------------------------------
 
@@ -181,7 +185,8 @@ class RecordingService(RecordingQueries):
         command = msg.StartCapture(
             recording_id=state.recording_id, directory=str(directory),
             file_name=state.file_name, format=state.format, quality=state.quality,
-            layout=state.layout, source=pull,
+            layout=state.layout, source=pull, folder=str(directory),
+            max_events_per_second=self._settings.max_events_per_second,
         )
         if state.transcode is Transcode.DEFERRED:  # passthrough now, the preset after stop
             command = as_received_capture(command)
@@ -220,6 +225,13 @@ class RecordingService(RecordingQueries):
         state = await self._transition(recording_id, Action.CANCEL)
         await self._discard(state)
         return state
+
+    async def record_event(self, caller: Caller, room_id: str, recording_id: str,
+                           body: ChatEventBody | DataEventBody) -> None:
+        """An event for a recording that records now (409 otherwise; 429 `event_rate`)."""
+        check_recording(await self._owned(caller, room_id, recording_id))
+        await self._rooms.send(room_id, msg.RecordEvent(recording_id,
+                                                        from_api(body, caller.user_id)))
 
     async def retry_upload(self, caller: Caller, recording_id: str) -> RecordingState:
         """Admin: send a recording whose upload was given up back to `processing`."""
@@ -300,8 +312,10 @@ class RecordingService(RecordingQueries):
         if not keep_files:
             await asyncio.to_thread(shutil.rmtree, state.local_path, True)
         self._forget(state.recording_id)
+        await write_final_manifest(self._store, state)
 
     def _forget(self, recording_id: str) -> None:
+        self._counts.forget(recording_id)
         running = self._rooms.forget(recording_id)
         if running is not None:
             running.done.set()
@@ -322,6 +336,8 @@ class RecordingService(RecordingQueries):
         if isinstance(event, msg.MediaStarted):
             with contextlib.suppress(InvalidTransition):  # stopped or cancelled meanwhile
                 await self._transition(event.recording_id, Action.MEDIA_STARTED, at=event.at)
+        elif isinstance(event, msg.CaptureProgress):
+            await self._counts.progress(event)
         elif isinstance(event, msg.CaptureFinished):
             self._tasks.spawn(self._finish(event))
         elif isinstance(event, msg.CaptureFailed):
