@@ -7,6 +7,7 @@ import asyncio
 import base64
 import html
 import json
+import signal
 import time
 from datetime import datetime
 from pathlib import Path
@@ -122,3 +123,43 @@ def _check_outputs(folder: Path, final: dict[str, Any],
     assert manifest["events"] == final["events"]
     assert {p["publisher_id"] for p in manifest["publishers"]} == {"events-owner", "chatter"}
     assert len(manifest["pauses"]) == 1
+
+
+async def test_a_killed_node_keeps_its_events_and_recovers_them_into_the_files(
+        redis_url: str, tmp_path: Path) -> None:
+    storage = tmp_path / "recordings"
+    settings: dict[str, Any] = {"node_id": "events-crash-node"}
+    sent: list[tuple[float, str]] = []
+    with run_daemon(redis_url, storage=storage, **settings) as daemon:
+        owner = daemon.headers("events-owner", rooms=[ROOM])
+        rooms_url = f"{daemon.url}/api/webrtc/rooms/{ROOM}"
+        async with aiohttp.ClientSession() as http, \
+                WhipPublisher(f"{daemon.url}/whip/{ROOM}", owner["Authorization"][7:],
+                              video=(320, 240), data_channels=("chat",)) as camera:
+            state = await call(http, "POST", f"{rooms_url}/recording/start", owner, 201,
+                               params={"recording_format": "mkv", "quality": "low"})
+            rid = state["recording_id"]
+            await wait_status(http, f"{rooms_url}/recording/{rid}", owner, {"recording"})
+            for n in range(24):
+                sent.append((await _send_at(camera, "chat", f"message {n}"), f"message {n}"))
+                await asyncio.sleep(0.25)
+            killed_at = time.time()
+            daemon.process.send_signal(signal.SIGKILL)
+            assert daemon.process.wait(10) == -signal.SIGKILL
+            camera.delete_status = 0  # its server is gone
+        kept = [json.loads(line)["text"] for line in
+                (storage / rid / "events.jsonl").read_text().splitlines()]
+    due = [text for wall, text in sent if wall <= killed_at - 1.0]
+    assert kept[:len(due)] == due, (kept, due)  # all but the last second survived the kill
+
+    with run_daemon(redis_url, storage=storage, **settings) as daemon:
+        owner = daemon.headers("events-owner", rooms=[ROOM])
+        async with aiohttp.ClientSession() as http:
+            final = await wait_status(http, f"{daemon.url}/api/webrtc/rooms/{ROOM}/recording/"
+                                      f"{rid}", owner, {"completed", "failed"}, within=120)
+    assert final["status"] == "completed", final
+    manifest = check_manifest(storage / rid / "manifest.json")
+    assert manifest["recovered"] is True
+    assert manifest["events"]["chat"]["recorded"] == len(kept)
+    in_file = subtitle_cues(storage / rid / final["file_name"])
+    assert [text for _, _, text in in_file] == [f"<v events-owner>{t}" for t in kept]
