@@ -184,6 +184,9 @@ class CloudflareSource(BaseModel):
                             description="The publisher's session id")
     track_names: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
         min_length=1, max_length=64, description="The publisher's track names to record")
+    data_channels: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=16,
+        description="The publisher's data channels to record as events (`chat`: chat)")
 
 
 Source = Annotated[WhipSource | WhepSource | CloudflareSource, Field(discriminator="type")]
