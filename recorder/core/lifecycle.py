@@ -112,15 +112,9 @@ def apply(
     if action is Action.MEDIA_STARTED:
         new.started_at = at
     elif action is Action.PAUSE:
-        new.paused_at = at
-        new.pauses.append(PauseSpan(paused_at=at,
-                                    position_seconds=round(media_seconds(state, at), 3)))
+        _paused(new, state, at)
     elif action is Action.RESUME:
-        assert state.paused_at is not None
-        new.paused_seconds += (at - state.paused_at).total_seconds()
-        new.resumed_at = at
-        if new.pauses and new.pauses[-1].resumed_at is None:
-            new.pauses[-1].resumed_at = at
+        _resumed(new, state, at)
     elif action in (Action.STOP, Action.CANCEL) or (
         action is Action.FAIL and state.status in ACTIVE
     ):
@@ -146,6 +140,20 @@ def apply(
     if action in (Action.FAIL, Action.UPLOAD_FAILED):
         new.error = error or "unknown error"
     return new
+
+
+def _paused(new: RecordingState, state: RecordingState, at: datetime) -> None:
+    new.paused_at = at
+    new.pauses.append(PauseSpan(paused_at=at,
+                                position_seconds=round(media_seconds(state, at), 3)))
+
+
+def _resumed(new: RecordingState, state: RecordingState, at: datetime) -> None:
+    assert state.paused_at is not None
+    new.paused_seconds += (at - state.paused_at).total_seconds()
+    new.resumed_at = at
+    if new.pauses and new.pauses[-1].resumed_at is None:
+        new.pauses[-1].resumed_at = at
 
 
 def media_seconds(state: RecordingState, at: datetime) -> float:
