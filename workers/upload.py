@@ -31,7 +31,7 @@ from recorder.core.errors import InvalidTransition, NotFound, Unavailable
 from recorder.core.lifecycle import Action
 from recorder.core.manifest import MANIFEST_KIND, with_manifest
 from recorder.core.models import MEDIA_KINDS, FileInfo, RecordingState, Status, UploadState
-from recorder.service.manifests import write_manifest
+from recorder.service.manifests import write_final_manifest, write_manifest
 from recorder.state.jobs import UploadJob
 from recorder.state.keys import KeySpace
 from recorder.state.store import Change, StateStore
@@ -201,11 +201,12 @@ class Uploader:
     async def _give_up(self, recording_id: str, target_name: str, message: str) -> None:
         error = f"upload: {message}"
         try:
-            await self._store.update(recording_id, _failed(error))
+            failed = await self._store.update(recording_id, _failed(error))
         except (NotFound, InvalidTransition):
             logger.warning("recording %s: upload given up but the state moved on: %s",
                            recording_id, error)
             return
+        await write_final_manifest(self._store, failed)  # says failed, and where files are
         await self._totals.add(UPLOAD_FAILURES, target_name)
         logger.warning("recording %s: failed: %s (files kept)", recording_id, error)
 
