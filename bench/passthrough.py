@@ -15,13 +15,12 @@ beside the recorder. For every stream count these sides run in turn on the same 
   own streams instead of taking several streams' packets per wake-up; and the single peer
   once more with every frame on aiortc's own way, through its decoder thread, which the
   tap's direct path skips (``aiortc-path bound``: a bare aiortc peer as aiortc receives);
-- ``ours``: a real ``recorderd`` (``tests.support.daemon.run_daemon``, its own Redis, room
-  processes on, the default of a process per room) recording ``webm`` at ``source``: one
-  room per stream (``--per-room 1``, layout ``composite``) or ``--per-room K`` publishers
-  per room (layout ``tracks``, one file per publisher);
-- ``shared``: the same with ``RECORDER_ROOMS_PER_PROCESS`` as high as the rooms, so rooms
-  share one process per core;
-- ``inprocess``: the same with ``RECORDER_ROOM_PROCESSES=false``: every room in recorderd,
+- ``ours``: a real ``recorderd`` (``tests.support.daemon.run_daemon``, its own Redis, with
+  its defaults: a warm pool of one room worker per core) recording ``webm`` at ``source``:
+  one room per stream (``--per-room 1``, layout ``composite``) or ``--per-room K``
+  publishers per room (layout ``tracks``, one file per publisher);
+- ``process``: the same with ``RECORDER_ROOM_ISOLATION=process``, a process per room;
+- ``inline``: the same with ``RECORDER_ROOM_ISOLATION=inline``: every room in recorderd,
   one process like the bound.
 
 CPU is utime + stime of the side's processes (recorderd and its room children; the sink)
@@ -285,16 +284,14 @@ def wake_cost_us(period: float = 0.005, count: int = 200) -> float:
     return (time.process_time() - before) / count * 1e6
 
 
-def side_env(side: str, rooms: int) -> dict[str, str]:
+def side_env(side: str) -> dict[str, str]:
     """recorderd's environment for a side (see the module's description)."""
-    if side == "shared":
-        return {"RECORDER_ROOMS_PER_PROCESS": str(max(1, rooms))}
-    if side == "inprocess":
-        return {"RECORDER_ROOM_PROCESSES": "false"}
+    if side in ("process", "inline"):
+        return {"RECORDER_ROOM_ISOLATION": side}
     return {}
 
 
-SIDES = ("ours", "shared", "inprocess")
+SIDES = ("ours", "process", "inline")
 
 
 async def run_all(counts: list[int], per_room: int, window: float, processes: int,
@@ -323,7 +320,7 @@ async def run_all(counts: list[int], per_room: int, window: float, processes: in
                 for side in sides:
                     print(f"{streams} streams, round {round_ + 1}: {side} ...",
                           file=sys.stderr)
-                    env = side_env(side, rooms) | (extra_env or {})
+                    env = side_env(side) | (extra_env or {})
                     row[side].append(await run_ours(
                         redis_url, streams, per_room, window, processes,
                         f"{streams}x{per_room}-{side}-{int(time.time())}", env))
@@ -334,8 +331,8 @@ async def run_all(counts: list[int], per_room: int, window: float, processes: in
 def report(rows: list[dict[str, Any]], window: float) -> str:
     lines = [f"window {window:g} s after {WARMUP:g} s of warm-up; CPU in % of one core, the "
              "median of the rounds; ratio: of the medians, (range: of each round's own "
-             "ratio); split bound: the bare peer in one process per room; ours: a process "
-             "per room; shared: rooms share one process per core; inprocess: rooms in "
+             "ratio); split bound: the bare peer in one process per room; ours: the room "
+             "workers' pool (one per core); process: a process per room; inline: rooms in "
              "recorderd; aiortc path: the bare peer with frames through aiortc's decoder "
              "thread",
              "",

@@ -39,7 +39,7 @@ async def _watch(http: aiohttp.ClientSession, url: str, headers: dict[str, str],
 async def _run(redis_url: str, users: int, per_user: int, burst: int) -> None:
     settings: dict[str, Any] = {"max_watchers_per_user": per_user, "max_per_room": users + 1,
                 "max_concurrent": users + 1, "no_media_timeout_seconds": 3600,
-                "room_processes": "false", "starts_per_user_per_minute": 10,
+                "room_isolation": "inline", "starts_per_user_per_minute": 10,
                 "cpu_capacity": 100000}
     client = aioredis.from_url(redis_url, decode_responses=True)
     with run_daemon(redis_url, **settings) as daemon:

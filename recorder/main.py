@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import ipaddress
 import logging
 import os
@@ -11,7 +12,7 @@ import resource
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -21,13 +22,16 @@ from aiohttp import web
 from recorder.api.app import build_app
 from recorder.api.auth import Authenticator, load_or_create_dev_secret, mint_token
 from recorder.api.metrics import Metrics
-from recorder.config.settings import Settings, SettingsError, load_settings
+from recorder.config.loading import SettingsError, load_settings
+from recorder.config.settings import Settings
 from recorder.config.storage import prepare_storage
 from recorder.core.errors import Unavailable
+from recorder.core.fleet import NodeDisk
 from recorder.logs import configure_logging
 from recorder.notify import Notifier
 from recorder.rtc.ice import restrict_host_addresses
 from recorder.service.cluster import Cluster
+from recorder.service.fleet import Fleet
 from recorder.service.playback import PlaybackService
 from recorder.service.recordings import RecordingService
 from recorder.state import KeySpace, NodeInfo, StateStore, connect
@@ -107,6 +111,13 @@ async def _open_store(settings: Settings) -> tuple[aioredis.Redis, StateStore]:
     return redis, store
 
 
+@dataclass
+class _Measured:
+    """What the gauges measured last, for the heartbeat to announce (no second disk walk)."""
+
+    disk: NodeDisk | None = None
+
+
 @dataclass(frozen=True)
 class _Node:
     """The parts of a running node the background duties share."""
@@ -118,6 +129,7 @@ class _Node:
     metrics: Metrics
     outbox: WebhookOutbox
     cluster: Cluster | None
+    measured: _Measured = field(default_factory=_Measured)
 
 
 async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -> int:
@@ -137,7 +149,8 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
                     webhook_admin=node.outbox,
                     status_feed=EventFeed(redis, store.keys, store.slots, settings.node,
                                           settings.max_watchers_per_user),
-                    locator=cluster.placement if cluster is not None else None)
+                    locator=cluster.placement if cluster is not None else None,
+                    fleet_admin=Fleet(store, redis, node.outbox.status, settings.webhook_url))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -162,7 +175,7 @@ async def _serve(node: _Node, site: web.TCPSite, dev_secret: str | None) -> bool
         _announce(settings, dev_secret)
         notifier.ready(f"listening on {settings.public_url}")
         tasks += [group.create_task(_watchdog(notifier, node.store, service)),
-                  group.create_task(_heartbeat(settings, node.store, service, datetime.now(UTC))),
+                  group.create_task(_heartbeat(node, datetime.now(UTC))),
                   group.create_task(_gauges(node))]
         if node.cluster is not None:
             tasks.append(group.create_task(node.cluster.run()))
@@ -230,12 +243,19 @@ async def _gauges(node: _Node) -> None:
         metrics.set_active_recordings(service.active_count)
         metrics.set_whip_publishers(service.publisher_count)
         metrics.set_cpu(service.cpu_used, settings.cpu)
+        workers = await asyncio.to_thread(service.room_hosts.workers)
+        metrics.set_room_workers(((w.index, w.rooms, w.pss_bytes) for w in workers),
+                                 service.room_hosts.restarts)
         metrics.observe_frames(*service.frame_totals())
         try:
             metrics.set_cluster_active(len(await store.active_ids()))
             metrics.set_upload_queue_age(await queue.oldest_age())
             usage = await asyncio.to_thread(disk_usage, settings.storage)
             metrics.set_storage(usage.free_bytes, usage.used_bytes, usage.total_bytes)
+            node.measured.disk = NodeDisk(
+                used_bytes=usage.used_bytes, free_bytes=usage.free_bytes,
+                total_bytes=usage.total_bytes, kept_uploaded=usage.kept_uploaded,
+                kept_uploaded_bytes=usage.kept_uploaded_bytes)
             metrics.set_totals(await totals.read())
             metrics.set_upload_queue(*await queue.depth())
             hooks = await node.outbox.status(configured)
@@ -247,14 +267,25 @@ async def _gauges(node: _Node) -> None:
         await asyncio.sleep(settings.heartbeat_seconds)
 
 
-async def _heartbeat(
-    settings: Settings, store: StateStore, service: RecordingService, started_at: datetime
-) -> None:
+def _version() -> str:
+    try:
+        return importlib.metadata.version("recorder")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout never installed
+        return "unknown"
+
+
+async def _heartbeat(node: _Node, started_at: datetime) -> None:
+    settings, store, service = node.settings, node.store, node.service
+    version = _version()
     while True:
         info = NodeInfo(
             node_id=settings.node, public_url=settings.public_url or "", pid=os.getpid(),
             started_at=started_at, active=service.active_count,
             cpu_used=round(service.cpu_used, 2), cpu_capacity=settings.cpu,
+            version=version, sent_at=datetime.now(UTC),
+            heartbeat_seconds=settings.heartbeat_seconds, rooms=len(service.rooms_in_use()),
+            room_workers=service.room_hosts.process_count, draining=service.draining,
+            disk=node.measured.disk,
         )
         try:
             await store.heartbeat(info, settings.heartbeat_seconds)

@@ -19,7 +19,8 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 import uvloop
 
-from recorder.config.settings import Settings, SettingsError, load_settings
+from recorder.config.loading import SettingsError, load_settings
+from recorder.config.settings import Settings
 from recorder.core.models import UploadTarget
 from recorder.core.webhooks import RetrySchedule, parse_secret
 from recorder.logs import configure_logging

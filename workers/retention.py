@@ -57,18 +57,42 @@ class DiskUsage:
     free_bytes: int  # free on the storage directory's filesystem
     used_bytes: int  # taken by the files under the storage directory
     total_bytes: int  # size of the storage directory's filesystem
+    kept_uploaded: int = 0  # recording folders with an `.uploaded` marker still on disk
+    kept_uploaded_bytes: int = 0  # the files in them
 
 
 def disk_usage(storage: Path) -> DiskUsage:
-    used = 0
-    for root, _, files in os.walk(storage):
+    used = kept = kept_bytes = 0
+    try:
+        children = list(os.scandir(storage))
+    except FileNotFoundError:
+        children = []
+    for child in children:
+        size = _size(child)
+        used += size
+        if child.is_dir(follow_symlinks=False) and os.path.lexists(
+                os.path.join(child.path, UPLOADED_MARKER)):
+            kept += 1
+            kept_bytes += size
+    disk = shutil.disk_usage(storage)
+    return DiskUsage(disk.free, used, disk.total, kept, kept_bytes)
+
+
+def _size(entry: os.DirEntry[str]) -> int:
+    """Bytes of a file, or of every file under a folder (symlinks not followed)."""
+    try:
+        if not entry.is_dir(follow_symlinks=False):
+            return entry.stat(follow_symlinks=False).st_size
+    except FileNotFoundError:  # removed while we walked
+        return 0
+    total = 0
+    for root, _, files in os.walk(entry.path):
         for name in files:
             try:
-                used += os.lstat(os.path.join(root, name)).st_size
-            except FileNotFoundError:  # removed while we walked
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
                 continue
-    disk = shutil.disk_usage(storage)
-    return DiskUsage(disk.free, used, disk.total)
+    return total
 
 
 async def run_retention(storage: Path, retention_days: float,

@@ -37,7 +37,7 @@ async def retry_upload(request: web.Request) -> web.StreamResponse:
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", ADMIN_RECORDING + "/retry-upload", retry_upload, "retryUpload",
-          "Retry a failed upload (admin)", "admin", response=RecordingView,
+          "Retry a failed upload (admin)", "admin", admin=True, response=RecordingView,
           errors=(403, 404, 409, 503),
           description="A recording that is `failed` with `upload.state: failed` goes back to "
                       "`processing` and its upload job is queued again; anything else is 409."),

@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 from recorder.api import (
     admin,
     events,
+    fleet,
     health,
     openapi,
     page,
@@ -27,6 +28,7 @@ from recorder.api.auth import Authenticator
 from recorder.api.context import (
     AUTH,
     EVENTS,
+    FLEET,
     METRICS,
     OPENAPI,
     PLAYBACK,
@@ -44,6 +46,7 @@ from recorder.api.metrics import Metrics
 from recorder.api.problems import problems_middleware
 from recorder.api.routing import Route, register
 from recorder.api.service import (
+    FleetAdmin,
     PlaybackService,
     RecordingsService,
     StatusFeed,
@@ -56,7 +59,8 @@ UNMATCHED_ROUTE = "unmatched"  # one label for every unknown path: bounded cardi
 
 
 def all_routes() -> tuple[Route, ...]:
-    return (*recordings.ROUTES, *events.ROUTES, *admin.ROUTES, *playback.ROUTES,
+    return (*recordings.ROUTES, *events.ROUTES, *admin.ROUTES, *fleet.ROUTES,
+            *playback.ROUTES,
             *webhooks.ROUTES, *whip.ROUTES, *health.ROUTES, openapi.ROUTE,
             *page.ROUTES)
 
@@ -82,7 +86,7 @@ def build_app(
     service: RecordingsService, auth: Authenticator, settings: Settings, metrics: Metrics,
     uploads: UploadsService | None = None, playback: PlaybackService | None = None,
     webhook_admin: WebhookAdmin | None = None, status_feed: StatusFeed | None = None,
-    locator: Locator | None = None,
+    locator: Locator | None = None, fleet_admin: FleetAdmin | None = None,
 ) -> web.Application:
     """`locator` (several nodes on one store) sends requests for another node's rooms and
     recordings there; without it every request acts on this node."""
@@ -103,6 +107,8 @@ def build_app(
         app[WEBHOOKS] = webhook_admin
     if status_feed is not None:
         app[EVENTS] = status_feed
+    if fleet_admin is not None:
+        app[FLEET] = fleet_admin
     if locator is not None:
         install_forwarding(app, locator)
     events.install(app)

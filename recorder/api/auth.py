@@ -21,7 +21,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from recorder.config.settings import Settings, SettingsError
+from recorder.config.loading import SettingsError
+from recorder.config.settings import Settings
 from recorder.core.access import Caller
 from recorder.core.errors import Unauthorized
 

@@ -53,6 +53,8 @@ class Locator(Protocol):
 
     async def session(self, room_id: str, session_id: str) -> Owner | None: ...
 
+    async def files(self, recording_id: str) -> Owner | None: ...
+
 
 Locate = Callable[[Locator, web.Request], Awaitable[Owner | None]]
 
@@ -66,6 +68,10 @@ async def by_room(locator: Locator, request: web.Request) -> Owner | None:
 
 async def by_recording(locator: Locator, request: web.Request) -> Owner | None:
     return await locator.recording(request.match_info["recording_id"])
+
+
+async def by_files(locator: Locator, request: web.Request) -> Owner | None:
+    return await locator.files(request.match_info["recording_id"])
 
 
 async def by_session(locator: Locator, request: web.Request) -> Owner | None:

@@ -9,7 +9,7 @@ sets the gauges and counts what only it sees (frames, finished recordings).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -64,6 +64,7 @@ class Metrics:
         self._declare_media(self.registry)
         self._declare_node(self.registry)
         self._declare_queues(self.registry)
+        self._declare_workers(self.registry)
 
     def _declare_requests(self, r: CollectorRegistry) -> None:
         self.http_requests = Counter(
@@ -119,6 +120,19 @@ class Metrics:
         self.storage_total_bytes = Gauge(
             "recorder_storage_total_bytes",
             "Size in bytes of the filesystem of the storage directory", registry=r)
+
+    def _declare_workers(self, r: CollectorRegistry) -> None:
+        self.room_worker_rooms = Gauge(
+            "recorder_room_worker_rooms", "Rooms each room worker hosts (pool isolation)",
+            ["worker"], registry=r)
+        self.room_worker_pss = Gauge(
+            "recorder_room_worker_pss_bytes",
+            "Proportional set size of each room worker (its share of memory)", ["worker"],
+            registry=r)
+        self.room_worker_restarts = Counter(
+            "recorder_room_worker_restarts",
+            "Room workers started again after one died (pool isolation)", registry=r)
+        self._restarts_seen = 0
 
     def _declare_queues(self, r: CollectorRegistry) -> None:
         self.upload_queue_depth = Gauge(
@@ -211,6 +225,16 @@ class Metrics:
     def set_upload_queue(self, depth: int, in_progress: int) -> None:
         self.upload_queue_depth.set(depth)
         self.upload_jobs_in_progress.set(in_progress)
+
+    def set_room_workers(self, workers: Iterable[tuple[int, int, int | None]],
+                         restarts: int) -> None:
+        """(index, rooms, PSS bytes or None) per worker, and restarts so far."""
+        for index, rooms, pss in workers:
+            self.room_worker_rooms.labels(str(index)).set(rooms)
+            if pss is not None:
+                self.room_worker_pss.labels(str(index)).set(pss)
+        self.room_worker_restarts.inc(max(0, restarts - self._restarts_seen))
+        self._restarts_seen = max(self._restarts_seen, restarts)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

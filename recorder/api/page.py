@@ -1,4 +1,4 @@
-"""The page at ``/`` and its static files (docs/api.md: public, no token).
+"""The pages at ``/`` and ``/admin`` and their static files (docs/api.md: public, no token).
 
 The page is only a client of the API: it holds no secret and every call it makes carries
 the token the user pasted, so serving it without authentication gives nothing away. Each
@@ -22,9 +22,13 @@ CONTENT_SECURITY_POLICY = (
     "media-src * blob:; connect-src 'self'; frame-ancestors 'none'; "
     "base-uri 'none'; form-action 'none'"
 )
+# The admin page (/admin) shows pictures it fetched with the token as blob: URLs.
+ADMIN_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "img-src 'self' data:;", "img-src 'self' data: blob:;")
 
 
-def _asset(name: str, media_type: str) -> Handler:
+def _asset(name: str, media_type: str,
+           policy: str = CONTENT_SECURITY_POLICY) -> Handler:
     async def serve(_: web.Request) -> web.StreamResponse:
         body = resources.files(WEB_PACKAGE).joinpath(name).read_bytes()
         return web.Response(body=body, headers={
@@ -33,7 +37,7 @@ def _asset(name: str, media_type: str) -> Handler:
             hdrs.CACHE_CONTROL: "no-cache",
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
-            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "Content-Security-Policy": policy,
         })
 
     serve.__name__ = f"serve_{name.replace('.', '_')}"
@@ -50,5 +54,19 @@ ROUTES: tuple[Route, ...] = (
           response_media=("text/javascript",)),
     Route("GET", "/static/style.css", _asset("style.css", "text/css; charset=utf-8"),
           "pageStyle", "The page's stylesheet", "page", auth=False,
+          response_media=("text/css",)),
+    Route("GET", "/admin", _asset("admin.html", "text/html; charset=utf-8",
+                                  ADMIN_CONTENT_SECURITY_POLICY), "adminPage",
+          "The admin page: recordings, nodes, queues and storage of the cluster", "page",
+          auth=False, response_media=("text/html",),
+          description="Plain HTML; it shows nothing but a token prompt until an admin token "
+          "is accepted by the admin routes, which it calls with that token."),
+    Route("GET", "/static/admin.js",
+          _asset("admin.js", "text/javascript; charset=utf-8", ADMIN_CONTENT_SECURITY_POLICY),
+          "adminPageScript", "The admin page's script", "page", auth=False,
+          response_media=("text/javascript",)),
+    Route("GET", "/static/admin.css",
+          _asset("admin.css", "text/css; charset=utf-8", ADMIN_CONTENT_SECURITY_POLICY),
+          "adminPageStyle", "The admin page's stylesheet", "page", auth=False,
           response_media=("text/css",)),
 )

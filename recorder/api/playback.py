@@ -12,11 +12,11 @@ import logging
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from recorder.api.context import PLAYBACK
+from recorder.api.context import PLAYBACK, served
 from recorder.api.inputs import JSON_LIMIT
 from recorder.api.routing import Route, body_of, caller_of, query_of
 from recorder.api.service import PlaybackService
-from recorder.core.errors import Forbidden, InvalidInput, NotFound
+from recorder.core.errors import Forbidden, InvalidInput
 from recorder.core.playback import MAX_EXPIRY_HOURS
 
 logger = logging.getLogger(__name__)
@@ -58,10 +58,7 @@ class Registered(BaseModel):
 
 
 def _playback(request: web.Request) -> PlaybackService:
-    service = request.app.get(PLAYBACK)
-    if service is None:
-        raise NotFound("playback is not served by this node")
-    return service
+    return served(request, PLAYBACK, "playback")
 
 
 async def playback_url(request: web.Request) -> web.StreamResponse:
@@ -110,7 +107,7 @@ ROUTES: tuple[Route, ...] = (
           "registered secret. Sets the file's `playback` and fires `recording.ready` or "
           "`recording.failed`; `status` never changes."),
     Route("POST", "/api/webrtc/admin/cloudflare/webhook", register_stream_webhook,
-          "registerStreamWebhook", "Register Stream's webhook URL (admin)", "admin",
+          "registerStreamWebhook", "Register Stream's webhook URL (admin)", "admin", admin=True,
           body=RegisterWebhook, response=Registered, errors=(403, 404, 502, 503),
           description="PUT /accounts/{id}/stream/webhook with `notificationUrl`; the secret "
           "Stream answers with is kept in Redis to verify its notifications."),

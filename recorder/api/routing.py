@@ -20,6 +20,7 @@ from recorder.api.context import AUTH, BODY, CALLER, QUERY, TEXT
 from recorder.api.forwarding import Locate, elsewhere
 from recorder.api.inputs import JSON_LIMIT, SDP_LIMIT, invalid, parse_query, read_json, read_text
 from recorder.core.access import Caller
+from recorder.core.errors import Forbidden
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
@@ -51,6 +52,7 @@ class Route:
     summary: str
     tag: str
     auth: bool = True
+    admin: bool = False  # admins only: 403 for anyone else, before anything is looked at
     query: type[BaseModel] | None = None
     body: type[BaseModel] | None = None  # an optional JSON body
     body_limit: int = JSON_LIMIT  # bytes; a longer body is 413
@@ -76,6 +78,8 @@ class Route:
         implied: set[int] = set(self.errors)
         if self.auth:
             implied.add(401)
+        if self.admin:
+            implied.add(403)
         if self.path_params or self.query or self.body or self.text_body:
             implied.add(400)
         if self.body or self.text_body:
@@ -96,6 +100,8 @@ def _guard(route: Route) -> Handler:
         if route.auth:
             request[CALLER] = request.app[AUTH].authenticate(
                 request.headers.get(hdrs.AUTHORIZATION))
+            if route.admin and not request[CALLER].is_admin:
+                raise Forbidden(f"only admins may call {route.operation_id}")
         for name in route.path_params:
             try:
                 PATH_PARAMS[name].validate_python(request.match_info[name])

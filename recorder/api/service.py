@@ -12,9 +12,10 @@ from typing import Any, Protocol
 
 from recorder.core.access import Caller
 from recorder.core.events import ChatEventBody, DataEventBody
+from recorder.core.fleet import NodesView, QueuesView, StorageView, Timeline
 from recorder.core.models import RecordingState, StartRequest, Status
 from recorder.core.outbox_status import ReplayResult, WebhookStatus
-from recorder.core.paging import Page, PageRequest
+from recorder.core.paging import ListFilter, Page, PageRequest
 from recorder.state.events import StatusEvent
 
 
@@ -96,6 +97,30 @@ class WebhookAdmin(Protocol):
         ...
 
     async def replay(self) -> ReplayResult:
+        ...
+
+
+class FleetAdmin(Protocol):
+    """The whole cluster for admins (recorder.service.fleet); the routes check the role."""
+
+    async def recordings(self, only: ListFilter, room_id: str | None,
+                         page: PageRequest) -> Page[RecordingState]:
+        ...
+
+    async def nodes(self) -> NodesView:
+        ...
+
+    async def queues(self) -> QueuesView:
+        ...
+
+    async def storage(self, days: int) -> StorageView:
+        ...
+
+    async def timeline(self, recording_id: str) -> Timeline:
+        ...
+
+    async def thumbnail(self, recording_id: str) -> bytes:
+        """A JPEG; NotFound when the recording has no picture on this node."""
         ...
 
 

@@ -44,11 +44,11 @@ async def replay(request: web.Request) -> web.StreamResponse:
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", ADMIN_WEBHOOKS, status, "getWebhooks", "Webhook outbox status (admin)",
-          "admin", response=WebhookStatus, errors=(403, 404, 503),
+          "admin", admin=True, response=WebhookStatus, errors=(403, 404, 503),
           description="Endpoints (disabled after a 410), queue depth and the age of the "
           "oldest undelivered event, dead letters (the last 100), delivery counts."),
     Route("POST", ADMIN_WEBHOOKS + "/replay", replay, "replayWebhooks",
-          "Replay dead letters and re-enable endpoints (admin)", "admin",
+          "Replay dead letters and re-enable endpoints (admin)", "admin", admin=True,
           response=ReplayResult, errors=(403, 404, 503),
           description="Every dead letter goes back to the queue with its attempts reset and "
           "the same webhook-id; disabled endpoints are enabled again."),

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import socket
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -43,6 +44,12 @@ def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+class RoomIsolation(StrEnum):
+    POOL = "pool"
+    PROCESS = "process"
+    INLINE = "inline"
 
 
 class Settings(BaseSettings):
@@ -134,12 +141,13 @@ class Settings(BaseSettings):
     """Cores this node may spend on live media; CPU admission refuses past it (429 `cpu`)."""
     deferred_concurrency: int = Field(1, ge=1)
     """Deferred transcodes run at once on this node, at the lowest CPU priority."""
-    room_processes: bool = True
-    """Rooms run in child processes; `false` keeps them inside recorderd (one core, no crash
-    isolation)."""
-    rooms_per_process: int = Field(1, ge=1)
-    """Rooms one child process may host once every core has one: 1, a process per room;
-    more, rooms share processes (cheaper per light stream, a crash takes down more rooms)."""
+    room_isolation: RoomIsolation = RoomIsolation.POOL
+    """Where rooms run: `pool` (warm room workers, each hosting many rooms), `process` (a
+    process per room, started with it: a crash takes one room down, at the price of a start
+    per room and a process woken per packet) or `inline` (inside recorderd: one core, no
+    crash isolation; for tests)."""
+    room_workers: int | None = Field(None, ge=1, le=256)
+    """`pool`: how many room workers are kept warm."""
     ice_servers: list[IceServer] = []
     """JSON list of `{urls, username, credential}`, used by every peer and announced to WHIP
     publishers in `Link` headers."""
@@ -289,6 +297,8 @@ class Settings(BaseSettings):
             self.storage_dir = (base / "recordings").resolve()
         if self.cpu_capacity is None:
             self.cpu_capacity = float(os.cpu_count() or 1)
+        if self.room_workers is None:
+            self.room_workers = len(os.sched_getaffinity(0))
         return self
 
     @classmethod
@@ -316,6 +326,11 @@ class Settings(BaseSettings):
     def cpu(self) -> float:
         assert self.cpu_capacity is not None
         return self.cpu_capacity
+
+    @property
+    def workers(self) -> int:
+        assert self.room_workers is not None
+        return self.room_workers
 
     @property
     def node(self) -> str:
@@ -358,35 +373,3 @@ class Settings(BaseSettings):
 
     def ice_servers_json(self) -> str:
         return json.dumps([s.model_dump(exclude_none=True) for s in self.ice_servers])
-
-
-class SettingsError(Exception):
-    """One line naming the setting, for start-up."""
-
-
-def load_settings(config_path: str | None = None, **overrides: Any) -> Settings:
-    """Build the settings; `config_path` (``--config``) wins over RECORDER_CONFIG."""
-    if config_path is not None:
-        if not Path(config_path).is_file():
-            raise SettingsError(f"{ENV_PREFIX}CONFIG: no such file {config_path}")
-        os.environ[f"{ENV_PREFIX}CONFIG"] = config_path
-    elif (path := os.environ.get(f"{ENV_PREFIX}CONFIG")) and not Path(path).is_file():
-        raise SettingsError(f"{ENV_PREFIX}CONFIG: no such file {path}")
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = "_".join(str(part) for part in err["loc"]) or "settings"
-        name = f"{ENV_PREFIX}{loc.upper()}" if err["type"] != "extra_forbidden" else loc
-        raise SettingsError(f"invalid setting {name}: {err['msg']}") from exc
-    if (settings.webhook_url or settings.webhook_allowed_urls) and not settings.webhook_secret:
-        raise SettingsError(f"invalid setting {ENV_PREFIX}WEBHOOK_SECRET: required (whsec_ + "
-                            "base64) when webhooks are configured")
-    if settings.jwt_public_key and not (settings.jwt_secret or settings.url_signing_secret):
-        raise SettingsError(f"invalid setting {ENV_PREFIX}URL_SIGNING_SECRET: required with "
-                            "public-key JWT auth (RECORDER_JWT_PUBLIC_KEY)")
-    missing = settings.upload_target_missing(settings.upload_target)
-    if missing:
-        raise SettingsError(f"invalid setting {ENV_PREFIX}UPLOAD_TARGET: "
-                            f"{settings.upload_target.value} needs {' and '.join(missing)}")
-    return settings

@@ -79,11 +79,13 @@ class ListFilter:
     user_id: str | None = None  # only this owner's
     status: str | None = None  # only this status
     rooms: frozenset[str] | None = None  # only these rooms (a token's `rooms`)
+    node_id: str | None = None  # only recordings of this node
 
     def keeps(self, fields: dict[str, Any]) -> bool:
         return ((self.user_id is None or fields.get("user_id") == self.user_id)
                 and (self.status is None or fields.get("status") == self.status)
-                and (self.rooms is None or fields.get("room_id") in self.rooms))
+                and (self.rooms is None or fields.get("room_id") in self.rooms)
+                and (self.node_id is None or fields.get("node_id") == self.node_id))
 
 
 @dataclass
@@ -103,18 +105,26 @@ class Newest(Generic[T]):
 
     request: PageRequest
     _heap: list[tuple[Position, int, T]] = field(default_factory=list)
+    _held: set[Position] = field(default_factory=set)  # the positions in _heap
     _seq: int = 0
 
     def offer(self, position: Position, item: T) -> None:
+        """Keep `item` if it belongs on the page; an item offered twice (a SCAN may return a
+        key twice) is kept once: a repeat that was dropped is dropped again."""
         after = self.request.after
         if after is not None and not position < after:
+            return
+        if position in self._held:
             return
         self._seq += 1
         entry = (position, self._seq, item)
         if len(self._heap) <= self.request.limit:
             heapq.heappush(self._heap, entry)
         elif position > self._heap[0][0]:
-            heapq.heapreplace(self._heap, entry)
+            self._held.discard(heapq.heapreplace(self._heap, entry)[0])
+        else:
+            return
+        self._held.add(position)
 
     def page(self) -> Page[tuple[Position, T]]:
         ordered = sorted(self._heap, key=lambda e: (e[0], e[1]), reverse=True)

@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from recorder.api.auth import DEV_SECRET_FILE, mint_token
-from recorder.config.settings import Settings, SettingsError, load_settings
+from recorder.config.loading import SettingsError, load_settings
+from recorder.config.settings import Settings
 from recorder.core.models import Transcode
 from recorder.core.paging import MAX_LIMIT
 from recorder.core.presets import Format, Layout, Quality
-from recorder.ctl import output
+from recorder.ctl import admin, output
 from recorder.ctl.client import (
     EXIT_FAILED,
     EXIT_OK,
@@ -128,7 +129,12 @@ def _show_state(state: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def cmd_ls(client: Client, args: argparse.Namespace) -> int:
-    if args.room is not None:
+    if args.all:
+        recordings = list_all(client, admin.ADMIN + "/recordings", admin.fleet_query(args),
+                              args.page_size)
+    elif args.node is not None:
+        raise UsageError("ls: --node needs --all (the whole cluster)")
+    elif args.room is not None:
         if args.user is not None:
             raise UsageError("ls: --room lists a room; --user cannot be combined with it")
         recordings = list_all(client, room_path(args.room) + "/recordings", {}, args.page_size)
@@ -219,7 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
                "6 server error or unreachable")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [_common(True)]
+    _recording_commands(commands, common)
+    admin.add_commands(commands, common)
+    _other_commands(commands, common)
+    return parser
 
+
+def _recording_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                         common: list[argparse.ArgumentParser]) -> None:
     start = commands.add_parser("start", parents=common, help="start recording a room")
     start.add_argument("room")
     start.add_argument("--format", choices=[f.value for f in Format])
@@ -243,11 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
                              help="list a room's recordings, or a user's (default: yours)")
     ls.add_argument("--room")
     ls.add_argument("--user", help="whose recordings (admins)")
+    admin.add_ls_options(ls)
     ls.add_argument("--status", choices=STATUSES)
     ls.add_argument("--page-size", type=int, default=MAX_LIMIT,
                     help=f"recordings per request (1 to {MAX_LIMIT}); every page is listed")
     ls.set_defaults(run=cmd_ls)
 
+
+def _other_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                    common: list[argparse.ArgumentParser]) -> None:
     watch = commands.add_parser("watch", parents=common,
                                 help="follow a recording's status until it ends")
     watch.add_argument("room")
@@ -261,7 +278,6 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--rooms", help="comma-separated room ids (default: any room)")
     token.add_argument("--ttl", type=int, default=3600, metavar="SECONDS")
     token.set_defaults(run=None)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,14 +63,16 @@ def describe_exit(code: int | None) -> str:
 
 
 class RoomProcess:
-    def __init__(self, config: ProcessConfig, first_room: str,
+    def __init__(self, config: ProcessConfig, name: str,
                  emit: Callable[[str, msg.RoomEvent], None],
                  accepted: Callable[[str, msg.RoomCommand], None],
-                 on_exit: Callable[[RoomProcess], None]) -> None:
+                 on_exit: Callable[[RoomProcess], None], *, warm: bool = False) -> None:
         """`emit(room_id, event)` gets its rooms' events, `accepted(room_id, command)` each
         command a room answered (both in stream order); `on_exit` is called once the process
-        is reaped, whatever the reason. `first_room` names the process in ps and log lines."""
-        self.name = first_room
+        is reaped, whatever the reason. `name` (`worker-N` or a room id) names the process
+        in ps and log lines. `warm`: a pool worker, which stays when its last room closes."""
+        self.name = name
+        self.warm = warm
         self._config = config
         self._emit = emit
         self._accepted = accepted
@@ -105,9 +107,20 @@ class RoomProcess:
     def alive(self) -> bool:
         return not self._exited.is_set()
 
+    async def started(self) -> None:
+        """Returns once the process is ready (or raises Unavailable if it did not start)."""
+        self.start()
+        assert self._starting is not None
+        await asyncio.shield(self._starting)
+
     async def exited(self) -> None:
         """Returns once the process is reaped."""
         await self._exited.wait()
+
+    @property
+    def ready(self) -> bool:
+        """Whether it started and said so (a process that never did is not restarted)."""
+        return self._reader is not None
 
     @property
     def closing(self) -> bool:
@@ -137,9 +150,10 @@ class RoomProcess:
 
     def release(self, room_id: str) -> bool:
         """Let go of an idle room, at once: its session closes in the process, or, if it was
-        the last room, True and the process takes no new room (the caller closes it)."""
+        the last room of a process that is not a warm worker, True and the process takes no
+        new room (the caller closes it)."""
         self.rooms.discard(room_id)
-        if self.rooms:
+        if self.rooms or self.warm:
             if self._channel is not None and self.alive:
                 self._channel.send(CloseRoom(room_id))
             return False
@@ -161,7 +175,7 @@ class RoomProcess:
         try:
             await asyncio.wait_for(self._exited.wait(), grace)
         except TimeoutError:
-            logger.error("room %s: process %d did not exit within %g s: killed", self.name,
+            logger.error("%s: room process %d did not exit within %g s: killed", self.name,
                          self._proc.pid, grace)
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
@@ -183,7 +197,7 @@ class RoomProcess:
             try:
                 self._proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", CHILD_MODULE, "--fd", str(theirs.fileno()),
-                    f"--room={self.name}", pass_fds=(theirs.fileno(),),
+                    f"--name={self.name}", pass_fds=(theirs.fileno(),),
                     stdin=subprocess.DEVNULL)
             finally:
                 theirs.close()  # the child holds it now; ours must not keep it open
@@ -191,7 +205,7 @@ class RoomProcess:
             ours.close()
             self._exited.set()
             self._on_exit(self)
-            raise Unavailable(f"room {self.name}: no process could be started: {exc}") \
+            raise Unavailable(f"{self.name}: no room process could be started: {exc}") \
                 from exc
         self._channel = await Channel.open(ours)
         self._channel.send(self._config)
@@ -207,9 +221,9 @@ class RoomProcess:
             self.exitcode = code
             self._exited.set()
             self._on_exit(self)
-            raise Unavailable(f"room {self.name}: its process did not start "
+            raise Unavailable(f"{self.name}: its room process did not start "
                               f"({describe_exit(code)})")
-        logger.info("room %s: process %d started in %.2f s", self.name, ready.pid,
+        logger.info("%s: room process %d started in %.2f s", self.name, ready.pid,
                     time.monotonic() - began)
         self._reader = asyncio.create_task(self._read())
 
@@ -222,7 +236,7 @@ class RoomProcess:
             while (message := await self._channel.receive()) is not None:
                 self._dispatch(message)
         except ChannelError as exc:
-            logger.error("room %s: process %d sent garbage (%s): killed", self.name,
+            logger.error("%s: room process %d sent garbage (%s): killed", self.name,
                          self._proc.pid, exc)
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
@@ -246,7 +260,7 @@ class RoomProcess:
             elif not future.done():
                 future.set_exception(message.error.to_exception())
         else:
-            logger.warning("room %s: unexpected %s from the room process", self.name,
+            logger.warning("%s: unexpected %s from the room process", self.name,
                            type(message).__name__)
 
     def _ended(self, code: int) -> None:

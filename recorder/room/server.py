@@ -1,18 +1,19 @@
-"""Rooms in a child process: ``python -m recorder.room --fd N --room=ROOM``.
+"""Rooms in a child process: ``python -m recorder.room --fd N --name=NAME``.
 
 recorderd starts these (:mod:`recorder.room.process`, :mod:`recorder.service.rooms`) so that
 packet handling and codecs use cores of their own and a crash takes down the rooms of one
-process, not the node: by default one process per active room (``--room`` names it in
-``ps``), or with ``rooms_per_process`` above 1, up to that many rooms per process once every
-core has one (``--room`` is then the room it was started for). Each room is the same
-:class:`recorder.room.session.RoomSession` as in the in-process mode; only the transport
-differs: commands arrive as :class:`recorder.room.wire.Request` (naming their room) on the
-socketpair end ``--fd``, replies, refusals and events go back on it. It never touches Redis.
+process, not the node: by default a pool of warm workers (``--name=worker-N``), each hosting
+many rooms, or with ``RECORDER_ROOM_ISOLATION=process`` one process per room (``--name`` is
+the room). Each room is the same :class:`recorder.room.session.RoomSession` as in the inline
+mode; only the transport differs: commands arrive as :class:`recorder.room.wire.Request`
+(naming their room) on the socketpair end ``--fd``, replies, refusals and events go back on
+it. It never touches Redis.
 
 How it ends matters more than how it runs, because its files must be finalised:
 
 - a :class:`~recorder.room.wire.CloseRoom` closes one idle room; the process goes on;
-- a :class:`~recorder.room.wire.Shutdown` from recorderd (its last room idle, drain, stop),
+- a :class:`~recorder.room.wire.Shutdown` from recorderd (the last room of a per-room
+  process idle, drain, stop),
   or SIGTERM (an operator or a service manager signalling the whole group): close every room
   (captures stopped, files finalised), then exit 0;
 - EOF on the socket: recorderd is gone (crashed, killed). Same close, so the files are whole
@@ -59,18 +60,19 @@ EXIT_BAD_START = 2  # no usable configuration arrived: recorderd reports the exi
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="recorder-room", description=__doc__)
     parser.add_argument("--fd", type=int, required=True, help="this end of the socketpair")
-    parser.add_argument("--room", required=True, help="the room it was started for (ps)")
+    parser.add_argument("--name", required=True,
+                        help="worker-N, or the room it was started for (ps)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=args.fd)
-    return uvloop.run(_serve(sock, args.room))
+    return uvloop.run(_serve(sock, args.name))
 
 
-async def _serve(sock: socket.socket, first_room: str) -> int:
+async def _serve(sock: socket.socket, name: str) -> int:
     channel = await Channel.open(sock)
     config = await channel.receive()
     if not isinstance(config, ProcessConfig):
-        print(f"recorder-room {first_room}: no configuration from recorderd", file=sys.stderr)
+        print(f"recorder-room {name}: no configuration from recorderd", file=sys.stderr)
         return EXIT_BAD_START
     _configure_logging(config)
     restrict_host_addresses(config.ice_host_addresses)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from recorder.core.cpu import added_publisher_cores, recording_cores
 from recorder.core.lifecycle import ACTIVE
 from recorder.core.models import RecordingState, Transcode
-from recorder.service.rooms import RoomRegistry
+
+if TYPE_CHECKING:
+    from recorder.service.rooms import RoomRegistry
 
 SLACK = 1e-9  # sums of floats: a budget met exactly is not exceeded
 

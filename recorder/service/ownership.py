@@ -92,6 +92,19 @@ class RoomPlacement:
                 f"{self._orphan_timeout:g} s", retry_after=math.ceil(self._orphan_timeout))
         return owner
 
+    async def files(self, recording_id: str) -> Owner | None:
+        """The live node whose disk holds the recording's files, when it is not this one
+        (None too when that node is gone: this node answers with what it can read)."""
+        if self._local.runs(recording_id):
+            return None
+        try:
+            state = await self._store.get(recording_id)
+        except NotFound:
+            return None
+        if state.node_id == self.node_id:
+            return None
+        return await self._owners.live_node(state.node_id)
+
     async def session(self, room_id: str, session_id: str) -> Owner | None:
         """The owner of a WHIP session this node does not hold (its room's owner)."""
         if self._local.has_session(session_id):

@@ -18,6 +18,7 @@ from recorder.core.errors import LimitReached, NotFound, Unavailable
 from recorder.room import messages as msg
 from recorder.room.session import PUBLISHER_RETRY_AFTER_SECONDS
 from recorder.service.caps import PublisherSlots, RoomCap
+from recorder.service.room_record import Publisher
 from recorder.service.rooms import RoomRegistry
 
 logger = logging.getLogger(__name__)
@@ -65,13 +66,14 @@ class Publishers:
         await self.ended(session_id)
         await self._rooms.send(room_id, msg.Unpublish(session_id))
 
-    async def ended(self, session_id: str) -> None:
+    async def ended(self, session_id: str) -> Publisher | None:
         """Forget a session and give its publisher slot back (once, whoever ends it: a
-        DELETE, its peer closing, its room process lost). Admins hold no slot: releasing
-        theirs changes nothing."""
+        DELETE, its peer closing, its room process lost): the publisher the first time,
+        then None. Admins hold no slot: releasing theirs changes nothing."""
         publisher = self._rooms.leave(session_id)
         if publisher is not None:
             await self._slots.release(publisher.user_id, session_id)
+        return publisher
 
     async def close(self) -> None:
         for record in self._rooms.records():

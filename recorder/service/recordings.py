@@ -3,9 +3,10 @@
 The service turns API calls and room events into lifecycle writes: it validates and admits
 starts, writes every status change through the store's compare-and-set (the pure
 `lifecycle.apply` decides), tells room sessions what to do, and runs the timers (no media,
-max duration, max pause). The order is always "write the state, then act": a refused
-transition changes nothing anywhere. What runs here is in the rooms' records
-(:mod:`recorder.service.rooms`); how finished files complete is :mod:`recorder.service.completion`.
+max duration, max pause: :mod:`recorder.service.timer_loop`). The order is always "write
+the state, then act": a refused transition changes nothing anywhere. What runs here is in
+the rooms' records (:mod:`recorder.service.rooms`); how finished files complete is
+:mod:`recorder.service.completion`.
 """
 
 from __future__ import annotations
@@ -50,16 +51,18 @@ from recorder.service.deferred import as_received_capture
 from recorder.service.handoff import UploadHandoff
 from recorder.service.manifests import write_final_manifest
 from recorder.service.publishers import Publishers
+from recorder.service.publog import PublisherLog
 from recorder.service.queries import RecordingQueries
+from recorder.service.room_hosts import RoomHosts
 from recorder.service.room_record import RunningRecording
 from recorder.service.rooms import RoomRegistry
 from recorder.service.timed_events import EventCountsWriter, check_recording
+from recorder.service.timer_loop import TimerLoop
 from recorder.state.jobs import UploadQueue
 from recorder.state.store import StateStore
 
 logger = logging.getLogger(__name__)
 
-TIMER_PERIOD_SECONDS = 0.25
 
 
 class RecordingService(RecordingQueries):
@@ -72,8 +75,9 @@ class RecordingService(RecordingQueries):
         self._uploads = None if upload_queue is None else UploadHandoff(store, upload_queue)
         self._events: asyncio.Queue[tuple[str, msg.RoomEvent]] = asyncio.Queue()
         self._rooms = RoomRegistry(settings, lambda room, ev: self._events.put_nowait((room, ev)))
-        self._timer_limits = timers.TimerLimits(settings.no_media_timeout_seconds,
-                                                settings.max_pause_seconds)
+        self._timers = TimerLoop(self._rooms, timers.TimerLimits(
+            settings.no_media_timeout_seconds, settings.max_pause_seconds), self._stop,
+            self._fail)
         self._cpu = CpuBudget(settings.cpu, self._rooms)
         self._room_cap = RoomCap(settings.max_rooms, self._rooms.hosted)
         self._publishers = Publishers(
@@ -81,6 +85,7 @@ class RecordingService(RecordingQueries):
             PublisherSlots(store.slots, settings.node, settings.max_publishers_per_user),
             self._cpu.refuses_publisher)
         self._tasks = BackgroundTasks()
+        self._publisher_log = PublisherLog(store.history)
         self._completion = Completion(settings.node, store, self._uploads,
                                       settings.deferred_concurrency, self._fail)
         self._counts = EventCountsWriter(store)
@@ -91,8 +96,9 @@ class RecordingService(RecordingQueries):
         """Consume room events and run the timers until cancelled."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self._consume_events())
-            group.create_task(self._run_timers())
+            group.create_task(self._timers.run())
             group.create_task(self._completion.recover_at_start(self.runs))
+            self._rooms.hosts.start()  # the pool's workers warm up meanwhile
 
     async def close(self) -> None:
         """Stop every capture (files finalised) and close all peers. Safe to call twice."""
@@ -130,6 +136,11 @@ class RecordingService(RecordingQueries):
     def runs(self, recording_id: str) -> bool:
         """Whether this node runs the recording (admitted, capturing or finishing)."""
         return self._rooms.recording(recording_id) is not None
+
+    @property
+    def room_hosts(self) -> RoomHosts:
+        """Where this node's rooms run (room workers, for the heartbeat and /metrics)."""
+        return self._rooms.hosts
 
     @property
     def publisher_count(self) -> int:
@@ -181,6 +192,9 @@ class RecordingService(RecordingQueries):
         # the no-media clock starts once the capture runs (a room process may be starting)
         running = RunningRecording(state)
         self._rooms.add_recording(running)
+        if pull is None:  # the room's publishers so far; later tracks come as TrackAdded
+            self._tasks.spawn(self._publisher_log.joined([state.recording_id],
+                                                         self._rooms.tracks(room_id)))
         directory = Path(state.local_path)
         command = msg.StartCapture(
             recording_id=state.recording_id, directory=str(directory),
@@ -343,12 +357,19 @@ class RecordingService(RecordingQueries):
         elif isinstance(event, msg.CaptureFailed):
             await self._fail(event.recording_id, f"capture: {event.error}")
         elif isinstance(event, msg.PublisherLeft):
-            await self._publishers.ended(event.session_id)
-        elif isinstance(event, msg.TrackAdded):
+            if await self._publishers.ended(event.session_id) is not None:
+                self._tasks.spawn(self._publisher_log.left(self._active_in(room_id),
+                                                           event.publisher_id))
+        elif isinstance(event, msg.TrackAdded):  # a new one: the record drops repeats
             logger.info("room %s: publisher %s sends %s %s", room_id,
                         event.track.publisher_id, event.track.kind, event.track.codec)
+            self._tasks.spawn(self._publisher_log.joined(self._active_in(room_id),
+                                                         [event.track]))
         elif isinstance(event, msg.RoomLost):
             self._tasks.spawn(self._recover_lost(room_id, event))
+
+    def _active_in(self, room_id: str) -> list[str]:
+        return [state.recording_id for state in self._cpu.active() if state.room_id == room_id]
 
     async def _recover_lost(self, room_id: str, event: msg.RoomLost) -> None:
         try:
@@ -363,30 +384,3 @@ class RecordingService(RecordingQueries):
             await self._completion.complete(event)
         finally:
             self._forget(event.recording_id)
-
-    # ---- timers -----------------------------------------------------------------------------
-
-    async def _run_timers(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(TIMER_PERIOD_SECONDS)
-            for running in self._rooms.recordings():
-                if running.stopping:
-                    continue
-                try:
-                    await self._check_timers(running, loop.time())
-                except RecorderError as exc:
-                    logger.warning("recording %s: timer: %s", running.state.recording_id,
-                                   exc.detail)
-            await self._rooms.close_idle()
-
-    async def _check_timers(self, running: RunningRecording, now: float) -> None:
-        recording_id = running.state.recording_id
-        reached = timers.due(running.state, self._timer_limits, lifecycle.now(),
-                             waited_seconds=now - running.admitted_at,
-                             idle_seconds=running.idle_seconds)
-        if isinstance(reached, timers.Fail):
-            await self._fail(recording_id, reached.error)
-        elif isinstance(reached, timers.Stop):
-            await self._stop(recording_id, reached.reason)
-

@@ -50,16 +50,16 @@ Complete = Callable[[msg.CaptureFinished], Awaitable[None]]
 class OrphanRecovery:
     """One pass over the store for the recordings `node_id` left behind.
 
-    `complete` is the service's describe/complete/queue step for finished files; `is_live`
+    `complete` is the service's describe/complete/queue step for finished files; `runs_here`
     tells recordings this process already runs (admitted since the start) from orphans.
     """
 
     def __init__(self, node_id: str, store: StateStore, complete: Complete,
-                 is_live: Callable[[str], bool]) -> None:
+                 runs_here: Callable[[str], bool]) -> None:
         self._node_id = node_id
         self._store = store
         self._complete = complete
-        self._is_live = is_live
+        self._runs_here = runs_here
 
     async def run(self) -> int:
         """Recover every orphan; returns how many were found. Store errors propagate
@@ -68,7 +68,7 @@ class OrphanRecovery:
             self._node_id)
         found = 0
         for recording_id in sorted(candidates):
-            if self._is_live(recording_id):
+            if self._runs_here(recording_id):
                 continue
             try:
                 state = await self._store.get(recording_id)

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from recorder.core.frames import FrameCounts
 from recorder.core.models import RecordingState
+from recorder.core.tracks import TrackInfo
 from recorder.room import messages as msg
 
 
@@ -44,13 +45,14 @@ class Room(Protocol):
     async def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
+@dataclass
 class Publisher:
-    """A WHIP session the room answered."""
+    """A WHIP session the room answered, and the tracks it has started sending."""
 
     session_id: str
     publisher_id: str
     user_id: str
+    tracks: list[TrackInfo] = field(default_factory=list)
 
 
 @dataclass
@@ -77,9 +79,17 @@ class RoomRecord:
         elif isinstance(command, msg.CancelCapture):
             self._captured(command.recording_id)
 
-    def observe(self, event: msg.RoomEvent) -> None:
-        # A PublisherLeft stays until the service has given its slot back (`leave`).
-        if isinstance(event, msg.CaptureProgress):
+    def observe(self, event: msg.RoomEvent) -> bool:
+        """Take in an event; False when it tells nothing new (a track the room announces
+        again when its captures change). A PublisherLeft leaves the publisher here until
+        the service has given its slot back (`RoomRegistry.leave`)."""
+        if isinstance(event, msg.TrackAdded):
+            publisher = self.publishers.get(event.session_id)
+            if publisher is not None:
+                if event.track in publisher.tracks:
+                    return False
+                publisher.tracks.append(event.track)
+        elif isinstance(event, msg.CaptureProgress):
             if (running := self.recordings.get(event.recording_id)) is not None:
                 running.idle_seconds = event.idle_seconds
                 running.frames = event.frames
@@ -89,6 +99,7 @@ class RoomRecord:
             self._captured(event.recording_id)
         elif isinstance(event, msg.CaptureFailed):
             self._captured(event.recording_id)
+        return True
 
     def lost(self) -> tuple[str, ...]:
         """The recordings a death of the room takes down: those still capturing."""

@@ -1,64 +1,34 @@
-"""The rooms this node runs, one record each (:mod:`recorder.service.room_record`), and where
-each runs.
+"""The rooms this node runs, one record each (:mod:`recorder.service.room_record`).
 
-By default each room runs in a child process of its own (``settings.room_processes``,
-:mod:`recorder.room.process`): Python's GIL caps a process at about one core of packet
-handling and codec work, and a crash in a codec must take down one room, not the node.
-``settings.rooms_per_process`` above 1 lets rooms share processes once every core has one:
-a new room then goes to the process with the fewest rooms, while it has fewer than that
-many. A process woken for every packet of a single light stream costs more per stream than
-one serving several (bench/RESULTS.md); the price is that a crash takes down every room of
-its process. With ``room_processes`` off, or when a test hands in its own capture factory
-(which cannot cross a process boundary), rooms run in this process. The service cannot tell
-the difference: all answer the same commands with the same replies, refusals and events.
-
-Every reply and event passes here in the room's order: the record is updated first, then
-the event goes on to the service (``emit``). When a room process dies, the registry reports
-what its rooms held: a :class:`~recorder.room.messages.PublisherLeft` per publisher and a
+Every reply and event of a room passes here in the room's order: the record is updated
+first, then the event goes on to the service (``emit``). Where the rooms run (a pool of warm
+workers, a process per room, or inline) is :mod:`recorder.service.room_hosts`; when a room
+process dies, the registry reports what its rooms held: a
+:class:`~recorder.room.messages.PublisherLeft` per publisher and a
 :class:`~recorder.room.messages.RoomLost` naming the recordings it was capturing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from aiortc import RTCIceServer
-
-from recorder.background import BackgroundTasks
 from recorder.config.settings import Settings
 from recorder.core.errors import NotFound, Unavailable
 from recorder.core.frames import FrameCounts
-from recorder.core.urls import AllowList
+from recorder.core.lifecycle import ACTIVE
+from recorder.core.tracks import TrackInfo
 from recorder.room import messages as msg
-from recorder.room.capture_run import CaptureFactory, media_capture
+from recorder.room.capture_run import CaptureFactory
 from recorder.room.process import RemoteRoom, RoomProcess, describe_exit
-from recorder.room.session import PUBLISHER_RETRY_AFTER_SECONDS, RoomConfig, RoomSession
-from recorder.room.wire import ProcessConfig
+from recorder.room.session import PUBLISHER_RETRY_AFTER_SECONDS
+from recorder.service.budget import recording_cost
+from recorder.service.room_hosts import InlineRoom, RoomHosts
 from recorder.service.room_record import Publisher, Room, RoomRecord, RunningRecording
 
 logger = logging.getLogger(__name__)
-
-
-class InlineRoom:
-    """A room session in this process, reporting its accepted commands as a process does."""
-
-    def __init__(self, session: RoomSession,
-                 accepted: Callable[[str, msg.RoomCommand], None]) -> None:
-        self._session = session
-        self._accepted = accepted
-
-    async def handle(self, command: msg.RoomCommand) -> msg.RoomReply:
-        reply = await self._session.handle(command)
-        self._accepted(self._session.room_id, command)  # same task step: still in order
-        return reply
-
-    async def close(self) -> None:
-        await self._session.close()
 
 
 class RoomRegistry:
@@ -66,30 +36,12 @@ class RoomRegistry:
                  capture_factory: CaptureFactory | None = None) -> None:
         """`emit(room_id, event)` gets every room event once the record has seen it, and the
         PublisherLeft/RoomLost a process death implies."""
-        ice_servers = [RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
-                       for s in settings.ice_servers]
-        pull_allowed = AllowList.parse(settings.pull_allowed_urls)
-        self._config = RoomConfig(max_publishers=settings.max_publishers_per_room,
-                                  ice_servers=ice_servers,
-                                  connect_timeout=settings.whip_connect_timeout_seconds,
-                                  capture_factory=capture_factory or media_capture,
-                                  pull_allowed=pull_allowed)
-        self._processes = settings.room_processes and capture_factory is None
-        self._rooms_per_process = settings.rooms_per_process
-        self._cores = len(os.sched_getaffinity(0))
-        self._process_config = ProcessConfig(
-            max_publishers=settings.max_publishers_per_room,
-            ice_servers=ice_servers,
-            connect_timeout=settings.whip_connect_timeout_seconds,
-            ice_host_addresses=list(settings.ice_host_addresses),
-            log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
-            pull_allowed=pull_allowed,
-        )
+        self._max_publishers = settings.max_publishers_per_room
         self._emit = emit
         self._records: dict[str, RoomRecord] = {}
         self._forgotten_frames = FrameCounts()  # of recordings no longer running
-        self._children: list[RoomProcess] = []
-        self._closing = BackgroundTasks()
+        self.hosts = RoomHosts(settings, capture_factory, self._event, self._accepted,
+                               self._process_lost, self._price)
 
     # ---- what the rooms hold -----------------------------------------------------------------
 
@@ -141,6 +93,12 @@ class RoomRegistry:
                 return publisher
         return None
 
+    def tracks(self, room_id: str) -> list[TrackInfo]:
+        """What the room's publishers send now, in the order it started."""
+        record = self._records.get(room_id)
+        return [] if record is None else [
+            track for publisher in record.publishers.values() for track in publisher.tracks]
+
     def publishers_per_room(self) -> Counter[str]:
         return Counter({room_id: len(record.publishers)
                         for room_id, record in self._records.items() if record.publishers})
@@ -149,7 +107,7 @@ class RoomRegistry:
         """Refuse (503) a publisher for a room that has all its publishers already: the room
         checks it again, but the per-user caps that come first must not answer it."""
         record = self._records.get(room_id)
-        limit = self._config.max_publishers
+        limit = self._max_publishers
         if record is not None and len(record.publishers) >= limit:
             raise Unavailable(f"room {room_id} has its {limit} publishers",
                               retry_after=PUBLISHER_RETRY_AFTER_SECONDS)
@@ -177,24 +135,17 @@ class RoomRegistry:
 
     def _open(self, room_id: str) -> Room:
         logger.info("room %s: session opened", room_id)
-        if self._processes:
-            return self._place(room_id).room(room_id)
-        session = RoomSession(room_id, self._config, lambda event: self._event(room_id, event))
-        return InlineRoom(session, self._accepted)
+        return self.hosts.open(room_id)
 
-    def _place(self, room_id: str) -> RoomProcess:
-        """The process with the fewest rooms if rooms may share and every core has one,
-        else a new one."""
-        accepting = [child for child in self._children if child.accepting]
-        if self._rooms_per_process > 1 and len(accepting) >= self._cores:
-            least = min(accepting, key=lambda child: len(child.rooms))
-            if len(least.rooms) < self._rooms_per_process:
-                return least
-        child = RoomProcess(self._process_config, room_id, self._event, self._accepted,
-                            self._exited)
-        self._children.append(child)
-        child.start()
-        return child
+    def _price(self, room_id: str) -> float:
+        """Cores the room's active recordings are priced at (placement weighs workers)."""
+        record = self._records.get(room_id)
+        if record is None:
+            return 0.0
+        publishers = self.publishers_per_room()
+        return sum(recording_cost(running.state, publishers)
+                   for running in record.recordings.values()
+                   if running.state.status in ACTIVE)
 
     # ---- the rooms' stream -----------------------------------------------------------------
 
@@ -203,13 +154,12 @@ class RoomRegistry:
             record.accepted(command)
 
     def _event(self, room_id: str, event: msg.RoomEvent) -> None:
-        if (record := self._records.get(room_id)) is not None:
-            record.observe(event)
-        self._emit(room_id, event)
+        record = self._records.get(room_id)
+        if record is None or record.observe(event):
+            self._emit(room_id, event)
 
-    def _exited(self, child: RoomProcess) -> None:
+    def _process_lost(self, child: RoomProcess) -> None:
         """A room process was reaped: its rooms lose their host and report what they held."""
-        self._children.remove(child)
         how = describe_exit(child.exitcode)
         for room_id in sorted(child.rooms):
             record = self._records.get(room_id)
@@ -239,12 +189,8 @@ class RoomRegistry:
             if not record.idle:
                 continue
             del self._records[room_id]
-            host = record.host
-            if isinstance(host, RemoteRoom):
-                if host.process.release(room_id):  # its exit takes a moment: not here
-                    self._closing.spawn(host.process.close())
-            elif host is not None:
-                await host.close()
+            if record.host is not None:
+                await self.hosts.release(room_id, record.host)
             logger.info("room %s: session closed (idle)", room_id)
 
     async def close(self) -> None:
@@ -255,12 +201,7 @@ class RoomRegistry:
             if isinstance(record.host, InlineRoom):
                 inline.append(record.host.close())
                 record.host = None
-        children = [child.close() for child in list(self._children)]
-        results = await asyncio.gather(*inline, *children, *self._closing.running(),
-                                       return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                logger.error("a room did not close cleanly: %r", result)
+        await self.hosts.close(inline)
 
 
 def _absent(room_id: str, command: msg.RoomCommand) -> NotFound:

@@ -68,6 +68,28 @@ class KeySpace:
         """SCAN pattern of every node key."""
         return f"{_glob_escape(self.prefix)}node:*"
 
+    def node_seen(self, node_id: str) -> str:
+        """The node's last heartbeat, kept a day after its `node:` key expired."""
+        return f"{self.prefix}node-seen:{node_id}"
+
+    def node_seen_pattern(self) -> str:
+        return f"{_glob_escape(self.prefix)}node-seen:*"
+
+    def state_pattern(self) -> str:
+        """SCAN pattern of every recording's state (the cluster-wide admin list)."""
+        return f"{_glob_escape(self.prefix)}state:*"
+
+    def history(self, recording_id: str) -> str:
+        """The recording's timeline: status changes and publishers (list, capped)."""
+        return f"{self.prefix}history:{recording_id}"
+
+    def jobs_upload_pattern(self) -> str:
+        return f"{_glob_escape(self.prefix)}jobs:upload:*"
+
+    def totals_day(self, day: str) -> str:
+        """One UTC day's running totals (`day` as YYYY-MM-DD)."""
+        return f"{self.prefix}totals:{day}"
+
     def events(self) -> str:
         """The pub/sub channel of status changes."""
         return f"{self.prefix}events"

@@ -87,12 +87,13 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
-# KEYS[1] state, KEYS[2] the webhook outbox stream, KEYS[3 .. 2+ARGV[5]] sets that gain
-# the id, the remaining KEYS lose it.
+# KEYS[1] state, KEYS[2] the webhook outbox stream, KEYS[3] the recording's history list,
+# KEYS[4 .. 3+ARGV[5]] sets that gain the id, the remaining KEYS lose it.
 # ARGV[1] expected stored version, ARGV[2] new state JSON, ARGV[3] state TTL, ARGV[4] id,
 # ARGV[5] number of sets that gain the id, ARGV[6] events channel, ARGV[7] event JSON or '',
 # ARGV[8] webhook job JSON or '' (queued in the same step: a written change never loses
-# its webhook).
+# its webhook), ARGV[9] entries the history keeps (an event is also appended there, so a
+# timeline never misses a written change).
 # Returns 'ok', 'missing' or 'conflict'.
 UPDATE = """
 local raw = redis.call('GET', KEYS[1])
@@ -104,8 +105,8 @@ if cjson.decode(raw)['version'] ~= tonumber(ARGV[1]) then
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 local gain = tonumber(ARGV[5])
-for i = 3, #KEYS do
-  if i <= 2 + gain then
+for i = 4, #KEYS do
+  if i <= 3 + gain then
     redis.call('SADD', KEYS[i], ARGV[4])
   else
     redis.call('SREM', KEYS[i], ARGV[4])
@@ -113,6 +114,9 @@ for i = 3, #KEYS do
 end
 if ARGV[7] ~= '' then
   redis.call('PUBLISH', ARGV[6], ARGV[7])
+  redis.call('RPUSH', KEYS[3], ARGV[7])
+  redis.call('LTRIM', KEYS[3], -tonumber(ARGV[9]), -1)
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
 end
 if ARGV[8] ~= '' then
   redis.call('XADD', KEYS[2], '*', 'job', ARGV[8])

@@ -31,8 +31,9 @@ from recorder.core.webhooks import Notice, WebhookRouting, build_job, webhook_ev
 from recorder.state import scripts
 from recorder.state.connection import awaited, store_errors
 from recorder.state.events import StatusEvent, iso_utc, status_event
+from recorder.state.history import HISTORY_ENTRIES, RecordingHistory
 from recorder.state.keys import KeySpace
-from recorder.state.nodes import NodeInfo
+from recorder.state.nodes import LAST_SEEN_SECONDS, NodeInfo
 from recorder.state.slots import UserSlots
 from recorder.state.totals import FINISHED, ClusterTotals
 
@@ -68,6 +69,7 @@ class StateStore:
         self._totals = ClusterTotals(redis, keys)  # finished recordings, for /metrics
         self._update = redis.register_script(scripts.UPDATE)
         self.slots = UserSlots(redis, keys)
+        self.history = RecordingHistory(redis, keys, state_ttl)
 
     @property
     def keys(self) -> KeySpace:
@@ -177,9 +179,10 @@ class StateStore:
                 self._keys.events(),
                 event,
                 job,
+                HISTORY_ENTRIES,
             ]
-            script_keys = [self._keys.state(recording_id), self._keys.jobs_webhook(), *gain,
-                           *lose]
+            script_keys = [self._keys.state(recording_id), self._keys.jobs_webhook(),
+                           self._keys.history(recording_id), *gain, *lose]
             with store_errors():
                 result = await self._run(self._update, script_keys, args)
             if result == "missing":
@@ -241,10 +244,15 @@ class StateStore:
         return members
 
     async def heartbeat(self, info: NodeInfo, heartbeat_seconds: float) -> None:
-        """Announce this node; the key lives three heartbeats, so two may be missed."""
+        """Announce this node; the key lives three heartbeats, so two may be missed. The
+        same JSON is kept a day as the node's last-seen record."""
         ttl_ms = max(1, round(heartbeat_seconds * _HEARTBEATS_TO_LIVE * 1000))
+        raw = info.model_dump_json()
         with store_errors():
-            await self._redis.set(self._keys.node(info.node_id), info.model_dump_json(), px=ttl_ms)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._keys.node(info.node_id), raw, px=ttl_ms)
+                pipe.set(self._keys.node_seen(info.node_id), raw, ex=LAST_SEEN_SECONDS)
+                await pipe.execute()
 
     async def node(self, node_id: str) -> NodeInfo | None:
         """The node's last heartbeat, or None once it has missed three."""
@@ -283,6 +291,24 @@ class StateStore:
             lose.append(k.processing(before.node_id))
         return gain, lose
 
+    async def list_cluster(self, page: PageRequest,
+                           only: ListFilter | None = None) -> Page[RecordingState]:
+        """Every stored state of the cluster (admins), read by SCAN in chunks: the cost
+        grows with the number of states, the memory only with the page."""
+        newest: Newest[str | bytes] = Newest(page)
+        chunk: list[str] = []
+        with store_errors():
+            async for key in self._redis.scan_iter(match=self._keys.state_pattern(),
+                                                   count=_LIST_CHUNK):
+                chunk.append(key)
+                if len(chunk) == _LIST_CHUNK:
+                    self._offer(newest, await self._redis.mget(chunk), only or ListFilter())
+                    chunk = []
+            if chunk:
+                self._offer(newest, await self._redis.mget(chunk), only or ListFilter())
+        found = newest.page()
+        return Page([RecordingState.from_json(raw) for _, raw in found.items], found.next)
+
     async def _list(self, index_key: str, page: PageRequest,
                     only: ListFilter) -> Page[RecordingState]:
         """One page of an index's states, newest first; ids whose state expired are dropped
@@ -297,14 +323,18 @@ class StateStore:
                 expired = [i for i, raw in zip(chunk, raws, strict=True) if raw is None]
                 if expired:
                     await awaited(self._redis.srem(index_key, *expired))
-                for raw in raws:
-                    if raw is None:
-                        continue
-                    fields = json.loads(raw)
-                    if only.keeps(fields):
-                        newest.offer(Position.of(fields), raw)
+                self._offer(newest, raws, only)
         found = newest.page()
         return Page([RecordingState.from_json(raw) for _, raw in found.items], found.next)
+
+    @staticmethod
+    def _offer(newest: Newest[str | bytes], raws: list[Any], only: ListFilter) -> None:
+        for raw in raws:
+            if raw is None:
+                continue
+            fields = json.loads(raw)
+            if only.keeps(fields):
+                newest.offer(Position.of(fields), raw)
 
     async def _prune(self, active_key: str) -> bool:
         """Drop ids whose state expired from an active set; True if any was dropped.

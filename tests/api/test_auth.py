@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from recorder.api.app import build_app
 from recorder.api.auth import Authenticator, load_or_create_dev_secret, mint_token
 from recorder.api.metrics import Metrics
-from recorder.config.settings import SettingsError
+from recorder.config.loading import SettingsError
 from recorder.core.errors import Unauthorized
 from tests.api.conftest import SECRET, Client, bearer, problem_of, settings_of
 from tests.api.fakes import FakeService

@@ -8,44 +8,18 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.support.ctl import WAIT_SECONDS, ctl, ctl_env, ctl_json
 from tests.support.daemon import SECRET, Daemon, run_daemon, token
 from tests.support.publisher import WhipPublisher
-
-WAIT_SECONDS = 60.0  # a safety net against a hung test on a busy machine, not a measurement
 
 
 @pytest.fixture(scope="module")
 def daemon(redis_url: str) -> Iterator[Daemon]:
     with run_daemon(redis_url, key_prefix="ctl-test:", max_per_room=1) as node:
         yield node
-
-
-def ctl_env(daemon: Daemon, tok: str | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECORDER_")}
-    env["RECORDER_URL"] = daemon.url
-    if tok is not None:
-        env["RECORDER_TOKEN"] = tok
-    env.update(extra)
-    return env
-
-
-async def ctl(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "recorder.ctl", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), WAIT_SECONDS)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-async def ctl_json(env: dict[str, str], *args: str) -> Any:
-    code, out, err = await ctl(env, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
 
 
 async def wait_for_status(env: dict[str, str], room: str, rid: str, wanted: str) -> None:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from recorder.config.settings import Settings
-from recorder.reference import PAGES, stale
+from recorder.reference import PAGES, module_index, stale
 
 ROOT = Path(__file__).resolve().parents[2]
 LINK = re.compile(r"\]\(([^)#\s]+)(#[^)\s]*)?\)")
@@ -18,12 +18,21 @@ def test_the_generated_pages_match_the_code() -> None:
 
 
 def test_the_generated_pages_cover_every_setting_and_route() -> None:
-    configuration = PAGES["configuration.md"]()
-    api = PAGES["api.md"]()
+    configuration = PAGES["configuration.md"]("")
+    api = PAGES["api.md"]("")
     assert "`RECORDER_PULL_ALLOWED_URLS`" in configuration
     assert "`RECORDER_MAX_WATCHERS_PER_USER`" in configuration
     assert "### POST `/whip/{room_id}`" in api
     assert "### GET `/api/webrtc/recordings`" in api
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    index = module_index()
+    for package in ("recorder", "workers"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path.name not in ("__init__.py", "__main__.py"):
+                assert f"`{path.relative_to(ROOT)}`" in index, path
+    assert "| `recorder/service/rooms.py` | The rooms this node runs" in index
 
 
 def test_the_readme_is_an_entry_point() -> None:

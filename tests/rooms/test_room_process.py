@@ -34,12 +34,12 @@ from tests.support.states import make_state
 class Rooms:
     """A registry running rooms in processes, and every event it passed on."""
 
-    def __init__(self, tmp_path: Path, rooms_per_process: int = 1) -> None:
+    def __init__(self, tmp_path: Path, isolation: str = "process") -> None:
         self.events: list[tuple[str, msg.RoomEvent]] = []
         self.arrived = asyncio.Event()
         settings = Settings.model_validate({
             "storage_dir": tmp_path / "storage", "ice_host_addresses": ["127.0.0.1"],
-            "rooms_per_process": rooms_per_process})
+            "room_isolation": isolation, "room_workers": 1})
         self.registry = RoomRegistry(settings, self._on_event)
         self.tmp_path = tmp_path
 
@@ -91,12 +91,6 @@ async def rooms(tmp_path: Path) -> AsyncIterator[Rooms]:
     rooms = Rooms(tmp_path)
     yield rooms
     await rooms.registry.close()
-
-
-@pytest.fixture
-def one_core(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A one-core machine: a second room may share the first one's process."""
-    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0})
 
 
 def _alive(pid: int) -> bool:
@@ -216,9 +210,8 @@ async def test_a_room_process_whose_parent_goes_away_finalises_and_exits(
     assert info.video_seconds > 1.0
 
 
-async def test_rooms_sharing_a_process_record_close_and_are_lost_apart(
-        tmp_path: Path, one_core: None) -> None:
-    rooms = Rooms(tmp_path, rooms_per_process=3)
+async def test_rooms_sharing_a_worker_record_close_and_are_lost_apart(tmp_path: Path) -> None:
+    rooms = Rooms(tmp_path, isolation="pool")  # one worker: every room shares it
     registry = rooms.registry
     try:
         with pytest.raises(InvalidInput):  # opens room-idle's session, which stays empty
@@ -248,6 +241,12 @@ async def test_rooms_sharing_a_process_record_close_and_are_lost_apart(
         finally:
             for publisher in publishers:
                 await publisher.close()
+        await registry.hosts.ready()  # a new worker took the dead one's place
+        (worker,) = registry.hosts.workers()
+        assert worker.pid is not None
+        assert worker.pid != pid
+        assert worker.rooms == 0
+        assert registry.hosts.restarts == 1
     finally:
         await registry.close()
     assert lost == msg.RoomLost(("rec-2",), -signal.SIGKILL)

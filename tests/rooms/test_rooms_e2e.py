@@ -1,10 +1,11 @@
-"""End to end: a real recorderd runs each active room in a child process of its own.
+"""End to end: a real recorderd runs its rooms in a warm pool of room workers (or, with
+``RECORDER_ROOM_ISOLATION=process``, a process per room).
 
-Two rooms record in two processes; killing one room's process (as a codec segfault would)
-ends that room's recording as crash recovery does while the other room records on; a
-SIGTERM drain finalises every room and leaves no process behind; refusals raised inside a
-room process reach the HTTP client with the status they had in-process; with
-``rooms_per_process`` above 1, rooms beyond one per core share processes.
+Killing a worker (as a codec segfault would) ends its rooms' recordings as crash recovery
+does, closes its publishers' sessions (they post again and land on a live worker), leaves
+the other worker's rooms recording, and a new worker takes the dead one's place; a SIGTERM
+drain finalises every room and leaves no process behind; refusals raised inside a room
+process reach the HTTP client with the status they had in-process.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from tests.e2e.test_drain import stored_state, whip_offer
-from tests.support.api import call, wait_status
+from tests.support.api import WAIT_SECONDS, call, metrics, wait_status
 from tests.support.daemon import Daemon, run_daemon, stop_cleanly
 from tests.support.media import probe
 from tests.support.publisher import WhipPublisher
@@ -31,7 +32,7 @@ LENGTH_SLACK = 1.0  # a whole file against the span between started_at and stopp
 
 
 def room_processes(daemon_pid: int) -> dict[str, int]:
-    """Room id -> pid of the daemon's children that run a room (`-m recorder.room`)."""
+    """Name (`worker-N`, or a room id) -> pid of the daemon's room processes."""
     found: dict[str, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -47,8 +48,17 @@ def room_processes(daemon_pid: int) -> dict[str, int]:
         if b"recorder.room" not in argv:
             continue
         for arg in argv:
-            if arg.startswith(b"--room="):
-                found[arg[len(b"--room="):].decode()] = int(entry.name)
+            if arg.startswith(b"--name="):
+                found[arg[len(b"--name="):].decode()] = int(entry.name)
+    return found
+
+
+async def workers_up(daemon: Daemon, count: int) -> dict[str, int]:
+    """The pool's workers once `count` of them run."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while len(found := room_processes(daemon.process.pid)) < count:
+        assert time.monotonic() < deadline, (found, daemon.log()[-3000:])
+        await asyncio.sleep(0.1)
     return found
 
 
@@ -83,52 +93,68 @@ async def record(http: aiohttp.ClientSession, daemon: Daemon, room: str,
     return f"{base}/{rid}", rid, state
 
 
-async def test_a_killed_room_process_takes_down_its_room_only(redis_url: str) -> None:
-    rooms = ["room-proc-a", "room-proc-b"]
-    with run_daemon(redis_url, max_per_user=10) as daemon:
-        headers = daemon.headers("user-proc")
+async def test_a_killed_worker_takes_down_its_rooms_only(redis_url: str) -> None:
+    # Publishers open the rooms in turn: with no recording yet every price is 0, so they
+    # alternate by room count: worker 0 gets rooms 1, 3 and 5, worker 1 rooms 2 and 4.
+    rooms = [f"room-pool-{k}" for k in range(1, 6)]
+    with run_daemon(redis_url, max_per_user=10, max_publishers_per_user=10,
+                    room_workers=2) as daemon:
+        headers = daemon.headers("user-pool")
         async with AsyncExitStack() as stack:
-            await publish_each(stack, daemon, rooms, headers)
+            before = await workers_up(daemon, 2)
+            publishers = await publish_each(stack, daemon, rooms, headers)
             http = await stack.enter_async_context(aiohttp.ClientSession())
-            (base_a, rid_a, state_a), (base_b, rid_b, _) = [
-                await record(http, daemon, room, headers) for room in rooms]
+            (base1, rid1, state1), (base3, rid3, _), (base2, rid2, _) = [
+                await record(http, daemon, room, headers) for room in rooms[:3:2] + rooms[1:2]]
+            started = datetime.fromisoformat(state1["started_at"]).timestamp()
+            await asyncio.sleep(max(0.0, started + 5.0 - time.time()))
+            media_at_kill = time.time() - started
+            os.kill(before["worker-0"], signal.SIGKILL)
 
-            pids = room_processes(daemon.process.pid)
-            assert set(pids) == set(rooms), pids
-            assert len({*pids.values(), daemon.process.pid}) == 3
-
-            started_a = datetime.fromisoformat(state_a["started_at"]).timestamp()
-            await asyncio.sleep(max(0.0, started_a + 5.0 - time.time()))
-            media_at_kill = time.time() - started_a
-            os.kill(pids["room-proc-a"], signal.SIGKILL)
-
-            lost = await wait_status(http, base_a, headers, {"completed", "failed"}, within=60)
-            await asyncio.sleep(2.0)  # room b records on meanwhile
-            assert (await call(http, "GET", f"{base_b}/status", headers, 200))["status"] \
+            lost = [await wait_status(http, base, headers, {"completed", "failed"}, within=60)
+                    for base in (base1, base3)]
+            after = await workers_up(daemon, 2)
+            assert after["worker-1"] == before["worker-1"]
+            assert after["worker-0"] != before["worker-0"]
+            for publisher in publishers[0::2]:  # the node closed their sessions
+                publisher.delete_status = 0
+            again = await stack.enter_async_context(WhipPublisher(
+                f"{daemon.url}/whip/{rooms[4]}", headers["Authorization"][7:],
+                video=(320, 180), fps=15))
+            base5, rid5, _ = await record(http, daemon, rooms[4], headers)
+            await asyncio.sleep(2.0)
+            assert (await call(http, "GET", f"{base2}/status", headers, 200))["status"] \
                 == "recording"
-            assert room_processes(daemon.process.pid) == {"room-proc-b": pids["room-proc-b"]}
-            await call(http, "POST", f"{base_b}/stop", headers, 200)
-            kept = await wait_status(http, base_b, headers, {"completed", "failed"})
+            for base in (base2, base5):
+                await call(http, "POST", f"{base}/stop", headers, 200)
+            kept, posted_again = [await wait_status(http, base, headers,
+                                                    {"completed", "failed"})
+                                  for base in (base2, base5)]
+            assert again.delete_status is None  # still connected, deleted on exit
+            deadline = time.monotonic() + WAIT_SECONDS
+            while (values := await metrics(http, daemon)).get(
+                    "recorder_room_worker_restarts_total") != 1:  # the gauges follow the heartbeat
+                assert time.monotonic() < deadline, values
+                await asyncio.sleep(0.5)
 
         assert daemon.process.poll() is None  # recorderd itself never went down
-        assert lost["status"] == "completed", lost
-        assert lost["stop_reason"] == "recovered"
-        assert lost["recovered"] is True
-        lost_file = daemon.storage / rid_a / lost["file_name"]
-        info_a = await asyncio.to_thread(probe, lost_file)
-        assert info_a.video_codec == "vp8"
-        assert info_a.video_seconds >= media_at_kill - MAX_LOSS, (info_a, media_at_kill)
-
-        assert kept["status"] == "completed", kept
-        assert kept["stop_reason"] == "requested", kept
-        info_b = await asyncio.to_thread(probe, daemon.storage / rid_b / kept["file_name"])
-        assert info_b.video_seconds >= span(kept) - LENGTH_SLACK, (info_b, span(kept))
-        assert info_b.video_seconds > media_at_kill + 1.0  # it went on past the other's death
+        assert values['recorder_room_worker_rooms{worker="1"}'] >= 1
+        assert values['recorder_room_worker_pss_bytes{worker="0"}'] > 0
+        for state, rid in zip(lost, (rid1, rid3), strict=True):
+            assert state["status"] == "completed", state
+            assert (state["stop_reason"], state["recovered"]) == ("recovered", True), state
+            info = await asyncio.to_thread(probe, daemon.storage / rid / state["file_name"])
+            assert info.video_seconds >= media_at_kill - MAX_LOSS, (info, media_at_kill)
+        for state, rid in ((kept, rid2), (posted_again, rid5)):
+            assert (state["status"], state["stop_reason"]) == ("completed", "requested"), state
+            info = await asyncio.to_thread(probe, daemon.storage / rid / state["file_name"])
+            assert info.video_seconds >= span(state) - LENGTH_SLACK, (info, span(state))
+        assert span(kept) > media_at_kill + 1.0  # it went on past the other worker's death
 
 
 async def test_sigterm_drains_room_processes_and_leaves_none(redis_url: str) -> None:
     rooms = ["room-proc-drain-1", "room-proc-drain-2"]
-    with run_daemon(redis_url, max_per_user=10) as daemon:
+    with run_daemon(redis_url, max_per_user=10, room_workers=2) as daemon:
         headers = daemon.headers("user-proc-drain")
         async with AsyncExitStack() as stack:
             publishers = await publish_each(stack, daemon, rooms, headers)
@@ -136,7 +162,7 @@ async def test_sigterm_drains_room_processes_and_leaves_none(redis_url: str) -> 
             rids = [(await record(http, daemon, room, headers, fmt))[1]
                     for room, fmt in zip(rooms, ["webm", "mp4"], strict=True)]
             pids = room_processes(daemon.process.pid)
-            assert set(pids) == set(rooms)
+            assert set(pids) == {"worker-0", "worker-1"}, pids
             await asyncio.sleep(2.0)
             # SIGTERM, then exit 0 asserted
             await asyncio.to_thread(stop_cleanly, daemon.process, 40, "recorderd", daemon.log)
@@ -164,26 +190,24 @@ async def test_refusals_in_a_room_process_keep_their_http_status(redis_url: str)
             async with http.post(whip, data="v=0\r\nnot an offer\r\n", headers=sdp) as resp:
                 assert resp.status == 400, await resp.text()
                 assert resp.content_type == "application/problem+json"
-            async with WhipPublisher(whip, headers["Authorization"][7:], video=(320, 180)):
-                assert set(room_processes(daemon.process.pid)) == {room}
-                async with http.post(whip, data=offer, headers=sdp) as resp:
-                    body = await resp.text()
-                    assert resp.status == 503, body
-                    assert "1 publishers" in body
-                    assert resp.headers["Retry-After"] == "10"
+            async with (WhipPublisher(whip, headers["Authorization"][7:], video=(320, 180)),
+                        http.post(whip, data=offer, headers=sdp) as resp):
+                body = await resp.text()
+                assert resp.status == 503, body
+                assert "1 publishers" in body
+                assert resp.headers["Retry-After"] == "10"
 
 
-async def test_rooms_share_processes_once_every_core_has_one(redis_url: str) -> None:
-    cores = len(os.sched_getaffinity(0))
-    rooms = [f"room-share-{k}" for k in range(cores + 1)]
-    with run_daemon(redis_url, max_per_user=10, rooms_per_process=2) as daemon:
-        headers = daemon.headers("user-share")
+async def test_a_process_per_room_comes_and_goes_with_its_room(redis_url: str) -> None:
+    rooms = ["room-own-1", "room-own-2"]
+    with run_daemon(redis_url, max_per_user=10, room_isolation="process") as daemon:
+        headers = daemon.headers("user-own")
+        assert room_processes(daemon.process.pid) == {}  # nothing warm
         async with AsyncExitStack() as stack:
             await publish_each(stack, daemon, rooms, headers)
             http = await stack.enter_async_context(aiohttp.ClientSession())
             started = [await record(http, daemon, room, headers) for room in rooms]
-            children = set(room_processes(daemon.process.pid).values())
-            assert len(children) == cores, children  # the last room shares one of them
+            assert set(room_processes(daemon.process.pid)) == set(rooms)
             await asyncio.sleep(2.0)
             states = []
             for base, _, _ in started:
@@ -193,8 +217,7 @@ async def test_rooms_share_processes_once_every_core_has_one(redis_url: str) -> 
             assert state["status"] == "completed", state
             info = await asyncio.to_thread(probe, daemon.storage / rid / state["file_name"])
             assert info.video_seconds >= span(state) - LENGTH_SLACK, (info, span(state))
-        for _ in range(60):  # the publishers left: every room is idle, each process exits
-            if not room_processes(daemon.process.pid):
-                break
+        deadline = time.monotonic() + WAIT_SECONDS
+        while room_processes(daemon.process.pid):  # publishers gone: each room's process exits
+            assert time.monotonic() < deadline, daemon.log()[-3000:]
             await asyncio.sleep(0.5)
-        assert not room_processes(daemon.process.pid), daemon.log()[-3000:]

@@ -33,7 +33,7 @@ def start_url(url: str, room: str) -> str:
 
 async def test_publishers_per_user_are_capped_and_come_back_when_a_session_ends(
         redis_url: str, redis_client: aioredis.Redis) -> None:
-    with run_daemon(redis_url, max_publishers_per_user=2, room_processes="false") as daemon:
+    with run_daemon(redis_url, max_publishers_per_user=2, room_isolation="inline") as daemon:
         user = daemon.headers("pub-user")
         token = user["Authorization"][7:]
         admin_token = daemon.headers("app-backend", "admin")["Authorization"][7:]
@@ -94,7 +94,7 @@ async def _logged(log: object, text: str) -> bool:
 async def test_a_dead_node_s_slots_stop_counting_when_its_heartbeat_key_expires(
         redis_url: str, redis_client: aioredis.Redis) -> None:
     key = f"{PREFIX}publishers:roaming-user"
-    with run_daemon(redis_url, max_publishers_per_user=1, room_processes="false") as daemon:
+    with run_daemon(redis_url, max_publishers_per_user=1, room_isolation="inline") as daemon:
         user = daemon.headers("roaming-user")
         # another node holds the user's one slot; its heartbeat key is about to expire
         other = NodeInfo(node_id="other-node:9", public_url="http://127.0.0.1:9", pid=1,
@@ -115,7 +115,7 @@ async def test_a_dead_node_s_slots_stop_counting_when_its_heartbeat_key_expires(
 
 async def test_starts_per_user_per_minute(redis_url: str, redis_client: aioredis.Redis) -> None:
     with run_daemon(redis_url, starts_per_user_per_minute=3, max_per_user=1,
-                    room_processes="false") as daemon:
+                    room_isolation="inline") as daemon:
         user = daemon.headers("burst-user")
         admin = daemon.headers("app-backend", "admin")
         async with aiohttp.ClientSession() as http:
@@ -143,7 +143,7 @@ async def test_starts_per_user_per_minute(redis_url: str, redis_client: aioredis
 async def test_the_first_failing_limit_is_named_in_order(redis_url: str) -> None:
     """The shared limits come before start_rate, and start_rate before max_rooms."""
     with run_daemon(redis_url, starts_per_user_per_minute=1, max_rooms=1,
-                    room_processes="false") as daemon:
+                    room_isolation="inline") as daemon:
         user = daemon.headers("order-user")
         async with aiohttp.ClientSession() as http:
             await call(http, "POST", start_url(daemon.url, "order-1"), user, 201)

@@ -48,8 +48,10 @@ SETTLE_SECONDS = 60.0  # a safety net for a hung daemon, not a measurement
 
 @pytest.fixture(scope="module")
 def daemon(redis_url: str) -> Iterator[Daemon]:
+    # A process per room, so that "no room was opened" shows as "no process was started".
     with run_daemon(redis_url, cf_webhook_secret=WEBHOOK_SECRET, max_per_room=1000,
-                    max_per_user=1000, max_concurrent=1000, cpu_capacity=1000) as d:
+                    max_per_user=1000, max_concurrent=1000, cpu_capacity=1000,
+                    room_isolation="process") as d:
         yield d
 
 
@@ -87,7 +89,7 @@ def room_processes(daemon: Daemon) -> list[str]:
             argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError, IndexError):
             continue  # exited meanwhile
-        rooms += [a.decode().removeprefix("--room=") for a in argv if a.startswith(b"--room=")]
+        rooms += [a.decode().removeprefix("--name=") for a in argv if a.startswith(b"--name=")]
     return rooms
 
 

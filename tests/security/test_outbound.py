@@ -15,8 +15,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from recorder.rtc.links import allowed_ice_servers
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.redis_server import free_port
 from tests.support.resolver import MappedResolver
-from tests.support.serve import start_app
+from tests.support.spy_server import Handler, Spy, spies
 from tests.support.webhook_receiver import KEYS, Receiver, record_events
 from tests.support.webhook_receiver import SECRET as WEBHOOK_SECRET
 from tests.support.whep_server import TOKEN, WhepServer, serve_whep
@@ -41,51 +40,10 @@ from workers.outbox import WebhookOutbox
 from workers.webhooks import WebhookDeliverer
 
 SECRET = "AKIA-INTERNAL-SECRET-7f3a9c"  # what the internal service and the leaky upstream hold
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class Spy:
-    """An HTTP server on loopback that records every request it gets."""
-
-    def __init__(self, handler: Handler, port: int = 0) -> None:
-        self.handler = handler
-        self.port = port
-        self.seen: list[str] = []
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append(f"{request.method} {request.path_qs}")
-        return await self.handler(request)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner, url = await start_app(app, port=self.port)
-        self.port = int(url.rsplit(":", 1)[1])
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 async def metadata(request: web.Request) -> web.StreamResponse:
     return web.json_response({"AccessKeyId": SECRET, "Token": SECRET})
-
-
-@asynccontextmanager
-async def spies(*handlers: Handler) -> AsyncIterator[list[Spy]]:
-    servers = [Spy(h) for h in handlers]
-    for server in servers:
-        await server.start()
-    try:
-        yield servers
-    finally:
-        for server in servers:
-            await server.close()
 
 
 async def start(http: aiohttp.ClientSession, daemon: Daemon, room: str,
@@ -205,15 +163,21 @@ async def test_a_path_prefix_matches_whole_segments_only(
     assert leak.seen == ["POST /app", "POST /app/whep/live"]
 
 
-async def test_a_redirect_is_a_failed_source_and_its_target_is_never_reached(
-        attack_stage: tuple[Daemon, dict[str, Spy]]) -> None:
+@pytest.mark.parametrize(("upstream", "status", "detail"), [
+    ("redirector", 307, "redirects are not followed"),  # its target is never reached
+    ("liar", 201, "session URL that is not allowed"),  # a Location never used nor deleted
+])
+async def test_where_an_upstream_points_is_never_followed(
+        attack_stage: tuple[Daemon, dict[str, Spy]], upstream: str, status: int,
+        detail: str) -> None:
     daemon, s = attack_stage
     async with aiohttp.ClientSession() as http:
-        status, problem = await whep(http, daemon, "redirect", f"{s['redirector'].origin}/whep")
-    assert status == 502, problem
-    assert problem["upstream_status"] == 307
-    assert "redirects are not followed" in problem["detail"]
-    assert s["internal"].seen == []
+        answered, problem = await whep(http, daemon, upstream, f"{s[upstream].origin}/whep")
+    assert answered == 502, problem
+    assert problem["upstream_status"] == status
+    assert detail in problem["detail"]
+    assert s[upstream].seen[-1] == "POST /whep"
+    assert s["internal"].seen == []  # no request, no PATCH, no DELETE
     assert SECRET not in json.dumps(problem)
 
 
@@ -240,16 +204,6 @@ async def test_an_upstreams_error_body_reaches_no_client_state_or_log(
         assert SECRET not in text
 
 
-async def test_a_session_url_on_a_host_not_allowed_is_never_used_nor_deleted(
-        attack_stage: tuple[Daemon, dict[str, Spy]]) -> None:
-    daemon, s = attack_stage
-    async with aiohttp.ClientSession() as http:
-        status, problem = await whep(http, daemon, "location", f"{s['liar'].origin}/whep")
-    assert status == 502, problem
-    assert problem["upstream_status"] == 201
-    assert "session URL that is not allowed" in problem["detail"]
-    assert s["liar"].seen == ["POST /whep"]
-    assert s["internal"].seen == []  # no PATCH, no DELETE
 
 
 async def test_a_name_resolving_to_an_internal_address_is_refused_at_connect(

@@ -57,6 +57,19 @@ def test_pages_hold_each_item_once_newest_first_whatever_the_order_offered() -> 
     assert seen == expected
 
 
+def test_an_item_offered_twice_is_held_once() -> None:
+    """A SCAN may return a key twice (the cluster-wide admin list reads by SCAN)."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    positions = [Position(start + timedelta(seconds=i), f"id{i:03d}") for i in range(20)]
+    offered = positions + random.sample(positions, 10) + positions[:5]
+    for limit in (3, 7, 25):
+        newest: Newest[str] = Newest(PageRequest(limit))
+        for position in random.sample(offered, len(offered)):
+            newest.offer(position, position.recording_id)
+        page = newest.page()
+        assert [p for p, _ in page.items] == sorted(positions, reverse=True)[:limit]
+
+
 def test_public_url_drops_userinfo_query_and_fragment() -> None:
     assert public_url("https://u:p@host.example:8443/a/b?token=s#f") == \
         "https://host.example:8443/a/b"

@@ -66,7 +66,7 @@ async def start(http: aiohttp.ClientSession, daemon: Daemon, room: str,
 async def test_one_user_s_watcher_flood_is_capped_while_others_keep_working(
         redis_url: str, redis_client: aioredis.Redis) -> None:
     with run_daemon(redis_url, no_media_timeout_seconds=600, max_per_room=5,
-                    room_processes="false") as daemon:
+                    room_isolation="inline") as daemon:
         flooder = daemon.headers("flooder")
         admin = daemon.headers("app-backend", "admin")
         bystander = daemon.headers("bystander")
@@ -123,7 +123,7 @@ async def _gone(client: aioredis.Redis, key: str) -> bool:
 async def test_who_may_watch_is_checked_before_a_slot_is_taken(
         redis_url: str, redis_client: aioredis.Redis) -> None:
     with run_daemon(redis_url, no_media_timeout_seconds=600, max_watchers_per_user=1,
-                    room_processes="false") as daemon:
+                    room_isolation="inline") as daemon:
         owner = daemon.headers("owner")
         async with aiohttp.ClientSession() as http:
             base = await start(http, daemon, "private", owner)
@@ -145,7 +145,7 @@ async def test_who_may_watch_is_checked_before_a_slot_is_taken(
 
 async def test_a_watcher_that_goes_away_is_one_debug_line(
         redis_url: str, redis_client: aioredis.Redis) -> None:
-    with run_daemon(redis_url, no_media_timeout_seconds=600, room_processes="false",
+    with run_daemon(redis_url, no_media_timeout_seconds=600, room_isolation="inline",
                     extra_env={"RECORDER_LOG_LEVEL": "DEBUG"}) as daemon:
         owner = daemon.headers("leaver")
         async with aiohttp.ClientSession() as http:

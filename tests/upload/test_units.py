@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tenacity import RetryCallState
 
-from recorder.config.settings import SettingsError, load_settings
+from recorder.config.loading import SettingsError, load_settings
 from workers.cloudflare_stream import upload_metadata
 from workers.errors import OffsetMismatch, PermanentError, TransientError, UploadGone
 from workers.retention import sweep
