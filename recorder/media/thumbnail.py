@@ -41,19 +41,24 @@ def picture_at(path: Path, at: float = THUMBNAIL_AT_SECONDS) -> VideoFrame | Non
         return picked
 
 
-def write_thumbnail(video: Path, target: Path, width: int = THUMBNAIL_WIDTH) -> bool:
-    """Write ``target`` from ``video``; False when it has no picture."""
-    frame = picture_at(video)
-    if frame is None or frame.width <= 0:
-        return False
-    height = max(2, round(frame.height * width / frame.width / 2) * 2)
+def jpeg(frame: VideoFrame, width: int = THUMBNAIL_WIDTH) -> bytes:
+    """``frame`` as a JPEG ``width`` pixels wide, its aspect kept (an even height)."""
+    height = max(2, round(frame.height * width / max(1, frame.width) / 2) * 2)
     picture = frame.reformat(width=width, height=height, format="yuvj420p")
     codec = av.CodecContext.create("mjpeg", "w")
     codec.width, codec.height = width, height
     codec.pix_fmt = "yuvj420p"
     codec.time_base = Fraction(1, 25)
-    packets = codec.encode(picture) + codec.encode(None)
+    packets = [*codec.encode(picture), *codec.encode(None)]
+    return b"".join(bytes(p) for p in packets)
+
+
+def write_thumbnail(video: Path, target: Path, width: int = THUMBNAIL_WIDTH) -> bool:
+    """Write ``target`` from ``video``; False when it has no picture."""
+    frame = picture_at(video)
+    if frame is None or frame.width <= 0:
+        return False
     temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_bytes(b"".join(bytes(p) for p in packets))
+    temporary.write_bytes(jpeg(frame, width))
     temporary.replace(target)
     return True
