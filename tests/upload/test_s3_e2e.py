@@ -202,9 +202,14 @@ async def test_a_given_up_upload_fails_keeps_the_file_and_an_admin_retry_complet
         head = s3.client().head_object(Bucket=BUCKET, Key=final.s3_key)
         assert head["Metadata"]["sha256"] == state.sha256
         assert await redis_client.exists(KEYS.upload(rid, state.file_name)) == 0
+        # the give-up wrote the manifest (failed), the retry uploaded it last, rewritten
+        manifest = final.files[-1]
+        assert final.s3_key is not None
+        folder = final.s3_key.rsplit("/", 1)[0]
+        assert (manifest.kind, manifest.s3_key) == ("manifest", f"{folder}/manifest.json")
         totals = await ClusterTotals(redis_client, KEYS).read()  # what /metrics exports
-        assert (totals.upload_failures, totals.uploaded_bytes) == ({"s3": 1},
-                                                                   {"s3": 2 * MIB})
+        assert (totals.upload_failures, totals.uploaded_bytes) == (
+            {"s3": 1}, {"s3": 2 * MIB + manifest.size})
     finally:
         s3.stop()
 
