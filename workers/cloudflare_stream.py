@@ -8,7 +8,9 @@ equals the file's length and Stream reports the video's ``size`` as that length
 (docs/operations.md).
 
 Stream refuses media without a video track, so audio-only files are not sent: they stay on
-disk and their `playback` says ``skipped`` / ``audio-only``.
+disk and their `playback` says ``skipped`` / ``audio-only``. Only media files go to Stream:
+a recording's events, captions, thumbnail and manifest stay on the node, served by the file
+route (the manifest says so for each), and follow the folder's retention.
 
 The bearer token goes with the tus requests too, as Cloudflare's own examples send it.
 """
@@ -26,7 +28,7 @@ import av
 import redis.asyncio as aioredis
 
 from recorder.config.settings import Settings
-from recorder.core.models import Playback
+from recorder.core.models import MEDIA_KINDS, Playback
 from recorder.state.connection import store_errors
 from recorder.state.keys import KeySpace
 from workers.errors import PermanentError, TransientError, UploadGone, transient_status
@@ -43,6 +45,7 @@ MAX_RESTARTS = 3  # tus uploads that may vanish (404/410) before the job gives u
 _SIZE_CHECKS = 5  # Stream may need a moment after the last PATCH to report the size
 _SIZE_CHECK_PAUSE = 1.0
 AUDIO_ONLY = Playback(state="skipped", error="audio-only")
+BESIDE = Stored(uploaded=False)  # a sidecar: Stream takes only video; it stays on the node
 
 
 def has_video(path: Path) -> bool:
@@ -100,6 +103,8 @@ class StreamTarget:
 
     async def store(self, job: FileJob) -> Stored:
         prefix = f"recording {job.recording_id}: stream {job.info.name}"
+        if job.info.kind not in MEDIA_KINDS:
+            return BESIDE  # events, captions, thumbnail, manifest: the file route serves them
         if not await asyncio.to_thread(has_video, job.path):
             logger.info("%s: audio only, not sent to Stream (kept on disk)", prefix)
             return Stored(playback=AUDIO_ONLY, uploaded=False)
@@ -141,6 +146,8 @@ class StreamTarget:
         raise PermanentError(f"the tus upload of {job.info.name} vanished {MAX_RESTARTS} times")
 
     async def stored(self, job: FileJob) -> Stored | None:
+        if job.info.kind not in MEDIA_KINDS:
+            return BESIDE
         if job.info.playback is not None and job.info.playback.state == AUDIO_ONLY.state:
             return Stored(playback=job.info.playback, uploaded=False)
         stream_id = job.info.stream_id

@@ -29,7 +29,9 @@ import redis.asyncio as aioredis
 from recorder.core import lifecycle
 from recorder.core.errors import InvalidTransition, NotFound, Unavailable
 from recorder.core.lifecycle import Action
-from recorder.core.models import FileInfo, RecordingState, Status, UploadState
+from recorder.core.manifest import MANIFEST_KIND, with_manifest
+from recorder.core.models import MEDIA_KINDS, FileInfo, RecordingState, Status, UploadState
+from recorder.service.manifests import write_final_manifest, write_manifest
 from recorder.state.jobs import UploadJob
 from recorder.state.keys import KeySpace
 from recorder.state.store import Change, StateStore
@@ -111,7 +113,9 @@ class Uploader:
         results: list[Stored] = []
         current: FileJob | None = None
         try:
-            for info in state.files:
+            for info in _manifest_last(state.files):
+                if info.kind == MANIFEST_KIND:  # rewritten with where the others went
+                    state, info = await self._fresh_manifest(state)
                 current = self._file_job(state, info, progress)
                 stored = await self._store_file(current, target_name, target)
                 results.append(stored)
@@ -126,7 +130,9 @@ class Uploader:
                 await target.abandon(current)
             await self._give_up(rid, target_name, exc.message)
             return
-        if results and all(r.uploaded for r in results):
+        media = [r for r, f in zip(results, _manifest_last(state.files), strict=False)
+                 if f.kind in MEDIA_KINDS]
+        if media and all(r.uploaded for r in media):  # sidecars left local go with the folder
             await asyncio.to_thread(_mark_uploaded, Path(state.local_path))
         try:
             state = await self._store.update(rid, _complete)
@@ -135,6 +141,18 @@ class Uploader:
             return
         logger.info("recording %s: upload %s, %d bytes; completed", rid,
                     state.upload.state.value if state.upload else "?", progress.total)
+
+    async def _fresh_manifest(self, state: RecordingState) -> tuple[RecordingState, FileInfo]:
+        """The manifest written again for the recording as it completes (every other file
+        stored by now, each saying where), and described in the state."""
+        info = await asyncio.to_thread(write_manifest, _complete(state.model_copy(deep=True)))
+
+        def listed(current: RecordingState) -> RecordingState:
+            if not _waiting(current):
+                raise NothingToDo(current.recording_id)
+            return with_manifest(current, info)
+
+        return await self._store.update(state.recording_id, listed), info
 
     def _file_job(self, state: RecordingState, info: FileInfo, progress: _Progress) -> FileJob:
         rid = state.recording_id
@@ -183,11 +201,12 @@ class Uploader:
     async def _give_up(self, recording_id: str, target_name: str, message: str) -> None:
         error = f"upload: {message}"
         try:
-            await self._store.update(recording_id, _failed(error))
+            failed = await self._store.update(recording_id, _failed(error))
         except (NotFound, InvalidTransition):
             logger.warning("recording %s: upload given up but the state moved on: %s",
                            recording_id, error)
             return
+        await write_final_manifest(self._store, failed)  # says failed, and where files are
         await self._totals.add(UPLOAD_FAILURES, target_name)
         logger.warning("recording %s: failed: %s (files kept)", recording_id, error)
 
@@ -243,9 +262,15 @@ def _bytes_sent(sent: int) -> Change:
     return change
 
 
+def _manifest_last(files: list[FileInfo]) -> list[FileInfo]:
+    return ([f for f in files if f.kind != MANIFEST_KIND]
+            + [f for f in files if f.kind == MANIFEST_KIND])
+
+
 def _complete(state: RecordingState) -> RecordingState:
     assert state.upload is not None
-    main = state.files[0] if state.files else None
+    media = state.media_files
+    main = media[0] if media else None
     if main is not None:
         state.s3_key = main.s3_key
         state.stream_id = main.stream_id

@@ -21,6 +21,7 @@ from recorder.api.schemas import RecordingList, RecordingView
 from recorder.api.views import state_response, view
 from recorder.core.access import Caller
 from recorder.core.errors import Draining, Forbidden, InvalidInput, LimitReached, NotFound
+from recorder.core.events import MAX_EVENT_BYTES, EventBody
 from recorder.core.models import RecordingState, StartRequest, Status
 from recorder.core.paging import (
     DEFAULT_LIMIT,
@@ -36,7 +37,14 @@ logger = logging.getLogger(__name__)
 
 ROOM = "/api/webrtc/rooms/{room_id}"
 RECORDING = ROOM + "/recording/{recording_id}"
-FILE_TYPES = {".webm": "video/webm", ".mp4": "video/mp4", ".mkv": "video/x-matroska"}
+FILE_TYPES = {".webm": "video/webm", ".mp4": "video/mp4", ".mkv": "video/x-matroska",
+              ".jsonl": "application/jsonl", ".vtt": "text/vtt",
+              ".json": "application/json", ".jpg": "image/jpeg"}
+
+
+class EventAccepted(BaseModel):
+    recording_id: str
+    accepted: bool
 
 
 class StartQuery(BaseModel):
@@ -156,6 +164,15 @@ async def status(request: web.Request) -> web.StreamResponse:
     return state_response(caller, state)
 
 
+async def record_event(request: web.Request) -> web.StreamResponse:
+    caller, room_id, recording_id = _target(request)
+    body = body_of(request, EventBody)
+    if body is None:
+        raise InvalidInput("an event body is required")
+    await request.app[SERVICE].record_event(caller, room_id, recording_id, body.root)
+    return web.json_response({"recording_id": recording_id, "accepted": True}, status=202)
+
+
 def _target(request: web.Request) -> tuple[Caller, str, str]:
     caller = caller_of(request)
     room_id = request.match_info["room_id"]
@@ -228,6 +245,15 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", RECORDING, cancel, "cancelRecording",
           "Cancel a recording: stop it and delete its files", "recordings",
           response=RecordingView, errors=_STATE_ERRORS, locate=by_recording),
+    Route("POST", RECORDING + "/events", record_event, "recordEvent",
+          "Record a timed event (a chat message, or any named event) in a recording",
+          "recordings", body=EventBody, body_limit=MAX_EVENT_BYTES, response=EventAccepted,
+          success=202, errors=(403, 404, 409, 429, 503), locate=by_recording,
+          description="Exactly `{\"type\": \"chat\", \"user\", \"text\"}` or "
+          "`{\"type\": <other>, \"data\": {...}}`, at most 16 KiB (413). Stamped with the "
+          "recording's media time `t` and the poster's token `sub`, appended to `events.jsonl`"
+          "; 409 unless the recording is `recording`; 429 `event_rate` past "
+          "RECORDER_MAX_EVENTS_PER_SECOND. `GET` on this path is the live-status stream."),
     Route("GET", RECORDING + "/status", status, "getRecording", "A recording's state",
           "recordings", response=RecordingView, errors=(403, 404, 503)),
     Route("GET", ROOM + "/recordings", list_room, "listRoomRecordings",

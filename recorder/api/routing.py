@@ -55,6 +55,7 @@ class Route:
     admin: bool = False  # admins only: 403 for anyone else, before anything is looked at
     query: type[BaseModel] | None = None
     body: type[BaseModel] | None = None  # an optional JSON body
+    body_limit: int = JSON_LIMIT  # bytes; a longer body is 413
     text_body: str | None = None  # media type of a required text body (WHIP's SDP)
     text_example: str | None = None  # documented example of that body
     text_check: Callable[[str], object] | None = None  # refuses a bad text body (raises)
@@ -117,12 +118,12 @@ def _guard(route: Route) -> Handler:
             if route.text_check is not None:
                 route.text_check(text)
         if route.locate is not None:
-            moved = await elsewhere(request, route.locate, route.redirect, JSON_LIMIT,
+            moved = await elsewhere(request, route.locate, route.redirect, route.body_limit,
                                     None if text is None else text.encode())
             if moved is not None:
                 return moved
         if route.body is not None:
-            request[BODY] = await read_json(request, route.body, JSON_LIMIT)
+            request[BODY] = await read_json(request, route.body, route.body_limit)
         return await route.handler(request)
 
     guarded.__name__ = route.operation_id

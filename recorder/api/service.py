@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from recorder.core.access import Caller
+from recorder.core.events import ChatEventBody, DataEventBody
 from recorder.core.fleet import NodesView, QueuesView, StorageView, Timeline
 from recorder.core.models import RecordingState, StartRequest, Status
 from recorder.core.outbox_status import ReplayResult, WebhookStatus
@@ -37,6 +38,11 @@ class RecordingsService(Protocol):
         ...
 
     async def status(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
+        ...
+
+    async def record_event(self, caller: Caller, room_id: str, recording_id: str,
+                           body: ChatEventBody | DataEventBody) -> None:
+        """A timed event for a recording that records now (409 otherwise)."""
         ...
 
     async def list_room(self, caller: Caller, room_id: str,

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     """Starts of one user admitted in the last 60 s, cluster-wide; admins spared (429)."""
     max_rooms: int = Field(64, ge=1)
     """Rooms one node hosts (429 `max_rooms`)."""
+    max_events_per_second: int = Field(20, ge=1, le=1000)
+    """Timed events one recording takes per second (API posts and publishers' data-channel
+    messages together): the API answers 429 `event_rate` beyond it, data-channel messages
+    beyond it are dropped and counted (docs/media.md, "Events")."""
     whip_connect_timeout_seconds: float = Field(15, gt=0)
     """A WHIP session not connected (ICE and DTLS) by then is closed and its slot freed."""
     default_format: Format = Format.WEBM

@@ -12,9 +12,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from recorder.core.errors import InvalidTransition
+from recorder.core.events import EventCounts
 from recorder.core.frames import FrameCounts
 from recorder.core.models import (
+    MEDIA_KINDS,
     FileInfo,
+    PauseSpan,
     RecordingState,
     Status,
     StopReason,
@@ -22,7 +25,7 @@ from recorder.core.models import (
     UploadState,
     UploadTarget,
 )
-from recorder.core.tracks import TrackInfo
+from recorder.core.tracks import PublisherSpan, TrackInfo
 
 
 class Action(StrEnum):
@@ -109,11 +112,9 @@ def apply(
     if action is Action.MEDIA_STARTED:
         new.started_at = at
     elif action is Action.PAUSE:
-        new.paused_at = at
+        _paused(new, state, at)
     elif action is Action.RESUME:
-        assert state.paused_at is not None
-        new.paused_seconds += (at - state.paused_at).total_seconds()
-        new.resumed_at = at
+        _resumed(new, state, at)
     elif action in (Action.STOP, Action.CANCEL) or (
         action is Action.FAIL and state.status in ACTIVE
     ):
@@ -141,6 +142,20 @@ def apply(
     return new
 
 
+def _paused(new: RecordingState, state: RecordingState, at: datetime) -> None:
+    new.paused_at = at
+    new.pauses.append(PauseSpan(paused_at=at,
+                                position_seconds=round(media_seconds(state, at), 3)))
+
+
+def _resumed(new: RecordingState, state: RecordingState, at: datetime) -> None:
+    assert state.paused_at is not None
+    new.paused_seconds += (at - state.paused_at).total_seconds()
+    new.resumed_at = at
+    if new.pauses and new.pauses[-1].resumed_at is None:
+        new.pauses[-1].resumed_at = at
+
+
 def media_seconds(state: RecordingState, at: datetime) -> float:
     """Media time at `at`: wall time since the first frame, pauses cut out."""
     if state.started_at is None:
@@ -154,13 +169,23 @@ def media_seconds(state: RecordingState, at: datetime) -> float:
 
 
 def captured(state: RecordingState, files: list[FileInfo], duration_seconds: float,
-             frames: FrameCounts, tracks: list[TrackInfo]) -> RecordingState:
-    """`state` with what its capture wrote (the first file is the main one): queued for
-    upload, or completed at once when it goes nowhere."""
+             frames: FrameCounts, tracks: list[TrackInfo], *,
+             events: dict[str, EventCounts] | None = None,
+             publishers: list[PublisherSpan] | None = None,
+             pauses: list[PauseSpan] | None = None) -> RecordingState:
+    """`state` with what its capture wrote (the first media file is the main one): queued
+    for upload, or completed at once when it goes nowhere."""
     new = state.model_copy(deep=True)
+    if events is not None:
+        new.events = dict(events)
+    if publishers is not None:
+        new.publishers = list(publishers)
+    if pauses:  # the room's own record of its cuts is exact; the state's is the request's
+        new.pauses = [p.model_copy() for p in pauses]
     new.files = files
-    if files:
-        main = files[0]
+    media = [f for f in files if f.kind in MEDIA_KINDS]
+    if media:
+        main = media[0]
         new.file_name, new.file_size_bytes, new.sha256 = main.name, main.size, main.sha256
     new.duration_seconds = round(duration_seconds, 3)
     new.frames = frames

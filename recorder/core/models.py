@@ -9,9 +9,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from recorder.core.events import EventCounts
 from recorder.core.frames import FrameCounts
 from recorder.core.presets import Format, Layout, Quality
-from recorder.core.tracks import TrackInfo
+from recorder.core.tracks import PublisherSpan, TrackInfo
 
 MAX_METADATA_BYTES = 16 * 1024  # a start's `metadata`, as compact UTF-8 JSON
 
@@ -67,9 +68,13 @@ class Upload(BaseModel):
     error: str | None = None
 
 
+MEDIA_KINDS = ("composite", "track")  # the recording's video/audio files
+SIDECAR_KINDS = ("events", "captions", "thumbnail", "manifest")  # the files beside them
+
+
 class FileInfo(BaseModel):
     name: str
-    kind: str  # "composite" or "track"
+    kind: str  # a media kind ("composite", "track") or a sidecar's (SIDECAR_KINDS)
     size: int
     sha256: str
     duration_seconds: float | None = None
@@ -77,6 +82,14 @@ class FileInfo(BaseModel):
     s3_key: str | None = None
     stream_id: str | None = None
     playback: Playback | None = None
+
+
+class PauseSpan(BaseModel):
+    """One pause: its wall times and where it cut the recording (recording seconds)."""
+
+    paused_at: datetime
+    resumed_at: datetime | None = None  # None: still paused when it stopped
+    position_seconds: float
 
 
 class RecordingState(BaseModel):
@@ -119,12 +132,19 @@ class RecordingState(BaseModel):
     sha256: str | None = None
     tracks: list[TrackInfo] = Field(default_factory=list)
     frames: FrameCounts = Field(default_factory=FrameCounts)
+    events: dict[str, EventCounts] = Field(default_factory=dict)  # by channel
+    publishers: list[PublisherSpan] = Field(default_factory=list)
+    pauses: list[PauseSpan] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     webhook_url: str | None = None
     error: str | None = None
 
     def to_json(self) -> str:
         return self.model_dump_json()
+
+    @property
+    def media_files(self) -> list[FileInfo]:
+        return [f for f in self.files if f.kind in MEDIA_KINDS]
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> RecordingState:
@@ -164,6 +184,9 @@ class CloudflareSource(BaseModel):
                             description="The publisher's session id")
     track_names: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
         min_length=1, max_length=64, description="The publisher's track names to record")
+    data_channels: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=16,
+        description="The publisher's data channels to record as events (`chat`: chat)")
 
 
 Source = Annotated[WhipSource | WhepSource | CloudflareSource, Field(discriminator="type")]

@@ -17,6 +17,7 @@ class CloudflarePull:
     session_id: str  # the publisher's
     track_names: tuple[str, ...]
     app_secret: str = field(default="", repr=False)
+    data_channels: tuple[str, ...] = ()  # recorded as events under their names
 
 
 # A WHEP source is the request's own model (URL and token); a Cloudflare one is resolved

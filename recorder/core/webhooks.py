@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from recorder.core.manifest import manifest
 from recorder.core.models import RecordingState
 from recorder.core.urls import AllowList
 
@@ -40,6 +41,8 @@ WEBHOOK_EVENTS: dict[str, str] = {
     "recording_cancelled": "recording.cancelled",
     "recording_ready": "recording.ready",
 }
+
+MANIFEST_EVENTS = frozenset({"recording.complete", "recording.ready"})  # carry data.manifest
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ def payload(event: str, state: RecordingState, at: datetime, *, error: str | Non
             "files": files,
             "error": error if error is not None else state.error,
             "timestamp": when,
+            **({"manifest": manifest(state)} if event in MANIFEST_EVENTS else {}),
         },
     }
 

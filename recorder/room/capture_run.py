@@ -17,17 +17,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import av
 
+from recorder.core.events import Incoming
 from recorder.core.frames import FrameCounts
+from recorder.core.models import PauseSpan
 from recorder.core.presets import Format, Layout, Quality
-from recorder.core.tracks import TrackInfo
+from recorder.core.tracks import PublisherSpan, TrackInfo
 from recorder.media.encoded import EncodedFrame
 from recorder.media.sources import CAMERA, Publisher
+from recorder.room.event_log import EventLog, Outcome
 from recorder.room.messages import (
     CaptureFailed,
     CaptureFinished,
@@ -39,6 +43,8 @@ from recorder.room.messages import (
 )
 
 logger = logging.getLogger(__name__)
+
+PAUSE = "pause"  # the hold of a user's pause (an upstream gap holds as "upstream")
 
 Frame = av.AudioFrame | av.VideoFrame
 AnyFrame = Frame | EncodedFrame
@@ -132,10 +138,13 @@ class CaptureRun:
         emit: Callable[[RoomEvent], None],
         progress_interval: float,
         keyframes: Callable[[str], None] | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.recording_id = recording_id
         self.directory = directory
         self.capture = capture
+        self.events = events or EventLog(recording_id, directory,
+                                         lambda: capture.media_seconds, 0)
         # encoded frames go to a capture that takes them; decoded ones to the others
         self.encoded: EncodedCaptureLike | None = (
             capture if isinstance(capture, EncodedCaptureLike) else None)
@@ -150,6 +159,8 @@ class CaptureRun:
         self._started_at = time.monotonic()
         self._media_started = False
         self._progress: asyncio.Task[None] | None = None
+        self._spans: dict[str, PublisherSpan] = {}  # publisher session -> its span
+        self.pauses: list[PauseSpan] = []  # the user's pauses, as this clock cut them
 
     def start(self) -> None:
         self._progress = asyncio.create_task(self._report_progress())
@@ -164,6 +175,43 @@ class CaptureRun:
         self._sources.add(source_id)
         if track.track not in self.tracks:
             self.tracks.append(track.track)
+        self.publisher_seen(track.session_id, track.track.publisher_id, role, track.track)
+
+    # ---- publishers and events --------------------------------------------------------
+
+    def publisher_seen(self, session_id: str, publisher_id: str, role: str,
+                       track: TrackInfo | None = None) -> None:
+        """A publisher sends a track (or opened a data channel): its span begins now."""
+        span = self._spans.get(session_id)
+        if span is None or span.left_seconds is not None:
+            span = PublisherSpan(publisher_id, role, self._media_now())
+        if track is not None and track not in span.tracks:
+            span = replace(span, tracks=(*span.tracks, track))
+        self._spans[session_id] = span
+
+    def publisher_left(self, session_id: str) -> None:
+        span = self._spans.get(session_id)
+        if span is not None and span.left_seconds is None:
+            self._spans[session_id] = replace(span, left_seconds=self._media_now())
+
+    def _media_now(self) -> float:
+        try:
+            return round(float(self.capture.media_seconds), 3)
+        except Exception:
+            return 0.0
+
+    @property
+    def started(self) -> bool:
+        return self._media_started
+
+    @property
+    def recording(self) -> bool:
+        """Media started and not paused: events are recorded (an upstream gap records them
+        at the point of the cut)."""
+        return self._media_started and PAUSE not in self._holds and self.failure is None
+
+    def offer_event(self, incoming: Incoming | None, channel: str) -> Outcome:
+        return self.events.offer(incoming, channel, self.recording)
 
     def remove_source(self, source_id: str) -> None:
         if source_id not in self._sources:
@@ -180,6 +228,9 @@ class CaptureRun:
         user's pause and a broken upstream are held apart, so neither ends the other."""
         if not self._holds:
             self.capture.pause(at)
+        if reason == PAUSE and PAUSE not in self._holds and self._media_started:
+            self.pauses.append(PauseSpan(paused_at=datetime.now(UTC),
+                                         position_seconds=self._media_now()))
         self._holds.add(reason)
 
     def release(self, reason: str, at: float) -> None:
@@ -189,6 +240,8 @@ class CaptureRun:
         self._holds.discard(reason)
         if not self._holds:
             self.capture.resume(at)
+        if reason == PAUSE and self.pauses and self.pauses[-1].resumed_at is None:
+            self.pauses[-1].resumed_at = datetime.now(UTC)
 
     def push(self, source_id: str, frame: AnyFrame, arrival: float) -> None:
         if self.failure is not None or source_id not in self._sources:
@@ -213,6 +266,7 @@ class CaptureRun:
         """Finalise the file off the loop and report the outcome; never raises."""
         await self._stop_progress()
         rid = self.recording_id
+        events_file = self.events.close()
         try:
             result = await asyncio.to_thread(self.capture.stop)
         except Exception as exc:
@@ -230,10 +284,17 @@ class CaptureRun:
                     rid, len(result.files), result.path, duration, frames.written)
         files = [FileResult(str(f.path), f.kind, float(f.duration_seconds),
                             float(f.offset_seconds)) for f in result.files]
-        self._emit(CaptureFinished(rid, files, duration, frames, tracks=list(self.tracks)))
+        for session_id in list(self._spans):
+            self.publisher_left(session_id)
+        self._emit(CaptureFinished(
+            rid, files, duration, frames, tracks=list(self.tracks),
+            events=self.events.snapshot(), publishers=list(self._spans.values()),
+            pauses=list(self.pauses),
+            events_file=None if events_file is None else str(events_file)))
 
     async def abort(self) -> None:
         await self._stop_progress()
+        self.events.discard()
         await asyncio.to_thread(self.capture.abort)
         logger.info("recording %s: aborted", self.recording_id)
 
@@ -242,11 +303,13 @@ class CaptureRun:
         last = self.capture.last_frame_at
         idle = now - (last if last is not None else self._started_at)
         return CaptureProgress(self.recording_id, float(self.capture.media_seconds),
-                               max(0.0, idle), counts(self.capture.frames))
+                               max(0.0, idle), counts(self.capture.frames),
+                               self.events.snapshot())
 
     async def _report_progress(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
+            self.events.flush()
             try:
                 self._emit(self.progress())
             except Exception:

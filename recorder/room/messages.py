@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from recorder.core.events import DEFAULT_MAX_EVENTS_PER_SECOND, EventCounts, Incoming
 from recorder.core.frames import FrameCounts
+from recorder.core.models import PauseSpan
 from recorder.core.presets import Format, Layout, Quality
 from recorder.core.pulls import PullSource
-from recorder.core.tracks import TrackInfo
+from recorder.core.tracks import PublisherSpan, TrackInfo
 
 # ---- commands (main -> room) ------------------------------------------------------------
 
@@ -50,6 +52,9 @@ class StartCapture:
     # `source` only: keep every track's codec (Matroska takes VP8, H.264 and Opus), not only
     # the format's; the live part of a deferred recording, never a user's file
     as_received: bool = False
+    # where events.jsonl goes (the recording's folder; "": `directory`) and their cap
+    folder: str = ""
+    max_events_per_second: int = DEFAULT_MAX_EVENTS_PER_SECOND
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,19 @@ class CancelCapture:
     recording_id: str
 
 
+@dataclass(frozen=True)
+class RecordEvent:
+    """An event posted to the API for a recording. Reply :class:`Ack` once it is stamped
+    and written; refused with 409 while the capture is not recording (the drop is
+    counted) and 429 ``event_rate`` over RECORDER_MAX_EVENTS_PER_SECOND."""
+
+    recording_id: str
+    event: Incoming
+
+
 RoomCommand = (
     Publish | Unpublish | StartCapture | PauseCapture | ResumeCapture | StopCapture | CancelCapture
+    | RecordEvent
 )
 
 # ---- replies ----------------------------------------------------------------------------
@@ -126,6 +142,7 @@ class CaptureProgress:
     media_seconds: float
     idle_seconds: float  # since the last frame from any source (0 while media flows)
     frames: FrameCounts
+    events: dict[str, EventCounts] = field(default_factory=dict)  # by channel, so far
 
 
 @dataclass(frozen=True)
@@ -143,6 +160,10 @@ class CaptureFinished:
     duration_seconds: float
     frames: FrameCounts
     tracks: list[TrackInfo] = field(default_factory=list)
+    events: dict[str, EventCounts] = field(default_factory=dict)  # by channel
+    publishers: list[PublisherSpan] = field(default_factory=list)
+    pauses: list[PauseSpan] = field(default_factory=list)  # as the media clock cut them
+    events_file: str | None = None  # events.jsonl, when an event was recorded
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable
 
 from recorder.core.tracks import TrackInfo
+from recorder.media.sources import CAMERA
 from recorder.room.capture_run import CaptureRun
 from recorder.room.messages import RoomEvent, TrackAdded
+from recorder.room.room_events import channel_message
 from recorder.rtc.publisher import Source
 from recorder.rtc.receiver import Frame as PulledFrame
 
@@ -74,6 +76,11 @@ class PullFeed:
         run.push(source.source_id, frame, time.monotonic())
         if run.failure is not None:
             self._finish(run)
+
+    def message(self, publisher_id: str, label: str, message: str | bytes) -> None:
+        run = self._target()
+        if run is not None:
+            channel_message([run], publisher_id, publisher_id, CAMERA, label, message)
 
     def lost(self, at: float) -> None:
         run = self._target()

@@ -57,6 +57,7 @@ from recorder.room.messages import (
     Publish,
     PublishAnswer,
     PublisherLeft,
+    RecordEvent,
     ResumeCapture,
     RoomCommand,
     RoomEvent,
@@ -67,6 +68,7 @@ from recorder.room.messages import (
     Unpublish,
 )
 from recorder.room.pull_feed import PullFeed
+from recorder.room.room_events import channel_message, event_log, record_api_event
 from recorder.rtc.publisher import CONNECT_TIMEOUT_SECONDS, PeerCallbacks, PublisherPeer, Source
 from recorder.rtc.pull import Pull, PullTiming, make_upstream
 from recorder.rtc.sdp import check_offer
@@ -130,6 +132,9 @@ class RoomSession:
                 self._finish(self._run(command.recording_id))
             case CancelCapture():
                 await self._cancel(command)
+            case RecordEvent():
+                run = self._run(command.recording_id)
+                record_api_event(run, command, run.events.limit)
             case _:
                 raise InvalidInput(f"unknown room command {type(command).__name__}")
         return Ack()
@@ -165,7 +170,8 @@ class RoomSession:
             )
         peer = PublisherPeer(
             sid, command.publisher_id, command.role, self._config.ice_servers,
-            PeerCallbacks(self._on_source, self._on_frame, self._on_peer_closed),
+            PeerCallbacks(self._on_source, self._on_frame, self._on_peer_closed,
+                          self._on_message),
             connect_timeout=self._config.connect_timeout,
         )
         self._peers[sid] = peer  # holds its slot while candidates are gathered
@@ -209,6 +215,11 @@ class RoomSession:
         for run in failed:
             self._finish(run)
 
+    def _on_message(self, peer: PublisherPeer, label: str, message: str | bytes | None
+                    ) -> None:
+        runs = [r for r in self._runs.values() if r.recording_id not in self._pulls]
+        channel_message(runs, peer.session_id, peer.publisher_id, peer.role, label, message)
+
     def _on_peer_closed(self, peer: PublisherPeer) -> None:
         sid = peer.session_id
         if self._peers.get(sid) is peer:
@@ -220,6 +231,8 @@ class RoomSession:
             self._tracks.pop(source.source_id, None)
             for run in self._runs.values():
                 run.remove_source(source.source_id)
+        for run in self._runs.values():
+            run.publisher_left(sid)
         logger.info("room %s: publisher %s left, %d remain", self.room_id, sid,
                     len(self._peers))
         self._emit(PublisherLeft(sid, peer.publisher_id))
@@ -247,11 +260,13 @@ class RoomSession:
         keyframes = (self._request_keyframe if command.source is None
                      else functools.partial(self._pull_keyframe, rid))
         run = CaptureRun(rid, directory, capture, self._emit, self._config.progress_interval,
-                         keyframes)
+                         keyframes, event_log(command, capture))
         if command.source is not None:
             await self._start_pull(run, command)
         else:
             for peer in self._peers.values():
+                if peer.channels:
+                    run.publisher_seen(peer.session_id, peer.publisher_id, peer.role)
                 for source in peer.sources:
                     self._add_source(run, source)
             self._runs[rid] = run

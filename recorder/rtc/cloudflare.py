@@ -8,7 +8,13 @@ secret>``, JSON bodies):
    "sessionId": <publisher's>, "trackName": ...}]}``: the SFU answers 200 with
    ``requiresImmediateRenegotiation: true`` and its SDP offer (the SFU offers, we answer).
 3. Apply the offer, answer it, ``PUT sessions/{ours}/renegotiate`` with our answer.
-4. At the end ``PUT sessions/{ours}/tracks/close`` with our transceivers' mids and
+4. With ``data_channels`` (recorded as events): ``POST sessions/{ours}/datachannels/establish``
+   with ``{"dataChannel": {"location": "remote", "dataChannelName": "server-events"}}`` for
+   the data-channel transport (the SFU offers again, now with an SCTP section; answered as in
+   3), then ``POST sessions/{ours}/datachannels/new`` with ``{"dataChannels": [{"location":
+   "remote", "sessionId": <publisher's>, "dataChannelName": ...}]}``: each comes back with
+   the ``id`` of the SCTP stream, opened on our side as a negotiated channel.
+5. At the end ``PUT sessions/{ours}/tracks/close`` with our transceivers' mids and
    ``force: true`` (no SDP exchange: the connection is closing anyway).
 
 A 200 is not success on its own: the body may carry a top-level ``errorCode`` and each
@@ -46,6 +52,7 @@ from recorder.rtc.upstream import (
 
 logger = logging.getLogger(__name__)
 
+SERVER_EVENTS = "server-events"  # the channel that establishes a session's SCTP transport
 OVERLAP_RETRIES = 4
 OVERLAP_BACKOFF_SECONDS = 0.2
 
@@ -81,6 +88,31 @@ class CloudflareApi:
             raise SourceFailed(f"cloudflare: track(s) refused: {', '.join(names) or '?'}",
                                200)
         return body
+
+    async def establish_channels(self, session_id: str) -> dict[str, Any]:
+        """The data-channel transport: the SFU's offer with an SCTP section."""
+        return await self._mutate(session_id, "POST", "/datachannels/establish", {
+            "dataChannel": {"location": "remote", "dataChannelName": SERVER_EVENTS}})
+
+    async def pull_channels(self, session_id: str, publisher_session: str,
+                            names: tuple[str, ...]) -> dict[str, int]:
+        """Subscribe to the publisher's data channels: name -> SCTP stream id."""
+        wanted = [{"location": "remote", "sessionId": publisher_session,
+                   "dataChannelName": name} for name in names]
+        body = await self._mutate(session_id, "POST", "/datachannels/new",
+                                  {"dataChannels": wanted})
+        ids: dict[str, int] = {}
+        for item in body.get("dataChannels") or []:
+            if not isinstance(item, dict) or item.get("errorCode"):
+                continue
+            name, channel_id = item.get("dataChannelName"), item.get("id")
+            if name in names and isinstance(channel_id, int) and 0 <= channel_id < 65535:
+                ids[str(name)] = channel_id
+        refused = [n for n in names if n not in ids]  # named from our request, not the SFU
+        if refused:
+            raise SourceFailed(f"cloudflare: data channel(s) refused: {', '.join(refused)}",
+                               200)
+        return ids
 
     async def renegotiate(self, session_id: str, answer_sdp: str) -> None:
         await self._mutate(session_id, "PUT", "/renegotiate",
@@ -165,11 +197,12 @@ class CloudflareSession:
 
 class CloudflareUpstream:
     def __init__(self, api: CloudflareApi, app_id: str, publisher_session: str,
-                 track_names: tuple[str, ...]) -> None:
+                 track_names: tuple[str, ...], data_channels: tuple[str, ...] = ()) -> None:
         self._api = api
         self._app_id = app_id
         self._publisher_session = publisher_session
         self._track_names = track_names
+        self._data_channels = data_channels
 
     @property
     def label(self) -> str:
@@ -194,6 +227,8 @@ class CloudflareUpstream:
         try:
             answer = await peer.answer(offer)
             await self._api.renegotiate(session_id, answer)
+            if self._data_channels:
+                await self._open_channels(session_id, peer)
         except UnusableSdp as exc:
             await peer.close()
             await self._close_quietly(session_id, mids)
@@ -205,6 +240,22 @@ class CloudflareUpstream:
         logger.info("%s: pulling %s as session %s (mids %s)", self._api.log,
                     ", ".join(self._track_names), session_id, mids)
         return CloudflareSession(self._api, session_id, peer, mids)
+
+    async def _open_channels(self, session_id: str, peer: ReceiverPeer) -> None:
+        body = await self._api.establish_channels(session_id)
+        description = body.get("sessionDescription") or {}
+        offer = description.get("sdp") if isinstance(description, dict) else None
+        if body.get("requiresImmediateRenegotiation"):
+            if not isinstance(offer, str) or description.get("type") != "offer":
+                raise SourceFailed(f"{self.label}: datachannels/establish returned no offer",
+                                   200)
+            await self._api.renegotiate(session_id, await peer.answer(offer))
+        ids = await self._api.pull_channels(session_id, self._publisher_session,
+                                            self._data_channels)
+        for name, channel_id in ids.items():
+            peer.subscribe(name, channel_id)
+        logger.info("%s: data channels %s of session %s subscribed", self._api.log,
+                    ", ".join(ids), self._publisher_session)
 
     async def _close_quietly(self, session_id: str, mids: list[str]) -> None:
         if mids:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import av
 from aiortc import (
     RTCConfiguration,
+    RTCDataChannel,
     RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
@@ -59,11 +60,17 @@ class Source:
     codec: str
 
 
+MAX_DATA_CHANNELS = 16
+"""Data channels one publisher may open; further ones are closed at once."""
+
+
 @dataclass(frozen=True)
 class PeerCallbacks:
     on_source: Callable[[Source], None]  # first frame of a track arrived
     on_frame: Callable[[Source, Frame], None]
     on_closed: Callable[[PublisherPeer], None]  # once, whoever closed it
+    # a data channel opened (message None) or one of its messages came: (peer, label, message)
+    on_message: Callable[[PublisherPeer, str, str | bytes | None], None] | None = None
 
 
 class PublisherPeer:
@@ -80,6 +87,7 @@ class PublisherPeer:
         self.publisher_id = publisher_id
         self.role = role
         self.sources: list[Source] = []  # in the order their first frame came
+        self.channels: list[str] = []  # labels of its open data channels
         self._callbacks = callbacks
         self._connect_timeout = connect_timeout
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
@@ -99,6 +107,7 @@ class PublisherPeer:
         self._offer = offer
         pc = self._pc
         pc.on("track", self._on_track)
+        pc.on("datachannel", self._on_datachannel)
         pc.on("connectionstatechange", self._on_state)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
@@ -149,6 +158,32 @@ class PublisherPeer:
             tap.set_demand(*self._demand)
             self._taps[track.id] = tap
         self._tasks.spawn(self._drain(track, codec))
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        """Record every message of the channel under its label (docs/media.md, "Events")."""
+        label = str(channel.label)
+        if len(self.channels) >= MAX_DATA_CHANNELS:
+            logger.warning("%s: data channel %r refused: %d open", self._log, label[:64],
+                           MAX_DATA_CHANNELS)
+            channel.close()
+            return
+        self.channels.append(label)
+        logger.info("%s: data channel %r open", self._log, label[:64])
+
+        def on_message(message: object) -> None:
+            if isinstance(message, str | bytes):
+                self._hand_message(label, message)
+
+        channel.on("message", on_message)
+        self._hand_message(label, None)
+
+    def _hand_message(self, label: str, message: str | bytes | None) -> None:
+        if self._callbacks.on_message is None:
+            return
+        try:
+            self._callbacks.on_message(self, label, message)
+        except Exception:  # a message must never take the peer down
+            logger.exception("%s: a data channel message could not be handed on", self._log)
 
     def set_demand(self, decoded: bool, encoded: bool) -> None:
         """Whether the room's captures want decoded frames, encoded ones, or both: a room

@@ -67,6 +67,9 @@ class PullSink(Protocol):
     def restored(self, at: float) -> None:
         """A new session delivers again from monotonic time ``at``."""
 
+    def message(self, publisher_id: str, label: str, message: str | bytes) -> None:
+        """A message on one of the upstream's data channels."""
+
 
 def make_upstream(source: PullSource, http: aiohttp.ClientSession, outbound: Outbound,
                   recording_id: str) -> Upstream:
@@ -78,7 +81,7 @@ def make_upstream(source: PullSource, http: aiohttp.ClientSession, outbound: Out
             api = CloudflareApi(http, source.api_base, source.app_id, source.app_secret,
                                 recording_id)
             return CloudflareUpstream(api, source.app_id, source.session_id,
-                                      source.track_names)
+                                      source.track_names, source.data_channels)
     raise TypeError(f"unknown pull source {type(source).__name__}")
 
 
@@ -149,6 +152,8 @@ class Pull:
                                 [*self._ice_servers, *learned],
                                 lambda track, frame: self._on_frame(generation, track, frame),
                                 encoded=self.encoded)
+            peer.on_message = lambda label, message: self._on_message(generation, label,
+                                                                      message)
             if generation == self._generation:
                 self._peer = peer
             return peer
@@ -225,6 +230,10 @@ class Pull:
         self._endings.spawn(session.close())
 
     # ---- frames -------------------------------------------------------------------------
+
+    def _on_message(self, generation: int, label: str, message: str | bytes) -> None:
+        if generation == self._generation and not self._closed:
+            self._sink.message(self.upstream.publisher_id, label, message)
 
     def _on_frame(self, generation: int, track: ReceivedTrack, frame: Frame) -> None:
         if self._closed or generation != self._generation:

@@ -83,6 +83,9 @@ class ReceiverPeer:
         self._closing: asyncio.Task[None] | None = None
         self._taps: dict[tuple[str, int], taps.ReceiverTap] = {}  # (kind, index) -> its tap
         self._negotiated: list[tuple[str, str | None, int]] = []  # (kind, mid, index)
+        # the upstream's data channels we subscribed to: (label, message)
+        self.on_message: Callable[[str, str | bytes], None] | None = None
+        self.channels: list[str] = []
         taps.install()
 
     # ---- negotiation --------------------------------------------------------------------
@@ -115,6 +118,22 @@ class ReceiverPeer:
             raise UnusableSdp(f"{type(exc).__name__}: {exc}") from exc
         self._answer_sdp = str(self._pc.localDescription.sdp)
         return self._answer_sdp
+
+    def subscribe(self, label: str, channel_id: int) -> None:
+        """Receive the upstream's data channel ``label``, negotiated out of band as SCTP
+        stream ``channel_id`` (Cloudflare's datachannels/new gives the id)."""
+        channel = self._pc.createDataChannel(label, negotiated=True, id=channel_id)
+        self.channels.append(label)
+
+        def on_message(message: object) -> None:
+            if self.on_message is not None and isinstance(message, str | bytes):
+                try:
+                    self.on_message(label, message)
+                except Exception:  # a message must never take the peer down
+                    logger.exception("%s: a message on %s could not be handed on",
+                                     self.name, label[:64])
+
+        channel.on("message", on_message)
 
     async def wait_connected(self) -> bool:
         """True once ICE and DTLS are up, False if the peer was lost first (callers bound

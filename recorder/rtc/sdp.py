@@ -53,7 +53,7 @@ class OfferedMedia:
 class Offer:
     setup: str  # the offer's a=setup: "actpass", "active" or "passive"
     media: tuple[OfferedMedia, ...]
-    data_channel: bool = False  # it opens a data channel (its messages are not recorded)
+    data_channel: bool = False  # it opens a data channel (its messages are recorded as events)
 
     def codec_of(self, mid: str | None) -> str:
         for m in self.media:

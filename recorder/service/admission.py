@@ -60,7 +60,8 @@ def pull_of(settings: Settings, request: StartRequest) -> PullSource | None:
             raise InvalidInput("source 'cloudflare' is not configured on this node "
                                f"({' and '.join(missing)} not set)")
         return CloudflarePull(s.cf_realtime_api_base, app_id, source.session_id,
-                                  tuple(source.track_names), secret)
+                              tuple(source.track_names), secret,
+                              tuple(dict.fromkeys(source.data_channels)))
     return None
 
 
@@ -122,5 +123,9 @@ def _stored_source(pull: PullSource) -> dict[str, Any]:
     """What the state says of a pull source: where from, never a token or secret."""
     if isinstance(pull, WhepSource):
         return pull.stored()
-    return {"type": "cloudflare", "app_id": pull.app_id, "session_id": pull.session_id,
-            "track_names": list(pull.track_names)}
+    stored: dict[str, Any] = {"type": "cloudflare", "app_id": pull.app_id,
+                              "session_id": pull.session_id,
+                              "track_names": list(pull.track_names)}
+    if pull.data_channels:
+        stored["data_channels"] = list(pull.data_channels)
+    return stored

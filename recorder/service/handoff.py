@@ -26,15 +26,19 @@ QUEUE_RETRY_SECONDS = 5.0  # pause before queueing an upload again while the sto
 QUEUE_TRIES = 12  # then the node's next start finds it through `processing:{node_id}`
 
 
-def describe_file(path: Path, kind: str, duration: float, offset: float = 0.0) -> FileInfo:
-    """What the state says of a finished file (blocking: it reads the whole file)."""
+def describe_file(path: Path, kind: str, duration: float | None,
+                  offset: float | None = 0.0) -> FileInfo:
+    """What the state says of a finished file (blocking: it reads the whole file); a
+    sidecar (events, captions, thumbnail, manifest) has no duration or offset."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return FileInfo(name=path.name, kind=kind, size=path.stat().st_size,
-                    sha256=digest.hexdigest(), duration_seconds=round(duration, 3),
-                    offset_seconds=round(offset, 3))
+                    sha256=digest.hexdigest(),
+                    duration_seconds=None if duration is None else round(duration, 3),
+                    offset_seconds=None if duration is None or offset is None
+                    else round(offset, 3))
 
 
 def upload_waiting(state: RecordingState) -> bool:

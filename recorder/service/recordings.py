@@ -3,9 +3,10 @@
 The service turns API calls and room events into lifecycle writes: it validates and admits
 starts, writes every status change through the store's compare-and-set (the pure
 `lifecycle.apply` decides), tells room sessions what to do, and runs the timers (no media,
-max duration, max pause). The order is always "write the state, then act": a refused
-transition changes nothing anywhere. What runs here is in the rooms' records
-(:mod:`recorder.service.rooms`); how finished files complete is :mod:`recorder.service.completion`.
+max duration, max pause: :mod:`recorder.service.timer_loop`). The order is always "write
+the state, then act": a refused transition changes nothing anywhere. What runs here is in
+the rooms' records (:mod:`recorder.service.rooms`); how finished files complete is
+:mod:`recorder.service.completion`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from recorder.core.errors import (
     SourceFailed,
     Unavailable,
 )
+from recorder.core.events import ChatEventBody, DataEventBody, from_api
 from recorder.core.lifecycle import ACTIVE, Action
 from recorder.core.models import (
     RecordingState,
@@ -47,18 +49,20 @@ from recorder.service.caps import PublisherSlots, RoomCap
 from recorder.service.completion import Completion
 from recorder.service.deferred import as_received_capture
 from recorder.service.handoff import UploadHandoff
+from recorder.service.manifests import write_final_manifest
 from recorder.service.publishers import Publishers
 from recorder.service.publog import PublisherLog
 from recorder.service.queries import RecordingQueries
 from recorder.service.room_hosts import RoomHosts
 from recorder.service.room_record import RunningRecording
 from recorder.service.rooms import RoomRegistry
+from recorder.service.timed_events import EventCountsWriter, check_recording
+from recorder.service.timer_loop import TimerLoop
 from recorder.state.jobs import UploadQueue
 from recorder.state.store import StateStore
 
 logger = logging.getLogger(__name__)
 
-TIMER_PERIOD_SECONDS = 0.25
 
 
 class RecordingService(RecordingQueries):
@@ -71,8 +75,9 @@ class RecordingService(RecordingQueries):
         self._uploads = None if upload_queue is None else UploadHandoff(store, upload_queue)
         self._events: asyncio.Queue[tuple[str, msg.RoomEvent]] = asyncio.Queue()
         self._rooms = RoomRegistry(settings, lambda room, ev: self._events.put_nowait((room, ev)))
-        self._timer_limits = timers.TimerLimits(settings.no_media_timeout_seconds,
-                                                settings.max_pause_seconds)
+        self._timers = TimerLoop(self._rooms, timers.TimerLimits(
+            settings.no_media_timeout_seconds, settings.max_pause_seconds), self._stop,
+            self._fail)
         self._cpu = CpuBudget(settings.cpu, self._rooms)
         self._room_cap = RoomCap(settings.max_rooms, self._rooms.hosted)
         self._publishers = Publishers(
@@ -83,6 +88,7 @@ class RecordingService(RecordingQueries):
         self._publisher_log = PublisherLog(store.history)
         self._completion = Completion(settings.node, store, self._uploads,
                                       settings.deferred_concurrency, self._fail)
+        self._counts = EventCountsWriter(store)
 
     # ---- lifecycle of the service itself --------------------------------------------------
 
@@ -90,7 +96,7 @@ class RecordingService(RecordingQueries):
         """Consume room events and run the timers until cancelled."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self._consume_events())
-            group.create_task(self._run_timers())
+            group.create_task(self._timers.run())
             group.create_task(self._completion.recover_at_start(self.runs))
             self._rooms.hosts.start()  # the pool's workers warm up meanwhile
 
@@ -193,7 +199,8 @@ class RecordingService(RecordingQueries):
         command = msg.StartCapture(
             recording_id=state.recording_id, directory=str(directory),
             file_name=state.file_name, format=state.format, quality=state.quality,
-            layout=state.layout, source=pull,
+            layout=state.layout, source=pull, folder=str(directory),
+            max_events_per_second=self._settings.max_events_per_second,
         )
         if state.transcode is Transcode.DEFERRED:  # passthrough now, the preset after stop
             command = as_received_capture(command)
@@ -232,6 +239,13 @@ class RecordingService(RecordingQueries):
         state = await self._transition(recording_id, Action.CANCEL)
         await self._discard(state)
         return state
+
+    async def record_event(self, caller: Caller, room_id: str, recording_id: str,
+                           body: ChatEventBody | DataEventBody) -> None:
+        """An event for a recording that records now (409 otherwise; 429 `event_rate`)."""
+        check_recording(await self._owned(caller, room_id, recording_id))
+        await self._rooms.send(room_id, msg.RecordEvent(recording_id,
+                                                        from_api(body, caller.user_id)))
 
     async def retry_upload(self, caller: Caller, recording_id: str) -> RecordingState:
         """Admin: send a recording whose upload was given up back to `processing`."""
@@ -312,8 +326,10 @@ class RecordingService(RecordingQueries):
         if not keep_files:
             await asyncio.to_thread(shutil.rmtree, state.local_path, True)
         self._forget(state.recording_id)
+        await write_final_manifest(self._store, state)
 
     def _forget(self, recording_id: str) -> None:
+        self._counts.forget(recording_id)
         running = self._rooms.forget(recording_id)
         if running is not None:
             running.done.set()
@@ -334,6 +350,8 @@ class RecordingService(RecordingQueries):
         if isinstance(event, msg.MediaStarted):
             with contextlib.suppress(InvalidTransition):  # stopped or cancelled meanwhile
                 await self._transition(event.recording_id, Action.MEDIA_STARTED, at=event.at)
+        elif isinstance(event, msg.CaptureProgress):
+            await self._counts.progress(event)
         elif isinstance(event, msg.CaptureFinished):
             self._tasks.spawn(self._finish(event))
         elif isinstance(event, msg.CaptureFailed):
@@ -366,30 +384,3 @@ class RecordingService(RecordingQueries):
             await self._completion.complete(event)
         finally:
             self._forget(event.recording_id)
-
-    # ---- timers -----------------------------------------------------------------------------
-
-    async def _run_timers(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(TIMER_PERIOD_SECONDS)
-            for running in self._rooms.recordings():
-                if running.stopping:
-                    continue
-                try:
-                    await self._check_timers(running, loop.time())
-                except RecorderError as exc:
-                    logger.warning("recording %s: timer: %s", running.state.recording_id,
-                                   exc.detail)
-            await self._rooms.close_idle()
-
-    async def _check_timers(self, running: RunningRecording, now: float) -> None:
-        recording_id = running.state.recording_id
-        reached = timers.due(running.state, self._timer_limits, lifecycle.now(),
-                             waited_seconds=now - running.admitted_at,
-                             idle_seconds=running.idle_seconds)
-        if isinstance(reached, timers.Fail):
-            await self._fail(recording_id, reached.error)
-        elif isinstance(reached, timers.Stop):
-            await self._stop(recording_id, reached.reason)
-

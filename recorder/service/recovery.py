@@ -37,6 +37,7 @@ from recorder.core.presets import CODECS, Layout
 from recorder.media.repair import RecoveredFile, recover_file
 from recorder.media.transcode_job import AS_RECEIVED_FOLDER
 from recorder.room import messages as msg
+from recorder.service.manifests import write_final_manifest
 from recorder.state.store import StateStore
 
 logger = logging.getLogger(__name__)
@@ -166,9 +167,10 @@ class OrphanRecovery:
 
     async def _fail(self, state: RecordingState, error: str) -> None:
         when = lifecycle.now()
-        await self._store.update(
+        failed = await self._store.update(
             state.recording_id, lambda s: lifecycle.apply(s, Action.FAIL, when, error=error))
         logger.warning("recording %s: orphan failed: %s", state.recording_id, error)
+        await write_final_manifest(self._store, failed)
 
 
 def _stopped(state: RecordingState, at: datetime) -> RecordingState:

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -23,6 +22,7 @@ from av.video.stream import VideoStream
 
 from recorder.core.errors import NotFound, Unavailable
 from recorder.core.models import RecordingState
+from recorder.media.thumbnail import jpeg
 
 logger = logging.getLogger(__name__)
 
@@ -124,15 +124,4 @@ def _keyframe_jpeg(path: Path) -> bytes | None:
         frames = [*decoder.decode(last), *decoder.decode(None)]  # type: ignore[attr-defined]
     if not frames:
         return None
-    return _encode(frames[0])
-
-
-def _encode(frame: av.VideoFrame) -> bytes:
-    height = max(2, round(frame.height * WIDTH / max(1, frame.width) / 2) * 2)
-    encoder = av.CodecContext.create("mjpeg", "w")
-    encoder.width, encoder.height = WIDTH, height
-    encoder.pix_fmt = "yuvj420p"
-    encoder.time_base = Fraction(1, 25)
-    small = frame.reformat(width=WIDTH, height=height, format="yuvj420p")
-    packets = [*encoder.encode(small), *encoder.encode(None)]
-    return b"".join(bytes(p) for p in packets)
+    return jpeg(frames[0], WIDTH)

@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from recorder.core.access import Caller
-from recorder.core.errors import InvalidInput, LimitReached, NotFound, Unavailable, Unprocessable
+from recorder.core.errors import (
+    InvalidInput,
+    InvalidTransition,
+    LimitReached,
+    NotFound,
+    Unavailable,
+    Unprocessable,
+)
+from recorder.core.events import ChatEventBody, DataEventBody, Incoming, from_api
 from recorder.core.lifecycle import ACTIVE, Action, apply
 from recorder.core.models import RecordingState, StartRequest, Status
 from recorder.core.paging import ListFilter, Newest, Page, PageRequest, Position
@@ -32,6 +40,7 @@ class FakeService:
     sessions: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # room, user, role
     start_requests: list[StartRequest] = field(default_factory=list)
     publishes: int = 0
+    events: list[tuple[str, Incoming]] = field(default_factory=list)
 
     def _check_available(self) -> None:
         if self.unavailable is not None:
@@ -91,6 +100,13 @@ class FakeService:
 
     async def status(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
         return self._owned(caller, room_id, recording_id)
+
+    async def record_event(self, caller: Caller, room_id: str, recording_id: str,
+                           body: ChatEventBody | DataEventBody) -> None:
+        state = self._owned(caller, room_id, recording_id)
+        if state.status is not Status.RECORDING:
+            raise InvalidTransition(state.status.value, "record an event for")
+        self.events.append((recording_id, from_api(body, caller.user_id)))
 
     async def list_room(self, caller: Caller, room_id: str,
                         page: PageRequest) -> Page[RecordingState]:

@@ -13,7 +13,16 @@ What it follows:
 - ``PUT .../tracks/close`` with ``{"tracks": [{"mid"}], "force": true}``: 200 with one entry
   per mid, ``close_track_error`` for one already closed or unknown (the schema's examples);
 - mutations of one session are serialized: one that overlaps another, or that arrives while
-  an SFU offer waits for its answer, gets 406 (with ``errorCode``).
+  an SFU offer waits for its answer, gets 406 (with ``errorCode``);
+- ``POST .../datachannels/establish`` with ``{"dataChannel": {"location": "remote",
+  "dataChannelName": "server-events"}}`` (the only channel it takes): 200 with
+  ``requiresImmediateRenegotiation: true``, ``dataChannel`` (its name and ``id`` 0) and the
+  SFU's offer, now with an SCTP section, answered through ``renegotiate``;
+- ``POST .../datachannels/new`` with ``{"dataChannels": [{"location": "remote", "sessionId",
+  "dataChannelName"}]}`` once the transport is established: 200 with each channel and its
+  ``id`` (the SCTP stream both sides open as a negotiated channel); one the publisher's
+  session does not have gets its own ``errorCode``. SFU data channels are one-way: what the
+  publisher sends (:meth:`CloudflareDouble.send`) reaches every subscriber.
 
 The SFU's side of each subscriber session is an aiortc peer sending the publisher's tracks
 (synthetic media); a publisher's session is seeded with :meth:`CloudflareDouble.publish`
@@ -32,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from tests.support.serve import start_app
@@ -60,6 +69,9 @@ class SfuSession:
     tracks: list[Track] = field(default_factory=list)
     pending_offer: bool = False
     busy: bool = False
+    channels_published: tuple[str, ...] = ()  # a publisher's data channel names
+    transport: bool = False  # datachannels/establish done
+    next_channel_id: int = 1
 
 
 class CloudflareDouble:
@@ -77,11 +89,33 @@ class CloudflareDouble:
         self.app.router.add_put(base + "/{session_id}/renegotiate", self._renegotiate)
         self.app.router.add_put(base + "/{session_id}/tracks/close", self._close_tracks)
         self.app.router.add_get(base + "/{session_id}", self._get_session)
+        self.app.router.add_post(base + "/{session_id}/datachannels/establish",
+                                 self._establish)
+        self.app.router.add_post(base + "/{session_id}/datachannels/new", self._new_channels)
+        # (publisher session, channel name) -> the SFU's side of each subscription
+        self.subscriptions: dict[tuple[str, str], list[RTCDataChannel]] = {}
+        self.channel_open = asyncio.Event()  # a subscriber's data channel opened
 
-    def publish(self, session_id: str, tracks: dict[str, TrackFactory]) -> None:
-        """A publisher's session with these named tracks (its own negotiation is not
-        modelled)."""
-        self.sessions[session_id] = SfuSession(session_id, published=dict(tracks))
+    def publish(self, session_id: str, tracks: dict[str, TrackFactory],
+                data_channels: tuple[str, ...] = ()) -> None:
+        """A publisher's session with these named tracks and data channels (its own
+        negotiation is not modelled)."""
+        self.sessions[session_id] = SfuSession(session_id, published=dict(tracks),
+                                               channels_published=data_channels)
+
+    def send(self, session_id: str, name: str, message: str | bytes) -> int:
+        """The publisher sends on its data channel ``name``: to every subscriber whose
+        channel is open; how many got it."""
+        sent = 0
+        for channel in self.subscriptions.get((session_id, name), []):
+            if channel.readyState == "open":
+                channel.send(message)
+                sent += 1
+        return sent
+
+    def subscribed(self, session_id: str, name: str) -> bool:
+        return any(c.readyState == "open"
+                   for c in self.subscriptions.get((session_id, name), []))
 
     async def close(self) -> None:
         for session in self.sessions.values():
@@ -241,6 +275,58 @@ class CloudflareDouble:
                         transceiver.sender.track.stop()
             results.append({"mid": mid})
         return web.json_response({"requiresImmediateRenegotiation": False, "tracks": results})
+
+    async def _establish(self, request: web.Request) -> web.StreamResponse:
+        return await self._mutation(request, self._open_transport)
+
+    async def _open_transport(self, session: SfuSession, body: dict[str, Any]
+                              ) -> web.Response:
+        wanted = body.get("dataChannel")
+        if (not isinstance(wanted, dict) or wanted.get("location") != "remote"
+                or wanted.get("dataChannelName") != "server-events"):
+            return self._error(400, "invalid_request", "only the server-events channel")
+        if session.pending_offer:
+            return self._error(406, "renegotiation_pending",
+                               "answer the previous offer before another mutation")
+        if session.pc is None:
+            session.pc = RTCPeerConnection()
+        session.pc.createDataChannel("server-events", negotiated=True, id=0)
+        await session.pc.setLocalDescription(await session.pc.createOffer())
+        session.pending_offer = session.transport = True
+        return web.json_response({
+            "requiresImmediateRenegotiation": True,
+            "dataChannel": {"dataChannelName": "server-events", "id": 0},
+            "sessionDescription": {"type": "offer", "sdp": session.pc.localDescription.sdp},
+        })
+
+    async def _new_channels(self, request: web.Request) -> web.StreamResponse:
+        return await self._mutation(request, self._subscribe)
+
+    async def _subscribe(self, session: SfuSession, body: dict[str, Any]) -> web.Response:
+        wanted = body.get("dataChannels")
+        if not isinstance(wanted, list) or not wanted:
+            return self._error(400, "invalid_request", "dataChannels is required")
+        if not session.transport or session.pc is None or session.pending_offer:
+            return self._error(400, "no_transport", "establish the data channel transport")
+        results: list[dict[str, Any]] = []
+        for item in wanted:
+            name, owner = item.get("dataChannelName"), str(item.get("sessionId"))
+            publisher = self.sessions.get(owner)
+            if (item.get("location") != "remote" or publisher is None
+                    or name not in publisher.channels_published):
+                results.append({**item, "errorCode": "datachannel_not_found",
+                                "errorDescription": "the session has no such data channel"})
+                continue
+            channel_id = session.next_channel_id
+            session.next_channel_id += 1
+            channel = session.pc.createDataChannel(str(name), negotiated=True, id=channel_id)
+            self.subscriptions.setdefault((owner, str(name)), []).append(channel)
+            channel.on("open", self.channel_open.set)
+            if channel.readyState == "open":
+                self.channel_open.set()
+            results.append({"location": "remote", "sessionId": owner,
+                            "dataChannelName": name, "id": channel_id})
+        return web.json_response({"dataChannels": results})
 
     async def _get_session(self, request: web.Request) -> web.StreamResponse:
         refused = self._refused(request)

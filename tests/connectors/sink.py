@@ -20,6 +20,7 @@ class RecordingSink:
         self.encoded: Counter[str] = Counter()  # source id -> frames that came undecoded
         self.keyframes: Counter[str] = Counter()  # source id -> encoded keyframes
         self.events: list[str] = []  # "lost" / "restored", in order
+        self.messages: list[tuple[str, str, str | bytes]] = []  # (publisher, label, message)
         self._changed = asyncio.Event()
 
     def source(self, source: Source, replaces: str | None) -> None:
@@ -31,6 +32,10 @@ class RecordingSink:
         if isinstance(frame, EncodedFrame):
             self.encoded[source.source_id] += 1
             self.keyframes[source.source_id] += frame.keyframe
+        self._changed.set()
+
+    def message(self, publisher_id: str, label: str, message: str | bytes) -> None:
+        self.messages.append((publisher_id, label, message))
         self._changed.set()
 
     def lost(self, at: float) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -23,7 +24,9 @@ from tests.support.api import call, wait_status
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.media import probe
 from tests.support.publisher import SharedClock, SyntheticAudio, SyntheticVideo
+from tests.support.recording_files import media_files
 from tests.support.redis_server import free_port
+from tests.support.timed_events import subtitle_cues
 from tests.support.whep_server import TOKEN, WhepServer, serve_whep
 
 NO_MEDIA_SECONDS = 12
@@ -75,7 +78,7 @@ def check_file(daemon: Daemon, final: dict[str, Any], gap: float = 0.0, slack: f
     """The one file: VP8 + Opus at ``size`` (the preset's, or the upstream's with
     ``source``), as long as the recording minus ``gap``, with picture and sound."""
     assert final["status"] == "completed", final
-    assert len(final["files"]) == 1
+    assert len(media_files(final)) == 1
     path: Path = daemon.storage / final["recording_id"] / final["file_name"]
     info = probe(path)
     assert (info.video_codec, info.audio_codec) == ("vp8", "opus")
@@ -303,3 +306,45 @@ async def test_malformed_sdp_from_upstream_fails_the_recording_not_the_node(
     assert daemon.process.poll() is None
     async with aiohttp.ClientSession() as http, http.get(f"{daemon.url}/healthz") as response:
         assert response.status == 200
+
+
+async def test_a_cloudflare_pull_records_the_publishers_data_channel(
+    daemon: Daemon, cf_port: int,
+) -> None:
+    double = CloudflareDouble()
+    clock = SharedClock()
+    double.publish(PUBLISHER, {"camera": lambda: SyntheticVideo(clock, 640, 360, 15),
+                               "microphone": lambda: SyntheticAudio(clock)},
+                   data_channels=("chat", "cursor"))
+    source = {"type": "cloudflare", "session_id": PUBLISHER,
+              "track_names": ["camera", "microphone"], "data_channels": ["chat"]}
+
+    async def chat() -> None:
+        await asyncio.wait_for(double.channel_open.wait(), 30)
+        await asyncio.sleep(0.5)
+        for text in ("hello from the SFU", "second"):
+            assert double.send(PUBLISHER, "chat", text) == 1
+            await asyncio.sleep(0.6)
+        double.send(PUBLISHER, "cursor", "not subscribed")
+
+    async with serve_cloudflare(double, cf_port):
+        final = await record(daemon, "cf-chat", source, seconds=2, during=chat)
+    calls = [(method, re.sub(r"/sessions/[0-9a-f]{32}/", "/sessions/{id}/", path), status)
+             for method, path, status in double.calls]
+    assert calls[:6] == [
+        ("POST", "/sessions/new", 201), ("POST", "/sessions/{id}/tracks/new", 200),
+        ("PUT", "/sessions/{id}/renegotiate", 200),
+        ("POST", "/sessions/{id}/datachannels/establish", 200),
+        ("PUT", "/sessions/{id}/renegotiate", 200),
+        ("POST", "/sessions/{id}/datachannels/new", 200)]
+    assert final["source"]["data_channels"] == ["chat"]
+    check_file(daemon, final)
+    folder = daemon.storage / final["recording_id"]
+    lines = [json.loads(x) for x in (folder / "events.jsonl").read_text().splitlines()]
+    assert [(e["source"], e["channel"], e["type"], e["user"], e["text"]) for e in lines] == [
+        (PUBLISHER, "chat", "chat", PUBLISHER, "hello from the SFU"),
+        (PUBLISHER, "chat", "chat", PUBLISHER, "second")]
+    assert final["events"] == {"chat": {"recorded": 2, "dropped": 0}}
+    cues = subtitle_cues(folder / final["file_name"])
+    assert [text for _, _, text in cues] == [f"<v {PUBLISHER}>hello from the SFU",
+                                             f"<v {PUBLISHER}>second"]

@@ -18,6 +18,7 @@ from tests.support.api import call, wait_status
 from tests.support.daemon import Daemon, run_daemon, stop_cleanly
 from tests.support.file_analysis import probe
 from tests.support.publisher import WhipPublisher
+from tests.support.recording_files import media_files
 
 # A 4K60 encode runs many times slower than real time on two shared cores.
 TRANSCODE_WAIT_SECONDS = 900
@@ -50,8 +51,9 @@ def assert_ultra_file(daemon: Daemon, state: dict[str, Any], seconds: float) -> 
     folder = daemon.storage / state["recording_id"]
     name = f"recording_{state['recording_id']}.mp4"
     assert state["file_name"] == name
-    assert [f["name"] for f in state["files"]] == [name]
-    assert sorted(p.name for p in folder.iterdir()) == [name]  # the live files are gone
+    assert [f["name"] for f in media_files(state)] == [name]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(  # the live files are gone
+        [name, "manifest.json", "thumbnail.jpg"])
     assert state["frames"]["dropped"] == 0
     p = probe(folder / name)
     assert (p.width, p.height, round(p.fps)) == (3840, 2160, 60)
@@ -150,8 +152,9 @@ async def test_a_node_killed_while_recording_live_transcodes_after_the_restart(
     assert final["status"] == "completed", (final, log[-3000:])
     assert (final["stop_reason"], final["recovered"]) == ("recovered", True)
     name = f"recording_{rid}.webm"
-    assert [f["name"] for f in final["files"]] == [name]
-    assert sorted(p.name for p in (storage / rid).iterdir()) == [name]
+    assert [f["name"] for f in media_files(final)] == [name]
+    assert sorted(p.name for p in (storage / rid).iterdir()) == sorted(
+        [name, "manifest.json", "thumbnail.jpg"])
     p = probe(storage / rid / name)
     assert (p.width, p.height, round(p.fps)) == (1280, 720, 30)
     assert p.duration > 4.0 - 2.0  # a kill loses at most the last 2 s

@@ -17,6 +17,7 @@ import aiohttp
 
 from tests.support.api import call, wait_status
 from tests.support.daemon import run_daemon
+from tests.support.manifests import check_manifest
 from tests.support.media import probe
 from tests.support.publisher import WhipPublisher
 
@@ -65,7 +66,11 @@ async def test_a_restarted_node_recovers_its_orphans(redis_url: str, tmp_path: P
     assert state["status"] == "completed", (state, log[-3000:])
     assert state["stop_reason"] == "recovered"
     assert state["recovered"] is True
-    assert [f["name"] for f in state["files"]] == [f"recording_{rid}.webm"]
+    assert [f["name"] for f in state["files"]] == [f"recording_{rid}.webm", "thumbnail.jpg",
+                                                   "manifest.json"]
+    manifest = check_manifest(storage / rid / "manifest.json")
+    assert (manifest["recovered"], manifest["stop_reason"]) == (True, "recovered")
+    assert check_manifest(storage / pending / "manifest.json")["status"] == "failed"
     path = storage / rid / f"recording_{rid}.webm"
     assert state["files"][0]["size"] == path.stat().st_size
     info = await asyncio.to_thread(probe, path)

@@ -22,6 +22,7 @@ import pytest
 from tests.support.api import call, wait_status
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.publisher import WhipPublisher
+from tests.support.recording_files import media_files
 
 SIZE = (640, 360)
 FPS = 15
@@ -85,7 +86,7 @@ async def test_composite_gives_the_screen_share_the_large_tile(daemon: Daemon) -
     assert started["layout"] == "composite"
     path = daemon.storage / final["recording_id"] / final["file_name"]
     assert path.name == f"recording_{final['recording_id']}.webm"
-    assert [(f["name"], f["kind"]) for f in final["files"]] == [(path.name, "composite")]
+    assert [(f["name"], f["kind"]) for f in media_files(final)] == [(path.name, "composite")]
     assert final["frames"]["dropped"] == 0
     shown = [y for t, y in pictures(path) if t >= 1.0]
     assert shown
@@ -108,12 +109,12 @@ async def test_tracks_writes_a_file_per_publisher_named_for_its_sub(daemon: Daem
         started, final = await record(daemon, http, room, "teacher", {"layout": "tracks"}, 3.0)
 
     assert (started["layout"], started["file_name"], started["files"]) == ("tracks", "", [])
-    files = {f["name"]: f for f in final["files"]}
+    files = {f["name"]: f for f in media_files(final)}
     assert sorted(files) == ["teacher-screen.webm", "teacher.webm"]
     assert final["file_name"] == final["files"][0]["name"] == "teacher.webm"
     assert final["frames"]["dropped"] == 0
     folder = daemon.storage / final["recording_id"]
-    assert listing(folder) == sorted(files)
+    assert listing(folder) == sorted([*files, "manifest.json", "thumbnail.jpg"])
     for name, info in files.items():
         data = (folder / name).read_bytes()
         assert info["kind"] == "track"
@@ -148,7 +149,7 @@ async def test_a_publisher_that_reconnects_continues_its_file(daemon: Daemon) ->
         final = await wait_status(http, base, headers, {"completed", "failed"})
 
     assert final["status"] == "completed", final
-    assert [f["name"] for f in final["files"]] == ["pat.webm"]  # no pat-2
+    assert [f["name"] for f in media_files(final)] == ["pat.webm"]  # no pat-2
     path = daemon.storage / final["recording_id"] / "pat.webm"
     shown = [(t, float(y.mean())) for t, y in pictures(path)]
     assert shown[-1][0] == pytest.approx(final["duration_seconds"], abs=0.5)

@@ -17,6 +17,7 @@ from tests.support.api import call, metrics, node_settings, recording_url, room_
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.media import probe
 from tests.support.publisher import WhipError, WhipPublisher
+from tests.support.recording_files import media_files
 from tests.support.redis_server import free_port
 
 ORIGIN = "http://page.example"
@@ -70,7 +71,7 @@ async def test_whip_post_without_origin_is_redirected_to_the_owner(
         done = await wait_status(http, recording_url(a, room, rid), headers,
                                  {"completed", "failed"})
     assert done["status"] == "completed", done
-    names = sorted(f["name"] for f in done["files"])
+    names = sorted(f["name"] for f in media_files(done))
     assert names == ["user-r-screen.webm", "user-r.webm"], names
     for name in names:
         info = await asyncio.to_thread(probe, Path(a.storage) / rid / name)

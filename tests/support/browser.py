@@ -86,3 +86,64 @@ async def run_browser_publisher(page_url: str, whip_url: str, token: str,
             result = json.loads(line)
     return BrowserRun(process.returncode if process.returncode is not None else -1, result,
                       err.decode(errors="replace"))
+
+
+class BrowserChat:
+    """tests/browser/chat.mjs driven line by line: Chromium publishes camera, microphone
+    and a `chat` data channel; :meth:`send` sends a message and returns its unix send time.
+
+        async with BrowserChat(page_url, whip_url, token) as chat:
+            sent_at = await chat.send("hello")
+    """
+
+    def __init__(self, page_url: str, whip_url: str, token: str) -> None:
+        self._args = (page_url, whip_url, token)
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> BrowserChat:
+        await asyncio.to_thread(ensure_node_modules)
+        self._process = await asyncio.create_subprocess_exec(
+            "node", str(BROWSER_DIR / "chat.mjs"), *self._args, cwd=BROWSER_DIR,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "CHROMIUM_PATH": CHROMIUM})
+        ready = await self._read()
+        assert ready.get("ready"), ready
+        return self
+
+    async def _read(self) -> dict[str, Any]:
+        assert self._process is not None
+        assert self._process.stdout is not None
+        while True:
+            line = await asyncio.wait_for(self._process.stdout.readline(), RUN_TIMEOUT_SLACK)
+            if not line:
+                err = b"" if self._process.stderr is None else await self._process.stderr.read()
+                raise AssertionError(f"chat.mjs ended: {err.decode(errors='replace')[-2000:]}")
+            if line.startswith(b"{"):
+                value: dict[str, Any] = json.loads(line)
+                return value
+
+    async def _command(self, line: str) -> dict[str, Any]:
+        assert self._process is not None
+        assert self._process.stdin is not None
+        self._process.stdin.write(line.encode() + b"\n")
+        await self._process.stdin.drain()
+        return await self._read()
+
+    async def send(self, text: str) -> float:
+        answer = await self._command(f"send {text}")
+        return float(answer["at"]) / 1000.0
+
+    async def stop(self) -> int:
+        return int((await self._command("stop"))["deleted"])
+
+    async def __aexit__(self, *exc: object) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()  # without a stop first, it exits 1
+        try:
+            await asyncio.wait_for(process.wait(), RUN_TIMEOUT_SLACK)
+        except TimeoutError:
+            process.kill()
+            await process.wait()

@@ -18,6 +18,7 @@ from typing import Any
 
 import jwt
 
+from tests.support.manifests import check_manifests
 from tests.support.redis_server import free_port
 
 SECRET = "test-secret-0123456789abcdef0123456789abcdef"
@@ -98,6 +99,7 @@ def run_daemon(redis_url: str, extra_env: dict[str, str] | None = None,
             yield daemon
         finally:
             stop_cleanly(process, 40, "recorderd", daemon.log)
+        check_manifests(storage)  # every manifest the daemon wrote follows the schema
 
 
 def _wait_healthy(daemon: Daemon) -> None:

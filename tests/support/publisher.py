@@ -26,7 +26,7 @@ from urllib.parse import urljoin
 import aiohttp
 import av
 import numpy as np
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 VIDEO_CLOCK = 90_000
@@ -137,9 +137,13 @@ class SyntheticPublisher:
 
     def __init__(self, video: tuple[int, int] | None = (640, 360), fps: int = 15,
                  audio: bool = True, video_codec: str = "VP8", delay_video: float = 0.0,
-                 markers: Sequence[float] = (), tone: bool = True, shade: int = 60) -> None:
+                 markers: Sequence[float] = (), tone: bool = True, shade: int = 60,
+                 data_channels: Sequence[str] = ()) -> None:
         self.pc = RTCPeerConnection()
         self.clock = SharedClock()
+        # label -> channel, opened with the offer; `send` waits until one is open
+        self.channels: dict[str, RTCDataChannel] = {
+            label: self.pc.createDataChannel(label) for label in data_channels}
         self.video: SyntheticVideo | None = None
         self.audio: SyntheticAudio | None = None
         if audio:
@@ -158,6 +162,16 @@ class SyntheticPublisher:
     def _on_state(self) -> None:
         if self.pc.connectionState == "connected":
             self._connected.set()
+
+    async def send(self, label: str, message: str | bytes) -> None:
+        """Send on the data channel ``label`` once it is open."""
+        channel = self.channels[label]
+        if channel.readyState != "open":
+            opened = asyncio.Event()
+            channel.on("open", opened.set)
+            if channel.readyState != "open":
+                await asyncio.wait_for(opened.wait(), CONNECT_TIMEOUT)
+        channel.send(message)
 
     async def offer(self, setup: str | None = None) -> str:
         """The offer with our candidates; `setup` rewrites a=setup (aiortc offers actpass)."""
@@ -191,12 +205,13 @@ class WhipPublisher:
                  fps: int = 15, audio: bool = True, setup: str | None = None, *,
                  video_codec: str = "VP8", delay_video: float = 0.0,
                  markers: Sequence[float] = (), tone: bool = True, shade: int = 60,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 data_channels: Sequence[str] = ()) -> None:
         self.url = url
         self.token = token
         self.setup = setup
         self.peer = SyntheticPublisher(video, fps, audio, video_codec, delay_video, markers,
-                                       tone, shade)
+                                       tone, shade, data_channels)
         self.location: str | None = None
         self.answer_sdp = ""
         self.response_headers: dict[str, str] = {}

@@ -15,6 +15,7 @@ from tests.support.api import call, wait_status
 from tests.support.cloudflare_stream import ACCOUNT, TOKEN, CloudflareDouble
 from tests.support.daemon import run_daemon
 from tests.support.finished_recordings import KEYS, events, sha256_of
+from tests.support.manifests import check_manifest
 from tests.support.publisher import WhipPublisher
 from tests.support.tus_server import TusServer
 from tests.support.upload_servers import run_worker
@@ -46,6 +47,7 @@ async def test_a_recording_lands_in_stream_verified_and_leaves_the_disk(
             final = await wait_status(http, base, headers, {"completed", "failed"}, within=90)
         # the daemon's storage goes at exit
         left = sorted(os.listdir(daemon.storage / final["recording_id"]))
+        manifest = check_manifest(daemon.storage / final["recording_id"] / "manifest.json")
     assert final["status"] == "completed", final
     stream_id = final["stream_id"]
     assert stream_id in cloudflare.videos
@@ -59,7 +61,14 @@ async def test_a_recording_lands_in_stream_verified_and_leaves_the_disk(
     assert cloudflare.videos[stream_id].meta["name"] == final["file_name"]
     assert await redis_client.get(KEYS.stream(stream_id)) == rid
     assert 0 < await redis_client.ttl(KEYS.stream(stream_id)) <= 604800
-    assert left == [".uploaded"]
+    # only the video goes to Stream; the sidecars stay, served by the file route
+    assert left == [".uploaded", "manifest.json", "thumbnail.jpg"]
+    assert len(cloudflare.videos) == 1
+    assert {f["name"]: f["location"] for f in manifest["files"]} == {
+        final["file_name"]: {"type": "cloudflare_stream", "stream_id": stream_id},
+        "thumbnail.jpg": {"type": "local", "url": f"/api/webrtc/recordings/{rid}/file"
+                                                  "?name=thumbnail.jpg"}}
+    assert manifest["status"] == "completed"
     mine = [e["type"] for e in seen if e["recording_id"] == rid]
     assert mine.count("recording_completed") == 1
 

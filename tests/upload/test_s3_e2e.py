@@ -6,6 +6,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -25,6 +26,7 @@ from tests.support.finished_recordings import (
     state_of,
     wait_for,
 )
+from tests.support.manifests import check_manifest
 from tests.support.publisher import WhipPublisher
 from tests.support.upload_servers import AWS_ENV, BUCKET, MotoServer, PartProxy, run_worker
 
@@ -74,8 +76,9 @@ async def test_a_recording_lands_in_s3_verified_and_leaves_the_disk(
     assert final["files"][0]["s3_key"] == key
     assert final["upload"]["state"] == "uploaded"
     assert final["upload"]["attempts"] == 1
-    assert final["upload"]["bytes_sent"] == final["file_size_bytes"]
+    assert final["upload"]["bytes_sent"] == sum(f["size"] for f in final["files"])
     s3 = moto.client()
+    _check_sidecars_beside_the_video(s3, final, key, tmp_path)
     head = s3.head_object(Bucket=BUCKET, Key=key)
     assert head["ContentLength"] == final["file_size_bytes"]
     assert head["Metadata"]["sha256"] == final["sha256"]
@@ -88,6 +91,26 @@ async def test_a_recording_lands_in_s3_verified_and_leaves_the_disk(
     assert mine.count("recording_completed") == 1
     assert metrics["recorder_storage_free_bytes"] > 0
     assert "recorder_upload_queue_depth" in metrics
+
+
+def _check_sidecars_beside_the_video(s3: Any, final: dict[str, Any], key: str,
+                                     tmp_path: Path) -> None:
+    """Thumbnail and manifest are stored next to the video; the manifest, uploaded last,
+    says where every other file went and follows the schema."""
+    folder = key.rsplit("/", 1)[0]
+    kinds = {f["kind"]: f for f in final["files"]}
+    assert set(kinds) == {"composite", "thumbnail", "manifest"}, kinds
+    assert final["files"][-1]["kind"] == "manifest"
+    for info in final["files"]:
+        assert info["s3_key"] == f"{folder}/{info['name']}"
+    local = tmp_path / "manifest.json"
+    s3.download_file(BUCKET, kinds["manifest"]["s3_key"], str(local))
+    manifest = check_manifest(local)
+    assert manifest["status"] == "completed"
+    assert {f["name"]: f["location"] for f in manifest["files"]} == {
+        f["name"]: {"type": "s3", "key": f["s3_key"]} for f in final["files"]
+        if f["kind"] != "manifest"}
+    assert sha256_of(local) == kinds["manifest"]["sha256"]
 
 
 async def test_a_target_down_for_a_while_delays_the_upload_and_loses_nothing(
@@ -179,9 +202,14 @@ async def test_a_given_up_upload_fails_keeps_the_file_and_an_admin_retry_complet
         head = s3.client().head_object(Bucket=BUCKET, Key=final.s3_key)
         assert head["Metadata"]["sha256"] == state.sha256
         assert await redis_client.exists(KEYS.upload(rid, state.file_name)) == 0
+        # the give-up wrote the manifest (failed), the retry uploaded it last, rewritten
+        manifest = final.files[-1]
+        assert final.s3_key is not None
+        folder = final.s3_key.rsplit("/", 1)[0]
+        assert (manifest.kind, manifest.s3_key) == ("manifest", f"{folder}/manifest.json")
         totals = await ClusterTotals(redis_client, KEYS).read()  # what /metrics exports
-        assert (totals.upload_failures, totals.uploaded_bytes) == ({"s3": 1},
-                                                                   {"s3": 2 * MIB})
+        assert (totals.upload_failures, totals.uploaded_bytes) == (
+            {"s3": 1}, {"s3": 2 * MIB + manifest.size})
     finally:
         s3.stop()
 

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from recorder.core.manifest import manifest
 from recorder.core.models import FileInfo, Playback, RecordingState, Status
 from recorder.core.playback import (
     Expired,
@@ -73,7 +74,9 @@ def test_body_has_the_specified_shape() -> None:
     data = body["data"]
     assert list(data) == ["recordingId", "roomId", "userId", "status", "format", "quality",
                           "duration", "fileSize", "sha256", "s3Key", "streamId", "streamUrl",
-                          "files", "error", "timestamp"]
+                          "files", "error", "timestamp", "manifest"]
+    assert data["manifest"] == manifest(state)  # complete and ready carry the manifest
+    assert "manifest" not in payload("recording.stopped", state, at)["data"]
     assert data["status"] == "completed"
     assert data["format"] == "webm"
     assert data["duration"] == 12.5
