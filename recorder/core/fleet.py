@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from recorder.core.events import EventCounts
 from recorder.core.outbox_status import WebhookStatus
 from recorder.core.tracks import TrackInfo
 
@@ -115,5 +116,7 @@ class Timeline(BaseModel):
     entries: list[TimelineEntry] = Field(description="Oldest first")
     pauses: list[Pause]
     tracks: list[TrackInfo] = Field(description="The tracks the files hold (once finished)")
+    events: dict[str, EventCounts] = Field(
+        default_factory=dict, description="Timed events per channel: recorded and dropped")
     complete: bool = Field(description="False when the entries were rebuilt from the "
                            "state's own times (a recording older than its history)")

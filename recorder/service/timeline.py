@@ -27,7 +27,8 @@ def build_timeline(state: RecordingState, history: list[dict[str, Any]]) -> Time
     entries.sort(key=lambda e: e.at)
     return Timeline(recording_id=state.recording_id, room_id=state.room_id,
                     status=state.status.value, created_at=state.created_at, entries=entries,
-                    pauses=_pauses(entries), tracks=state.tracks, complete=complete)
+                    pauses=_pauses(entries), tracks=state.tracks, events=state.events,
+                    complete=complete)
 
 
 def _entry(raw: dict[str, Any]) -> TimelineEntry | None:

@@ -296,6 +296,10 @@ async function showTimeline(recordingId) {
   $("pauses").textContent = view.pauses.length ? `Paused ${view.pauses.length} time(s): ` +
     view.pauses.map((p) => `${clock(p.started_at)} to ${p.ended_at ? clock(p.ended_at) : "now"}`)
       .join(", ") : "No pause.";
+  const channels = Object.entries(view.events);
+  $("events").textContent = channels.length ? "Events: " + channels.map(([channel, n]) =>
+    `${channel} ${n.recorded}` + (n.dropped ? ` (${n.dropped} dropped)` : "")).join(", ") :
+    "No timed events.";
 }
 
 // ---- token and wiring ----------------------------------------------------------------------
@@ -311,7 +315,8 @@ function lock(reason) {
   $("dashboard").hidden = true;
   for (const id of ["nodes", "uploads", "disabled", "dead", "storage-nodes", "storage-days",
     "recordings", "timeline"]) $(id).replaceChildren();
-  for (const id of ["webhooks", "storage-total", "timeline-of", "pauses", "page-info"]) {
+  for (const id of ["webhooks", "storage-total", "timeline-of", "pauses", "events",
+                    "page-info"]) {
     $(id).textContent = "";
   }
   $("lock").hidden = true;

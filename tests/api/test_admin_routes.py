@@ -17,6 +17,7 @@ import av
 import pytest
 
 from recorder.api.app import all_routes
+from recorder.core.events import EventCounts
 from recorder.core.lifecycle import Action
 from recorder.state.jobs import UploadQueue
 from recorder.state.totals import UPLOADED_BYTES, ClusterTotals
@@ -124,6 +125,9 @@ async def test_timeline_from_the_history(nodes: tuple[Daemon, Daemon, str],
     for action in (Action.MEDIA_STARTED, Action.PAUSE, Action.RESUME, Action.PAUSE,
                    Action.RESUME, Action.STOP):
         await cluster.store.update(state.recording_id, applying(action))
+    counts = {"chat": EventCounts(recorded=3, dropped=1), "api": EventCounts(recorded=2)}
+    await cluster.store.update(state.recording_id,
+                               lambda s: s.model_copy(update={"events": counts}))
     async with aiohttp.ClientSession() as http:
         timeline = await call(http, "GET",
                               f"{one.url}{ADMIN}/recordings/{state.recording_id}/timeline",
@@ -140,6 +144,8 @@ async def test_timeline_from_the_history(nodes: tuple[Daemon, Daemon, str],
     assert timeline["complete"] is True
     assert len(timeline["pauses"]) == 2
     assert all(p["ended_at"] >= p["started_at"] for p in timeline["pauses"])
+    assert timeline["events"] == {"chat": {"recorded": 3, "dropped": 1},
+                                  "api": {"recorded": 2, "dropped": 0}}
 
 
 async def test_a_recording_without_history_gets_its_times(
