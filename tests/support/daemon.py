@@ -102,8 +102,11 @@ def run_daemon(redis_url: str, extra_env: dict[str, str] | None = None,
         check_manifests(storage)  # every manifest the daemon wrote follows the schema
 
 
+HEALTHY_SECONDS = 60.0  # a safety net: recorderd and its room workers boot together
+
+
 def _wait_healthy(daemon: Daemon) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + HEALTHY_SECONDS
     while True:
         if daemon.process.poll() is not None:
             raise RuntimeError(f"recorderd exited early:\n{daemon.log()[-4000:]}")
