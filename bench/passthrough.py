@@ -45,7 +45,8 @@ import aiohttp
 import av
 
 from bench import procs
-from bench.common import machine
+from bench.common import input_file, machine
+from recorder.core.models import MEDIA_KINDS
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.redis_server import redis_server
 
@@ -68,6 +69,9 @@ class Fleet:
         self._children: list[asyncio.subprocess.Process] = []
 
     async def start(self) -> None:
+        # The cached input is made here, untimed (a minute or more on a fresh checkout),
+        # so that the wait for each publisher's "connected" measures connecting only.
+        await asyncio.to_thread(input_file, INPUT_SECONDS)
         for share in self._shares:
             spec = json.dumps({"targets": share, "seconds": INPUT_SECONDS})
             child = await asyncio.create_subprocess_exec(
@@ -251,7 +255,7 @@ def _tally(daemon: Daemon, states: list[dict[str, Any]], sent: list[dict[str, in
     for state in states:
         if state["status"] != "completed":
             raise RuntimeError(f"recording {state['recording_id']}: {state}")
-        for file in state["files"]:
+        for file in (f for f in state["files"] if f["kind"] in MEDIA_KINDS):
             counts = count_file(daemon.storage / state["recording_id"] / file["name"])
             for kind, n in counts.items():
                 decoded[kind] += n
