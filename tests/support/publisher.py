@@ -4,7 +4,12 @@ Frames are cheap on purpose (a few pre-built pictures cycled, one precomputed se
 so that a test pays for aiortc's VP8 encoder and nothing else. Both tracks share one clock and
 stamp their frames from it, so what a recording shows at second t is what was sent at t:
 `markers` flash the picture white and beep at known times for A/V sync checks, and
-`delay_video` holds the camera back while the microphone already sends.
+`delay_video` holds the camera back while the microphone already sends. `mic_ppm` makes the
+microphone's sample clock run that many parts per million off the shared clock, as a
+cheap sound card's does: at +2000 its RTP timestamps count 48,096 samples per second of the
+shared clock, its packets leave at that rate and a beep at shared time t is at sample
+48,096 t, while aiortc's sender reports still pair each RTP time with the real time it was
+sent (so a receiver can see the rate, as with a browser).
 
     async with WhipPublisher(url, token, video=(1280, 720), fps=15) as pub:
         ...                      # connected; pub.location is the WHIP session
@@ -105,10 +110,11 @@ class SyntheticAudio(MediaStreamTrack):
     kind = "audio"
 
     def __init__(self, clock: SharedClock, markers: Sequence[float] = (),
-                 tone: bool = True) -> None:
+                 tone: bool = True, ppm: float = 0.0) -> None:
         super().__init__()
         self._clock = clock
         self._markers = tuple(markers)
+        self._rate = AUDIO_RATE * (1 + ppm / 1e6)  # samples per second of the shared clock
         self._n = 0
         t = np.arange(AUDIO_RATE) / AUDIO_RATE  # whole cycles in one second: loops cleanly
         level = 0.1 if tone else 0.0
@@ -119,7 +125,7 @@ class SyntheticAudio(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         start = self._n * AUDIO_SAMPLES
-        t = start / AUDIO_RATE
+        t = start / self._rate
         await self._clock.sleep_until(t)
         offset = start % AUDIO_RATE
         source = self._beep if _in_marker(t, self._markers) else self._base
@@ -137,13 +143,14 @@ class SyntheticPublisher:
 
     def __init__(self, video: tuple[int, int] | None = (640, 360), fps: int = 15,
                  audio: bool = True, video_codec: str = "VP8", delay_video: float = 0.0,
-                 markers: Sequence[float] = (), tone: bool = True, shade: int = 60) -> None:
+                 markers: Sequence[float] = (), tone: bool = True, shade: int = 60,
+                 mic_ppm: float = 0.0) -> None:
         self.pc = RTCPeerConnection()
         self.clock = SharedClock()
         self.video: SyntheticVideo | None = None
         self.audio: SyntheticAudio | None = None
         if audio:
-            self.audio = SyntheticAudio(self.clock, markers, tone)
+            self.audio = SyntheticAudio(self.clock, markers, tone, mic_ppm)
             self.pc.addTransceiver(self.audio, direction="sendonly")
         if video is not None:
             self.video = SyntheticVideo(self.clock, video[0], video[1], fps, delay_video,
@@ -191,12 +198,12 @@ class WhipPublisher:
                  fps: int = 15, audio: bool = True, setup: str | None = None, *,
                  video_codec: str = "VP8", delay_video: float = 0.0,
                  markers: Sequence[float] = (), tone: bool = True, shade: int = 60,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, mic_ppm: float = 0.0) -> None:
         self.url = url
         self.token = token
         self.setup = setup
         self.peer = SyntheticPublisher(video, fps, audio, video_codec, delay_video, markers,
-                                       tone, shade)
+                                       tone, shade, mic_ppm)
         self.location: str | None = None
         self.answer_sdp = ""
         self.response_headers: dict[str, str] = {}
