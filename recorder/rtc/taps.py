@@ -26,6 +26,8 @@ other version loudly) and each is proved by tests/rtc/test_taps.py:
   as ``losses`` so a passthrough file skips pictures until the keyframe that mends it.
 - ``RTCRtpReceiver._handle_rtcp_packet``: sender reports (NTP <-> RTP) are noted so each
   frame carries the sender's wall time (``ntp``), which aligns a sender's audio and video.
+  The reports also give the RTP clock's true rate (a microphone's clock may run 0.5 %
+  off its nominal 48 kHz), which the conversion uses once they span a few seconds.
   Decoded frames carry it too, as a :class:`recorder.media.clock.SenderTime` in PyAV's
   ``frame.opaque`` (their pts are the same rebased RTP time).
 
@@ -54,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_AIORTC: Final = ("1.16.0",)
 _TAP: Final = "_recorder_tap"  # attribute on a receiver and on its decoder thread
+RATE_BASELINE_SECONDS: Final = 4.0  # sender reports this far apart measure the RTP rate
+MAX_RATE_ERROR: Final = 0.02
 _HOOKED: Final = "_recorder_hooked"  # marks our wrappers, so install() is idempotent
 _SEAM: Final = "get_decoder"  # what decoder_worker calls (not exported by aiortc)
 _PRIVATE: Final = ("timestamp_mapper", "decoder_thread", "decoder_queue", "decoder_error",
@@ -89,6 +93,9 @@ class ReceiverTap:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._output: asyncio.Queue[Any] | None = None  # the track's queue
         self._report: tuple[int, float] | None = None  # (RTP timestamp, NTP seconds)
+        # RTP ticks and NTP seconds from the first report of this timeline to the latest:
+        # the sender's RTP clock rate by its own wall clock (a microphone may be 0.5 % off)
+        self._span: tuple[int, float] = (0, 0.0)
         self._requests: set[asyncio.Future[None]] = set()
 
     def attach(self, loop: asyncio.AbstractEventLoop, output: asyncio.Queue[Any]) -> None:
@@ -139,9 +146,26 @@ class ReceiverTap:
                 request.add_done_callback(self._requests.discard)
 
     def note_sender_report(self, packet: RtcpSrPacket) -> None:
-        ntp = packet.sender_info.ntp_timestamp
-        self._report = (packet.sender_info.rtp_timestamp, (ntp >> 32) + (ntp & 0xFFFFFFFF) / 2**32)
+        stamp = packet.sender_info.ntp_timestamp
+        rtp, ntp = packet.sender_info.rtp_timestamp, (stamp >> 32) + (stamp & 0xFFFFFFFF) / 2**32
+        previous = self._report
+        if previous is not None:
+            ticks = (rtp - previous[0]) & 0xFFFFFFFF
+            if ticks >= 1 << 31:
+                ticks -= 1 << 32
+            span = (self._span[0] + ticks, self._span[1] + ntp - previous[1])
+            self._span = span if span[1] > 0 and span[0] >= 0 else (0, 0.0)
+        self._report = (rtp, ntp)
         self.sender_reports += 1
+
+    def rate(self, clock_rate: int) -> float:
+        """RTP ticks per second of the sender's wall clock, by its reports (the nominal
+        rate until they span a few seconds, or when they disagree with it by over 2 %)."""
+        ticks, seconds = self._span
+        if seconds < RATE_BASELINE_SECONDS:
+            return float(clock_rate)
+        measured = ticks / seconds
+        return measured if abs(measured / clock_rate - 1) <= MAX_RATE_ERROR else float(clock_rate)
 
     def frame(self, codec: str, clock_rate: int, kind: str, jitter_frame: Any) -> EncodedFrame:
         """The reassembled frame as an EncodedFrame (on the loop or in the decoder thread)."""
@@ -170,7 +194,7 @@ class ReceiverTap:
         delta = (rtp - origin - rebased) & 0xFFFFFFFF
         if delta >= 1 << 31:
             delta -= 1 << 32
-        return float(ntp - delta / clock_rate)
+        return float(ntp - delta / self.rate(clock_rate))
 
     def decode_failed(self) -> None:
         """Tell aiortc, as its own decoder loop would: it sends a PLI for video."""

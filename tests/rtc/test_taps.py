@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import aiortc
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription, rtcrtpreceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription, rtcrtpreceiver
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 
 from recorder.media.encoded import EncodedFrame
 from recorder.rtc import taps
+from recorder.rtc.taps import ReceiverTap
 from tests.support.publisher import SyntheticPublisher
 
 WAIT = 60.0  # a hang guard, not a measurement
@@ -168,3 +171,18 @@ async def test_frames_stay_in_order_when_decoding_comes_and_goes(received: Recei
     assert video.thread_frames > 0  # some went through the thread, some around it
     stamps = [f.timestamp for f in received.frames["video"]]
     assert stamps == sorted(set(stamps))
+
+
+def test_sender_reports_measure_a_microphone_clock_off_its_nominal_rate() -> None:
+    # a microphone 0.5 % fast: its reports pair 48,240 RTP ticks with each NTP second
+    # (the RTP time wraps on the way); before they span a few seconds the nominal rate
+    tap = ReceiverTap(cast(RTCRtpReceiver, object()))
+    for k in range(12):
+        ntp = 3_900_000_000 + k * 1.0
+        rtp = (4_294_000_000 + k * 48_240) & 0xFFFFFFFF
+        stamp = (int(ntp) << 32) | int((ntp % 1) * 2**32)
+        tap.note_sender_report(RtcpSrPacket(ssrc=1, sender_info=RtcpSenderInfo(
+            ntp_timestamp=stamp, rtp_timestamp=rtp, packet_count=k, octet_count=k)))
+        if k == 2:
+            assert tap.rate(48_000) == 48_000
+    assert tap.rate(48_000) == pytest.approx(48_240)
