@@ -43,6 +43,9 @@ class OutputFile:
     kind: str  # "composite" | "track"
     duration_seconds: float  # media time the file spans
     offset_seconds: float  # media time of the recording where the file begins
+    # a file written as received runs on its publisher's audio clock: how fast that runs
+    # against the recording's, in parts per million (None: the recording's own clock)
+    clock_ppm: float | None = None
 
 
 class FileClock:
