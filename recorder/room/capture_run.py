@@ -61,6 +61,8 @@ class FileLike(Protocol):
     def duration_seconds(self) -> float: ...
     @property
     def offset_seconds(self) -> float: ...
+    @property
+    def clock_ppm(self) -> float | None: ...
 
 
 class ResultLike(Protocol):
@@ -228,7 +230,7 @@ class CaptureRun:
         logger.info("recording %s: finished %d file(s), first %s (%.1f s, %d frames written)",
                     rid, len(result.files), result.path, duration, frames.written)
         files = [FileResult(str(f.path), f.kind, float(f.duration_seconds),
-                            float(f.offset_seconds)) for f in result.files]
+                            float(f.offset_seconds), f.clock_ppm) for f in result.files]
         self._emit(CaptureFinished(rid, files, duration, frames, tracks=list(self.tracks)))
 
     async def abort(self) -> None:

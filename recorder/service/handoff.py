@@ -26,7 +26,8 @@ QUEUE_RETRY_SECONDS = 5.0  # pause before queueing an upload again while the sto
 QUEUE_TRIES = 12  # then the node's next start finds it through `processing:{node_id}`
 
 
-def describe_file(path: Path, kind: str, duration: float, offset: float = 0.0) -> FileInfo:
+def describe_file(path: Path, kind: str, duration: float, offset: float = 0.0,
+                  clock_ppm: float | None = None) -> FileInfo:
     """What the state says of a finished file (blocking: it reads the whole file)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -34,7 +35,7 @@ def describe_file(path: Path, kind: str, duration: float, offset: float = 0.0) -
             digest.update(chunk)
     return FileInfo(name=path.name, kind=kind, size=path.stat().st_size,
                     sha256=digest.hexdigest(), duration_seconds=round(duration, 3),
-                    offset_seconds=round(offset, 3))
+                    offset_seconds=round(offset, 3), clock_ppm=clock_ppm)
 
 
 def upload_waiting(state: RecordingState) -> bool:

@@ -461,7 +461,8 @@ class RecordingService:
             return
         try:
             files = [await asyncio.to_thread(describe_file, Path(f.path), f.kind,
-                                             f.duration_seconds, f.offset_seconds)
+                                             f.duration_seconds, f.offset_seconds,
+                                             f.clock_ppm)
                      for f in event.files]
         except OSError as exc:
             await self._fail(recording_id, f"file: {exc}")
