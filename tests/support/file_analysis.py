@@ -98,6 +98,22 @@ class Probe:
             after = flash + 1.0
 
 
+def _place(chunks: list[np.ndarray[Any, Any]], frame: AudioFrame, start: float) -> None:
+    """Add a frame's first channel after the ones before it, as a player plays them; at
+    a cut (its timestamp more than 1 ms off the samples before it) where its timestamp
+    says, with silence in a hole."""
+    samples = frame.to_ndarray()[0]
+    have = sum(len(c) for c in chunks)
+    at = round((float(frame.time or 0.0) - start) * frame.sample_rate)
+    if abs(at - have) > frame.sample_rate // 1000:
+        if at > have:
+            chunks.append(np.zeros(at - have, dtype=samples.dtype))
+        else:
+            joined = np.concatenate(chunks)[: max(0, at)] if chunks else samples[:0]
+            chunks[:] = [joined]
+    chunks.append(samples)
+
+
 def _centre_luma(frame: VideoFrame) -> tuple[float, float]:
     plane = frame.planes[0]
     rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
@@ -165,7 +181,7 @@ def probe(path: Path, cuts: int | None = 0) -> Probe:
                     audio_start = float(frame.time or 0.0)
                 if not frame.format.is_planar:
                     raise AssertionError("expected planar decoded audio")
-                chunks.append(frame.to_ndarray()[0])  # the first channel
+                _place(chunks, frame, audio_start)
         return Probe(
             container=container.format.name,
             duration=(container.duration or 0) / 1_000_000,
