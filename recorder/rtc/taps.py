@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_AIORTC: Final = ("1.16.0",)
 _TAP: Final = "_recorder_tap"  # attribute on a receiver and on its decoder thread
-RATE_BASELINE_SECONDS: Final = 4.0  # sender reports this far apart measure the RTP rate
+RATE_BASELINE_SECONDS: Final = 2.0  # sender reports this far apart measure the RTP rate
 MAX_RATE_ERROR: Final = 0.02
 _HOOKED: Final = "_recorder_hooked"  # marks our wrappers, so install() is idempotent
 _SEAM: Final = "get_decoder"  # what decoder_worker calls (not exported by aiortc)
