@@ -79,6 +79,12 @@ async def stop(room: Room, *rids: str) -> list[CaptureFinished]:
     return done
 
 
+def beep_span(p: Probe) -> float:
+    """Seconds from the first beep to the last, by the file's clock."""
+    beeps = [t - o for t, o in p.av_offsets()]
+    return beeps[-1] - beeps[0]
+
+
 def _of(rid: str) -> Callable[[CaptureFinished], bool]:
     return lambda event: event.recording_id == rid
 
@@ -134,14 +140,15 @@ async def test_tracks_files_with_a_slow_microphone(make_room: MakeRoom, tmp_path
     await room.session.handle(start(tmp_path, "low", Format.MKV, Quality.LOW, Layout.TRACKS))
     await pub.clock.sleep_until(20.0)
     source, low = await stop(room, "src", "low")
-    check(Path(source.files[0].path))
-    # a file as received runs on the microphone's clock, and says how fast that runs
+    # flashes at 3, 7, 11 and 15 s: 12 s from the first beep to the last by our clock
+    # a file as received runs on the microphone's clock (11.94 s), and says how fast
+    p = check(Path(source.files[0].path))
     assert source.files[0].clock_ppm == pytest.approx(SLOW, abs=300)
+    assert beep_span(p) == pytest.approx(12.0 * (1 + SLOW / 1e6), abs=0.01)
     # a transcoded one runs on the recording's: offset + file time = recording time
     p = check(Path(low.files[0].path))
     assert low.files[0].clock_ppm is None
-    assert low.files[0].offset_seconds + p.audio_duration == pytest.approx(
-        low.duration_seconds, abs=LIMIT)
+    assert beep_span(p) == pytest.approx(12.0, abs=0.03)
 
 
 async def test_pause_and_resume_with_a_slow_microphone(make_room: MakeRoom,
@@ -197,8 +204,10 @@ async def test_a_deferred_transcode_with_a_slow_microphone(make_room: MakeRoom,
     check(Path(file.path))
     out = tmp_path / "out"
     out.mkdir()
+    source = source_of(Path(file.path), file.offset_seconds, file.duration_seconds,
+                       file.clock_ppm)
     job = TranscodeJob("rec-1", str(out), Format.WEBM, Quality.LOW, Layout.COMPOSITE,
-                       live.duration_seconds,
-                       (source_of(Path(file.path), file.offset_seconds, file.duration_seconds),))
+                       live.duration_seconds, (source,))
     result, _ = await asyncio.to_thread(transcode, job)
-    check(result.files[0].path)
+    # the output is back on the recording's clock: 12 s between the first and last beep
+    assert beep_span(check(result.files[0].path)) == pytest.approx(12.0, abs=0.03)
