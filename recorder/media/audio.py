@@ -144,14 +144,14 @@ class AudioPipeline(PipelineWorker[AudioItem]):
         converter = self._converters.get(item.source_id)
         if converter is None or converter.key != _key(frame):
             converter = self._converters[item.source_id] = _Converter(frame)
-        kept = 0
         # each chunk at the place the resampler gave it; the mixer joins it to the last
-        for position, samples in converter.convert(frame, item.media_time):
-            kept += self._mixer.add(item.source_id, samples, position)
-        if kept:
+        chunks = converter.convert(frame, item.media_time)
+        kept = sum(self._mixer.add(item.source_id, samples, position)
+                   for position, samples in chunks)
+        if chunks and not kept:  # it came after its place was mixed (the process stalled
+            self._counts.dropped()  # longer than the latency allows): a soak sees it
+        else:  # mixed, or held in the resampler for the next chunk
             self._counts.written()
-        else:  # it came after its place was mixed (the process stalled longer than the
-            self._counts.dropped()  # latency allows): counted, so a soak sees it
 
     def emit(self, until: float) -> None:
         due = int(until * AUDIO_RATE)

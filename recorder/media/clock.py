@@ -206,11 +206,6 @@ class PublisherClock:
         """The source left: a source of that id later starts a mapping of its own."""
         self._tracks.pop(source_id, None)
 
-    def epoch(self, source_id: str) -> int:
-        """How often the source's mapping restarted (a new sender timeline)."""
-        clock = self._tracks.get(source_id)
-        return 0 if clock is None else clock.reanchors
-
     def ppm(self, source_id: str) -> float | None:
         """The measured rate of the source's clock against ours (None: no such source)."""
         clock = self._tracks.get(source_id)

@@ -206,7 +206,7 @@ class PassthroughCapture(CaptureBase):
                         track.kind, source_id)
         self._counts.received()
         cut = (self._timeline.cuts_before(wall), track.publisher.session_id)
-        if not file.offer(frame, media_time, wall, cut, (source_id, clock.epoch(source_id))):
+        if not file.offer(frame, media_time, wall, cut, source_id):
             self._counts.dropped()
         if frame.kind == "audio":
             file.clock_ppm = clock.ppm(source_id)

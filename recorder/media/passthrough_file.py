@@ -109,10 +109,10 @@ class PassthroughFile(threading.Thread):
     # ---- the loop's side -------------------------------------------------------------
 
     def offer(self, frame: EncodedFrame, media_time: float, wall: float, cut: Cut,
-              source: tuple[str, int]) -> bool:
+              source: str) -> bool:
         """Queue a frame the recording places at ``media_time`` (``wall`` on our clock),
-        on the stretch ``cut``, from ``source`` (its id and timeline restarts); False:
-        behind, failed, or a repeat of sound already written."""
+        on the stretch ``cut``, from ``source``; False: behind, failed, or a repeat of
+        sound already written."""
         if self.error is not None:
             return False
         if self.offset is None:

@@ -11,8 +11,9 @@ would slide the sound 5 ms later every second.
 packet ``k`` is at the segment's start plus the samples of the packets before it, and
 a hole in the RTP timestamps (a lost packet, Opus DTX) is filled with encoded silence of
 its length. A segment ends only where the recording cuts (a resume after a pause), where
-the sender's timeline restarts (a source gap, a new SSRC) or where another connection
-of the publisher takes over (a reconnect); the next starts where the recording's
+the sender's RTP timeline restarts (a new SSRC, an encoder restart: its timestamps step
+back, or ahead by more than the time that passed; a stall of ours is none) or where
+another connection of the publisher takes over (a reconnect); the next starts where the recording's
 timeline puts its first frame, never before the sound already written, and the time
 between is encoded silence too: a file's sound has no hole from its first packet to its
 last, whatever happened in between. A picture is
@@ -42,7 +43,9 @@ SILENCE_PACKETS: Final = {960: bytes([31 << 3]) + _SILENT_FRAME,
                           480: bytes([30 << 3]) + _SILENT_FRAME,
                           240: bytes([29 << 3]) + _SILENT_FRAME,
                           120: bytes([28 << 3]) + _SILENT_FRAME}
-MAX_FILL_SECONDS: Final = 60.0  # a longer hole with a continuous timeline is a cut
+# RTP time further back than this, or further ahead than the time that passed, is a new
+# sender timeline
+RESTART_SECONDS: Final = 1.0
 
 
 def opus_samples(packet: bytes) -> int:
@@ -90,7 +93,7 @@ Cut = tuple[int, str]  # (the recording's resumes so far, publisher session)
 @dataclass
 class _Segment:
     cut: Cut
-    source: tuple[str, int]  # (audio source id, restarts of its sender timeline)
+    source: str  # the audio source
     start: float  # file time of its first sample
     next_rtp: int  # RTP time where the next packet continues the sound
     samples: int = 0  # written since the start, silence included
@@ -115,21 +118,21 @@ class AudioMaster:
             self._cut = cut
             self._shift = max(0.0, self.end - at)
 
-    def audio(self, cut: Cut, source: tuple[str, int], frame: EncodedFrame, at: float,
-              wall: float) -> Placed | None:
-        """Place a sound packet the recording's timeline puts at file time ``at``; None:
-        it repeats sound already written (a late duplicate)."""
+    def audio(self, cut: Cut, source: str, frame: EncodedFrame, at: float, wall: float
+              ) -> Placed | None:
+        """Place a sound packet the recording's timeline puts at file time ``at`` (``wall``
+        on our clock); None: it repeats sound already written (a late duplicate)."""
         self._enter(cut, at)
         segment = self._segment
         silence = 0
         if segment is not None and (segment.cut, segment.source) == (cut, source):
-            hole = frame.timestamp - segment.next_rtp
-            if hole < 0:
+            hole = self._hole(segment, frame, wall)
+            if hole is None:
                 return None
-            if hole <= MAX_FILL_SECONDS * AUDIO_CLOCK:
-                silence = sum(opus_samples(p) for p in silence_packets(hole))
-            else:
+            if hole < 0:
                 segment = None
+            else:
+                silence = sum(opus_samples(p) for p in silence_packets(hole))
         else:
             segment = None
         if segment is None:
@@ -143,7 +146,21 @@ class AudioMaster:
         self.end = segment.end
         return placed
 
-    def _start(self, cut: Cut, source: tuple[str, int], frame: EncodedFrame, at: float
+    @staticmethod
+    def _hole(segment: _Segment, frame: EncodedFrame, wall: float) -> int | None:
+        """Samples missing before ``frame`` in its segment's timeline; -1: the sender's
+        timeline restarted (its RTP time stepped back, or ahead further than the time that
+        passed: a new SSRC, an encoder restart); None: a late repeat. A stall of this
+        process moves nothing: RTP time says where the sound belongs."""
+        hole = frame.timestamp - segment.next_rtp
+        if hole < 0:
+            return None if hole > -RESTART_SECONDS * AUDIO_CLOCK else -1
+        assert segment.last is not None
+        if hole > (max(0.0, wall - segment.last[1]) + RESTART_SECONDS) * AUDIO_CLOCK:
+            return -1
+        return hole
+
+    def _start(self, cut: Cut, source: str, frame: EncodedFrame, at: float
                ) -> tuple[_Segment, int]:
         """A segment from ``frame`` on, where the recording's timeline puts it, and the
         silence before it: the time since the sound already written (a publisher away, a

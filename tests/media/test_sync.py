@@ -15,7 +15,7 @@ from recorder.media.sync import SILENCE_PACKETS, AudioMaster, opus_samples, sile
 
 OPUS_20MS = bytes([31 << 3]) + b"\x00" * 40  # a CELT 20 ms packet (content irrelevant)
 CUT = (0, "s1")
-SOURCE = ("a1", 0)
+SOURCE = "a1"
 
 
 def sound(timestamp: int, ntp: float | None = None) -> EncodedFrame:
@@ -64,6 +64,21 @@ def test_a_hole_is_filled_with_silence_and_a_repeat_is_refused() -> None:
     assert master.end == pytest.approx(0.1)
 
 
+def test_a_stall_of_ours_moves_nothing_but_a_new_sender_timeline_is_a_cut() -> None:
+    master = AudioMaster()
+    for k in range(100):
+        master.audio(CUT, SOURCE, sound(k * 960), k * 0.02, 100 + k * 0.02)
+    # 3 s of nothing, then the backlog at once (our clock may even have re-anchored)
+    late = master.audio(CUT, SOURCE, sound(100 * 960), 5.0, 105.0)
+    assert late is not None
+    assert late.at == pytest.approx(2.0)
+    assert late.silence == 0
+    # a timeline 10 minutes ahead after 20 ms: a new SSRC, cut where our clock says
+    jump = master.audio(CUT, SOURCE, sound(101 * 960 + 600 * AUDIO_CLOCK), 5.04, 105.04)
+    assert jump is not None
+    assert jump.at == pytest.approx(5.04)
+
+
 def test_pictures_land_on_the_sound_captured_with_them() -> None:
     # the microphone is 0.5 % fast: after 60 s its sound is 0.3 s further into the file
     # than our clock says; a picture sent with it lands with it, not 0.3 s early
@@ -92,7 +107,7 @@ def test_after_a_cut_sound_and_pictures_start_together_after_what_was_written() 
     assert placed.silence == 480  # the 10 ms between is silence: no hole in the sound
     # a reconnect after a long absence starts where the recording's timeline says, the
     # time away silence
-    later = master.audio((1, "s2"), ("a2", 0), sound(0), 30.0, 221.0)
+    later = master.audio((1, "s2"), "a2", sound(0), 30.0, 221.0)
     assert later is not None
     assert later.at == pytest.approx(30.0)
     assert later.silence == round((30.0 - 10.03) * AUDIO_CLOCK)
