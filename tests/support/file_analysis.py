@@ -114,7 +114,7 @@ def _place(chunks: list[np.ndarray[Any, Any]], frame: AudioFrame, start: float) 
     chunks.append(samples)
 
 
-def _centre_luma(frame: VideoFrame) -> tuple[float, float]:
+def centre_luma(frame: VideoFrame) -> tuple[float, float]:
     plane = frame.planes[0]
     rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
     y = rows[: frame.height, : frame.width]
@@ -173,7 +173,7 @@ def probe(path: Path, cuts: int | None = 0) -> Probe:
             if isinstance(frame, VideoFrame):
                 times.append(float(frame.time or 0.0))
                 sizes.add((frame.width, frame.height))
-                centre, left = _centre_luma(frame)
+                centre, left = centre_luma(frame)
                 lumas.append(centre)
                 lefts.append(left)
             elif isinstance(frame, AudioFrame):

@@ -9,7 +9,9 @@ microphone's sample clock run that many parts per million off the shared clock, 
 cheap sound card's does: at +2000 its RTP timestamps count 48,096 samples per second of the
 shared clock, its packets leave at that rate and a beep at shared time t is at sample
 48,096 t, while aiortc's sender reports still pair each RTP time with the real time it was
-sent (so a receiver can see the rate, as with a browser).
+sent (so a receiver can see the rate, as with a browser). `clock_ppm` makes the whole
+publisher's clock run off this machine's (sender reports excepted: aiortc reads the wall
+clock for them, which a process of its own can skew, as `bench.soak` does).
 
     async with WhipPublisher(url, token, video=(1280, 720), fps=15) as pub:
         ...                      # connected; pub.location is the WHIP session
@@ -42,10 +44,13 @@ CONNECT_TIMEOUT = 60.0  # a safety net against a hung test, not a measurement
 
 
 class SharedClock:
-    """t = 0 when the first track asks for its first frame."""
+    """t = 0 when the first track asks for its first frame; with ``ppm`` the publisher's
+    clock runs that many parts per million fast against this machine's (its second lasts
+    1 / (1 + ppm / 1e6) of ours), as another computer's would."""
 
-    def __init__(self) -> None:
+    def __init__(self, ppm: float = 0.0) -> None:
         self.t0: float | None = None
+        self.rate = 1 + ppm / 1e6
 
     def start(self) -> float:
         if self.t0 is None:
@@ -53,7 +58,7 @@ class SharedClock:
         return self.t0
 
     async def sleep_until(self, t: float) -> None:
-        delay = self.start() + t - time.monotonic()
+        delay = self.start() + t / self.rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -144,9 +149,9 @@ class SyntheticPublisher:
     def __init__(self, video: tuple[int, int] | None = (640, 360), fps: int = 15,
                  audio: bool = True, video_codec: str = "VP8", delay_video: float = 0.0,
                  markers: Sequence[float] = (), tone: bool = True, shade: int = 60,
-                 mic_ppm: float = 0.0) -> None:
+                 mic_ppm: float = 0.0, clock_ppm: float = 0.0) -> None:
         self.pc = RTCPeerConnection()
-        self.clock = SharedClock()
+        self.clock = SharedClock(clock_ppm)
         self.video: SyntheticVideo | None = None
         self.audio: SyntheticAudio | None = None
         if audio:
@@ -198,12 +203,13 @@ class WhipPublisher:
                  fps: int = 15, audio: bool = True, setup: str | None = None, *,
                  video_codec: str = "VP8", delay_video: float = 0.0,
                  markers: Sequence[float] = (), tone: bool = True, shade: int = 60,
-                 headers: dict[str, str] | None = None, mic_ppm: float = 0.0) -> None:
+                 headers: dict[str, str] | None = None, mic_ppm: float = 0.0,
+                 clock_ppm: float = 0.0) -> None:
         self.url = url
         self.token = token
         self.setup = setup
         self.peer = SyntheticPublisher(video, fps, audio, video_codec, delay_video, markers,
-                                       tone, shade, mic_ppm)
+                                       tone, shade, mic_ppm, clock_ppm)
         self.location: str | None = None
         self.answer_sdp = ""
         self.response_headers: dict[str, str] = {}
