@@ -34,12 +34,14 @@ SLEW_TOLERANCE_SECONDS = 0.02
 SLEW_STEP_SECONDS = 0.01
 # The rate is fitted over the least late frame of each window for the last few minutes,
 # once there are this many windows spanning this long; a window further off the line
-# than the outlier limit is not taken in; no clock is trusted further off than 2 %.
+# than the outlier limit is not taken in (three in a row: the line is fitted again); no
+# clock is trusted further off than 1 %.
 FIT_WINDOWS = 150
 FIT_MIN_WINDOWS = 5
 FIT_MIN_SECONDS = 8.0
 FIT_OUTLIER_SECONDS = 0.05
-MAX_RATE_ERROR = 0.02
+FIT_REFIT_WINDOWS = 3
+MAX_RATE_ERROR = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +68,25 @@ class _RateFit:
 
     def __init__(self) -> None:
         self._points: deque[tuple[float, float]] = deque(maxlen=FIT_WINDOWS)
+        self._rejected = 0  # windows off the line in a row
 
     def clear(self) -> None:
         self._points.clear()
+        self._rejected = 0
 
     def add(self, seconds: float, lateness: float) -> float | None:
-        """Note a window's least late frame; the fitted slope once there are enough."""
+        """Note a window's least late frame; the fitted slope once there are enough.
+        Windows off the line several times in a row mean the line was wrong (fitted
+        while the sender or this process stalled): it is fitted again from there."""
         slope = self._slope()
         if slope is not None:
             s0, l0 = self._points[-1]
             if abs(l0 + slope * (seconds - s0) - lateness) > FIT_OUTLIER_SECONDS:
-                return slope
+                self._rejected += 1
+                if self._rejected < FIT_REFIT_WINDOWS:
+                    return slope
+                self.clear()
+        self._rejected = 0
         self._points.append((seconds, lateness))
         return self._slope()
 

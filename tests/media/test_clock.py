@@ -108,6 +108,20 @@ def test_source_measures_a_microphone_clock_far_off_and_follows_it_smoothly(ppm:
     assert clock.reanchors == 0
 
 
+def test_a_rate_fitted_while_the_sender_stalled_is_fitted_again() -> None:
+    # For its first 12 s a starved sender falls further and further behind (every frame
+    # 1.5 % later than the one before: the first fit reads a clock 1.5 % slow), then
+    # catches up and sends steadily, 0.5 % fast: the mapping must end up on the steady
+    # stream, within the slew tolerance, not stay on the line of the first seconds.
+    clock = SourceClock()
+    rate = 1.005
+    for k in range(6_000):
+        arrival = 50.0 + k * 0.02 / rate + (0.015 * k * 0.02 if k < 600 else 0.0)
+        wall = clock.wall(k * 960, AUDIO, arrival)
+    assert abs(wall - (50.0 + 5_999 * 0.02 / rate)) < 0.03
+    assert clock.ppm == pytest.approx(5000, abs=200)
+
+
 def test_a_stall_with_continuous_rtp_time_does_not_move_the_track() -> None:
     # 30 fps; nothing arrives for 2.5 s (sender, network or this process stalled), then
     # the backlog comes in a burst and the stream catches up: every frame stays where
