@@ -128,8 +128,10 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def report_minute(soak: Soak, minute: int, dropped: dict[str, int], elapsed: float) -> None:
-    """One minute's table: A/V per file, memory per process, dropped frames."""
+def report_minute(soak: Soak, minute: int, dropped: dict[str, int], elapsed: float,
+                  final: bool = False) -> None:
+    """One minute's table: A/V per file, memory per process, dropped frames (``final``:
+    after the stop, left out of the memory slopes)."""
     print(f"\n## minute {minute} ({elapsed / 60:.1f} min recorded)")
     print("| file | size MiB | A/V ms this minute (flash - beep) | worst so far | pairs |")
     print("|---|---|---|---|---|")
@@ -146,7 +148,8 @@ def report_minute(soak: Soak, minute: int, dropped: dict[str, int], elapsed: flo
     for pid in procs.tree(soak.daemon.process.pid):
         name = f"{process_name(pid)} ({pid})"
         rss = rss_mib(pid)
-        soak.memory.setdefault(name, []).append((minute, rss))
+        if not final:
+            soak.memory.setdefault(name, []).append((minute, rss))
         print(f"| {name} | {rss:.1f} | {procs.pss_mib(pid):.1f} |")
     print("frames dropped:", dropped)
     sys.stdout.flush()
@@ -225,7 +228,7 @@ async def record(http: aiohttp.ClientSession, state: Soak, headers: dict[str, st
     for base in state.bases.values():
         await wait_status(http, base, headers, {"completed", "failed"})
     report_minute(state, int(minutes) + 1, await dropped(http, state, headers),
-                  time.monotonic() - began)
+                  time.monotonic() - began, final=True)
 
 
 async def dropped(http: aiohttp.ClientSession, soak: Soak, headers: dict[str, str]
