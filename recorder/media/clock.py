@@ -32,6 +32,10 @@ REANCHOR_SECONDS = 1.0
 SLEW_WINDOW_SECONDS = 2.0
 SLEW_TOLERANCE_SECONDS = 0.02
 SLEW_STEP_SECONDS = 0.01
+# Every frame of a window later than this (well inside the 0.25 s the encoders wait):
+# the delay grew for good (a slower path, a sender that fell behind), and slewing would
+# leave minutes of frames later than their place; the mapping moves at once.
+LATE_SECONDS = 0.1
 # The rate is fitted over the least late frame of each window for the last few minutes,
 # once there are this many windows spanning this long; a window further off the line
 # than the outlier limit is not taken in (three in a row: the line is fitted again); no
@@ -176,6 +180,8 @@ class SourceClock:
             self.reanchors += 1
             self._fit.clear()
             base_wall += error
+        elif error > LATE_SECONDS:  # the path got slower for good: follow it at once,
+            base_wall += error  # or every frame would come after its place was encoded
         elif abs(error) > SLEW_TOLERANCE_SECONDS:
             base_wall += max(-SLEW_STEP_SECONDS, min(SLEW_STEP_SECONDS, error))
         self._base = (base_seconds, base_wall)

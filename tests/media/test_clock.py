@@ -122,6 +122,18 @@ def test_a_rate_fitted_while_the_sender_stalled_is_fitted_again() -> None:
     assert clock.ppm == pytest.approx(5000, abs=200)
 
 
+def test_a_delay_that_grows_for_good_is_followed_at_once() -> None:
+    # after 10 s every frame comes 0.4 s later than before (a sender that fell behind,
+    # a slower path): within a window the mapping is there, not minutes later
+    clock = SourceClock()
+    for k in range(1_500):
+        arrival = 50.0 + k * 0.02 + (0.4 if k >= 500 else 0.0)
+        wall = clock.wall(k * 960, AUDIO, arrival)
+        if k >= 750:
+            assert abs(arrival - wall) < 0.03
+    assert clock.reanchors == 0
+
+
 def test_a_stall_with_continuous_rtp_time_does_not_move_the_track() -> None:
     # 30 fps; nothing arrives for 2.5 s (sender, network or this process stalled), then
     # the backlog comes in a burst and the stream catches up: every frame stays where
