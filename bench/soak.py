@@ -16,7 +16,9 @@ this machine, half 0.05 % slow, and each microphone drifts a further 0.1 % fast 
 from its publisher's clock. Every minute the soak prints, for each file, the A/V offsets
 of the flashes of that minute (``bench.soak_watch`` reads each file once, as it grows),
 for each process of ``recorderd``'s tree its RSS and PSS, each recording's dropped
-frames, and the file sizes; at the end, each process's memory slope after minute 5.
+frames (as its state says them: the node writes the counts when the recording finishes)
+and the file sizes; at the end, each process's memory slope after minute 5. The results
+so far are in bench/RESULTS.md.
 """
 
 from __future__ import annotations
