@@ -41,6 +41,7 @@ import functools
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -58,6 +59,7 @@ SUPPORTED_AIORTC: Final = ("1.16.0",)
 _TAP: Final = "_recorder_tap"  # attribute on a receiver and on its decoder thread
 RATE_BASELINE_SECONDS: Final = 2.0  # sender reports this far apart measure the RTP rate
 MAX_RATE_ERROR: Final = 0.02
+RECENT_REPORTS: Final = 8  # about 8 s of reports: the least late of them maps frames
 _HOOKED: Final = "_recorder_hooked"  # marks our wrappers, so install() is idempotent
 _SEAM: Final = "get_decoder"  # what decoder_worker calls (not exported by aiortc)
 _PRIVATE: Final = ("timestamp_mapper", "decoder_thread", "decoder_queue", "decoder_error",
@@ -96,6 +98,10 @@ class ReceiverTap:
         # RTP ticks and NTP seconds from the first report of this timeline to the latest:
         # the sender's RTP clock rate by its own wall clock (a microphone may be 0.5 % off)
         self._span: tuple[int, float] = (0, 0.0)
+        # the latest reports as (ticks since the first, RTP time, NTP seconds); the one
+        # sent least late maps frames (see _reference)
+        self._reports: deque[tuple[int, int, float]] = deque(maxlen=RECENT_REPORTS)
+        self._reference_of: tuple[int, tuple[int, float]] | None = None  # (rate, report)
         self._requests: set[asyncio.Future[None]] = set()
 
     def attach(self, loop: asyncio.AbstractEventLoop, output: asyncio.Queue[Any]) -> None:
@@ -154,9 +160,28 @@ class ReceiverTap:
             if ticks >= 1 << 31:
                 ticks -= 1 << 32
             span = (self._span[0] + ticks, self._span[1] + ntp - previous[1])
-            self._span = span if span[1] > 0 and span[0] >= 0 else (0, 0.0)
+            if span[1] <= 0 or span[0] < 0:  # a new timeline
+                span = (0, 0.0)
+                self._reports.clear()
+            self._span = span
         self._report = (rtp, ntp)
+        self._reports.append((self._span[0], rtp, ntp))
+        self._reference_of = None
         self.sender_reports += 1
+
+    def _reference(self, clock_rate: int) -> tuple[int, float] | None:
+        """The recent report sent least late for its RTP time. A sender stamps a report
+        with the time it went out, which a busy sender makes late; by the RTP clock's
+        rate the least late of the last few is the truest, and it maps every frame."""
+        cached = self._reference_of
+        if cached is not None and cached[0] == clock_rate:
+            return cached[1]
+        if not self._reports:
+            return None
+        rate = self.rate(clock_rate)
+        _, rtp, ntp = min(self._reports, key=lambda r: r[2] - r[0] / rate)
+        self._reference_of = (clock_rate, (rtp, ntp))
+        return rtp, ntp
 
     def rate(self, clock_rate: int) -> float:
         """RTP ticks per second of the sender's wall clock, by its reports (the nominal
@@ -185,7 +210,7 @@ class ReceiverTap:
             frame.opaque = SenderTime(ntp)
 
     def _ntp(self, rebased: int, clock_rate: int) -> float | None:
-        report = self._report
+        report = self._reference(clock_rate)
         origin: int | None = _private(self._receiver, "timestamp_mapper")._origin
         if report is None or origin is None:
             return None

@@ -186,3 +186,23 @@ def test_sender_reports_measure_a_microphone_clock_off_its_nominal_rate() -> Non
         if k == 1:
             assert tap.rate(48_000) == 48_000
     assert tap.rate(48_000) == pytest.approx(48_240)
+
+
+def test_a_sender_report_sent_late_does_not_move_the_frames() -> None:
+    # reports once a second of a clock on time; the latest went out 0.2 s late (a busy
+    # sender stamps the time it sent it): frames keep the time the others give them
+    class Mapper:
+        _origin = 0
+
+    class Receiver:
+        _RTCRtpReceiver__timestamp_mapper = Mapper()
+
+    tap = ReceiverTap(cast(RTCRtpReceiver, Receiver()))
+    for k in range(8):
+        ntp = 3_900_000_000 + k + (0.2 if k == 7 else 0.0)
+        stamp = (int(ntp) << 32) | int((ntp % 1) * 2**32)
+        tap.note_sender_report(RtcpSrPacket(ssrc=1, sender_info=RtcpSenderInfo(
+            ntp_timestamp=stamp, rtp_timestamp=k * 48_000, packet_count=k, octet_count=k)))
+    frame = tap.frame("opus", 48_000, "audio", type("J", (), {"data": b"\xf8", "timestamp":
+                                                                  48_000 * 6 + 960})())
+    assert frame.ntp == pytest.approx(3_900_000_006.02, abs=0.005)
