@@ -59,6 +59,7 @@ SUPPORTED_AIORTC: Final = ("1.16.0",)
 _TAP: Final = "_recorder_tap"  # attribute on a receiver and on its decoder thread
 RATE_BASELINE_SECONDS: Final = 2.0  # sender reports this far apart measure the RTP rate
 MAX_RATE_ERROR: Final = 0.02
+MAX_REPORT_GAP_SECONDS: Final = 60.0
 RECENT_REPORTS: Final = 8  # about 8 s of reports: the least late of them maps frames
 _HOOKED: Final = "_recorder_hooked"  # marks our wrappers, so install() is idempotent
 _SEAM: Final = "get_decoder"  # what decoder_worker calls (not exported by aiortc)
@@ -153,6 +154,8 @@ class ReceiverTap:
 
     def note_sender_report(self, packet: RtcpSrPacket) -> None:
         stamp = packet.sender_info.ntp_timestamp
+        if stamp == 0:  # aiortc reports before its first packet: it maps nothing
+            return
         rtp, ntp = packet.sender_info.rtp_timestamp, (stamp >> 32) + (stamp & 0xFFFFFFFF) / 2**32
         previous = self._report
         if previous is not None:
@@ -160,8 +163,9 @@ class ReceiverTap:
             if ticks >= 1 << 31:
                 ticks -= 1 << 32
             span = (self._span[0] + ticks, self._span[1] + ntp - previous[1])
-            if span[1] <= 0 or span[0] < 0:  # a new timeline
-                span = (0, 0.0)
+            seconds = ntp - previous[1]
+            if seconds <= 0 or ticks < 0 or seconds > MAX_REPORT_GAP_SECONDS:
+                span = (0, 0.0)  # a new timeline, or one we cannot follow: start over
                 self._reports.clear()
             self._span = span
         self._report = (rtp, ntp)

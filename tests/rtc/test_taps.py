@@ -206,3 +206,26 @@ def test_a_sender_report_sent_late_does_not_move_the_frames() -> None:
     frame = tap.frame("opus", 48_000, "audio", type("J", (), {"data": b"\xf8", "timestamp":
                                                                   48_000 * 6 + 960})())
     assert frame.ntp == pytest.approx(3_900_000_006.02, abs=0.005)
+
+
+def test_a_sender_report_before_the_first_packet_is_ignored() -> None:
+    # aiortc's first report may come before any packet: NTP 0, RTP 0. It must neither
+    # map frames nor spoil the rate the later reports measure.
+    class Mapper:
+        _origin = 0
+
+    class Receiver:
+        _RTCRtpReceiver__timestamp_mapper = Mapper()
+
+    tap = ReceiverTap(cast(RTCRtpReceiver, Receiver()))
+    tap.note_sender_report(RtcpSrPacket(ssrc=1, sender_info=RtcpSenderInfo(
+        ntp_timestamp=0, rtp_timestamp=0, packet_count=0, octet_count=0)))
+    for k in range(1, 8):
+        ntp = 3_900_000_000 + k
+        tap.note_sender_report(RtcpSrPacket(ssrc=1, sender_info=RtcpSenderInfo(
+            ntp_timestamp=ntp << 32, rtp_timestamp=k * 48_240, packet_count=k,
+            octet_count=k)))
+    assert tap.rate(48_000) == pytest.approx(48_240)
+    frame = tap.frame("opus", 48_000, "audio", type("J", (), {"data": b"\xf8", "timestamp":
+                                                                  48_240 * 7})())
+    assert frame.ntp == pytest.approx(3_900_000_007, abs=0.001)
