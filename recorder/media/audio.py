@@ -35,8 +35,11 @@ _CHANNELS: Final = 2
 AUDIO_TB: Final = Fraction(1, AUDIO_RATE)
 # Stretch by up to 2 % (1000 samples a second) towards where the frames belong, over a
 # second; only a jump past 0.25 s (a sender timeline that restarted) inserts silence or
-# trims. A microphone off by r parts per million then sits about r/1000 ms late.
-_COMPENSATION: Final = f"{AUDIO_RATE}:async=1000:min_hard_comp=0.25:comp_duration=1"
+# trims. A microphone off by r parts per million then lags about r/1000 ms behind where
+# it belongs (the compensation's proportional lag), which is taken off its positions.
+COMPENSATION_SECONDS: Final = 1
+_COMPENSATION: Final = (f"{AUDIO_RATE}:async=1000:min_hard_comp=0.25"
+                        f":comp_duration={COMPENSATION_SECONDS}")
 MIN_HOLE_SECONDS: Final = 0.0025  # the shortest Opus frame
 MAX_HOLE_SECONDS: Final = 60.0
 
@@ -46,6 +49,7 @@ class AudioInput:
     source_id: str
     frame: AudioFrame
     media_time: float
+    ppm: float = 0.0  # how fast the source's clock runs against the recording's
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,9 @@ class AudioPipeline(PipelineWorker[AudioItem]):
             converter = self._converters[item.source_id] = _Converter(frame)
         # each chunk at the place the resampler gave it; the mixer joins it to the last
         chunks = converter.convert(frame, item.media_time)
-        kept = sum(self._mixer.add(item.source_id, samples, position)
+        # the compensation lags its target by the rate it corrects, over its second
+        lag = round(item.ppm * 1e-6 * COMPENSATION_SECONDS * AUDIO_RATE)
+        kept = sum(self._mixer.add(item.source_id, samples, position - lag)
                    for position, samples in chunks)
         if chunks and not kept:  # it came after its place was mixed (the process stalled
             self._counts.dropped()  # longer than the latency allows): a soak sees it
