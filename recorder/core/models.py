@@ -79,6 +79,9 @@ class FileInfo(BaseModel):
     sha256: str
     duration_seconds: float | None = None
     offset_seconds: float | None = None  # where in the recording's media time it begins
+    # a file written as received (`source`) runs on its publisher's audio clock: that
+    # clock's measured rate against the recording's, in parts per million (else None)
+    clock_ppm: float | None = None
     s3_key: str | None = None
     stream_id: str | None = None
     playback: Playback | None = None

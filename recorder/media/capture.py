@@ -205,7 +205,8 @@ class Capture(CaptureBase):
             logger.info("recording %s: media started with %s source %s", self._rid,
                         source.kind, source_id)
         self._counts.received()
-        if not source.output.offer(source_id, frame, media_time):
+        ppm = (source.clock.ppm(source_id) or 0.0) if source.kind == "audio" else 0.0
+        if not source.output.offer(source_id, frame, media_time, ppm):
             self._counts.dropped()
             if not self._warned_drop:
                 self._warned_drop = True

@@ -8,7 +8,8 @@ What each number means, so that they stay honest:
   samples enter the mix. A video frame counts when it is shown in at least one output
   slot of the constant frame rate (every video source has a tile in its file);
 - ``dropped``: received frames lost because a pipeline fell behind (its inbox was full)
-  or failed.
+  or failed, and audio frames that came after their place was mixed (the process stalled
+  for longer than the capture's latency).
 
 The rest of ``received`` is neither written nor dropped: video frames superseded by a newer
 frame before their slot came (the sender's rate is above the preset's, or a source's

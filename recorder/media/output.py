@@ -43,6 +43,9 @@ class OutputFile:
     kind: str  # "composite" | "track"
     duration_seconds: float  # media time the file spans
     offset_seconds: float  # media time of the recording where the file begins
+    # a file written as received runs on its publisher's audio clock: how fast that runs
+    # against the recording's, in parts per million (None: the recording's own clock)
+    clock_ppm: float | None = None
 
 
 class FileClock:
@@ -124,13 +127,16 @@ class Output:
         logger.info("recording %s: %s shows %d video source(s)%s", self._rid, self.path.name,
                     len(sources), f", {featured} large" if featured and len(sources) > 1 else "")
 
-    def offer(self, source_id: str, frame: AudioFrame | VideoFrame, media_time: float) -> bool:
-        """Hand a frame to its thread; False if the thread is behind or failed."""
+    def offer(self, source_id: str, frame: AudioFrame | VideoFrame, media_time: float,
+              ppm: float = 0.0) -> bool:
+        """Hand a frame to its thread (``ppm``: its clock's rate against the recording's);
+        False if the thread is behind or failed."""
         at = media_time - self.clock.start_at(media_time)
         if isinstance(frame, VideoFrame):
             return not self.video.failed and self.video.inbox.offer(
                 VideoInput(source_id, frame, at))
-        return not self.audio.failed and self.audio.inbox.offer(AudioInput(source_id, frame, at))
+        return not self.audio.failed and self.audio.inbox.offer(
+            AudioInput(source_id, frame, at, ppm))
 
     # ---- progress ---------------------------------------------------------------------
 

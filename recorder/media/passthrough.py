@@ -8,8 +8,11 @@ sender reports has its audio and video put on the sender's one wall clock (the N
 the SR pairs with an RTP time), so lip sync is the sender's; a track without SRs yet
 keeps its own RTP spacing from its first arrival (:class:`recorder.media.clock.SourceClock`
 follows the drift either way). The recording's :class:`recorder.media.timeline.Timeline`
-cuts pauses exactly as the transcoding capture does, so ``offset + t`` means the same
-moment in every file.
+cuts pauses exactly as the transcoding capture does. Within a file the sound is the
+master (:mod:`recorder.media.sync`): it is written as received, continuous, and the
+pictures are placed on it, so the file runs on its publisher's audio clock, whose rate
+against the recording's each file reports (``clock_ppm``); ``offset + t`` is the same
+moment in every file to within that rate.
 
 Video starts on a keyframe: at the start and after a resume the capture drops a track's
 pictures until one comes and asks the sender for it (a PLI through the room); after a
@@ -202,8 +205,11 @@ class PassthroughCapture(CaptureBase):
             logger.info("recording %s: media started with %s source %s", self._rid,
                         track.kind, source_id)
         self._counts.received()
-        if not file.offer(frame, media_time):
+        cut = (self._timeline.cuts_before(wall), track.publisher.session_id)
+        if not file.offer(frame, media_time, wall, cut, source_id):
             self._counts.dropped()
+        if frame.kind == "audio":
+            file.clock_ppm = clock.ppm(source_id)
         return first
 
     def _file_of(self, track: _Track) -> PassthroughFile | None:
@@ -270,8 +276,9 @@ class PassthroughCapture(CaptureBase):
                 file.path.unlink(missing_ok=True)
                 continue
             start = file.offset if file.kind == TRACK else 0.0
+            ppm = None if file.clock_ppm is None else round(file.clock_ppm, 1)
             files.append(OutputFile(file.path, file.kind, round(max(0.0, end - start), 3),
-                                    round(start, 3)))
+                                    round(start, 3), ppm))
         path = files[0].path if files else self.spec.path
         self._result = CaptureResult(path, round(end, 3), frames, tuple(files))
         logger.info("recording %s: capture finished, %.2f s, %d file(s), frames %s",

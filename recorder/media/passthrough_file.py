@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -54,6 +53,7 @@ from recorder.media.reencode import (
     AudioReencoder,
     VideoReencoder,
 )
+from recorder.media.sync import AudioMaster, Cut, Placed, opus_samples, silence_packets
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +71,6 @@ _TRANSCODE = PRESETS[Quality.MEDIUM]
 _TICK_SECONDS: Final = 0.2
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
-    frame: EncodedFrame
-    at: float  # seconds into the file
-
-
 class PassthroughFile(threading.Thread):
     def __init__(self, recording_id: str, path: Path, fmt: Format, counts: FrameCounter,
                  kind: str, as_received: bool = False) -> None:
@@ -89,16 +83,18 @@ class PassthroughFile(threading.Thread):
         self.expects_audio = False
         self.error: str | None = None
         self.written_until = 0.0  # file time of the latest frame written
+        self.clock_ppm: float | None = None  # its audio clock against the recording's
+        self._master = AudioMaster()  # on the loop
         self._fmt = fmt
         self._video_codec, self._audio_codec = _FORMAT_CODECS[fmt]
         # Matroska takes any codec that comes: keep it when asked to (a deferred live part)
         self._keep = (_MATROSKA_VIDEO if as_received and fmt is Format.MKV
                       else {self._video_codec})
         self._counts = counts
-        self.inbox: Inbox[_Item] = Inbox(INBOX_FRAMES, wake_each=False)  # taken each tick
+        self.inbox: Inbox[Placed] = Inbox(INBOX_FRAMES, wake_each=False)  # taken each tick
         self._stopping = threading.Event()
         self._aborting = False
-        self._held: deque[_Item] = deque()
+        self._held: deque[Placed] = deque()
         self._container: OutputContainer | None = None
         self._video: Stream | None = None
         self._audio: Stream | None = None
@@ -112,13 +108,20 @@ class PassthroughFile(threading.Thread):
 
     # ---- the loop's side -------------------------------------------------------------
 
-    def offer(self, frame: EncodedFrame, media_time: float) -> bool:
-        """Queue a frame placed at recording ``media_time``; False: behind or failed."""
+    def offer(self, frame: EncodedFrame, media_time: float, wall: float, cut: Cut,
+              source: str) -> bool:
+        """Queue a frame the recording places at ``media_time`` (``wall`` on our clock),
+        on the stretch ``cut``, from ``source``; False: behind, failed, or a repeat of
+        sound already written."""
         if self.error is not None:
             return False
         if self.offset is None:
             self.offset = media_time
-        return self.inbox.offer(_Item(frame, max(0.0, media_time - self.offset)))
+        at = max(0.0, media_time - self.offset)
+        if frame.kind == "audio":
+            placed = self._master.audio(cut, source, frame, at, wall)
+            return placed is not None and self.inbox.offer(placed)
+        return self.inbox.offer(Placed(frame, self._master.video(cut, frame, at, wall)))
 
     def stop(self, aborting: bool = False) -> None:
         self._aborting = aborting
@@ -144,13 +147,13 @@ class PassthroughFile(threading.Thread):
         finally:
             self._close()
 
-    def _handle(self, item: _Item) -> None:
+    def _handle(self, item: Placed) -> None:
         if self._container is None:
             self._hold(item)
         else:
             self._write(item)
 
-    def _hold(self, item: _Item) -> None:
+    def _hold(self, item: Placed) -> None:
         """Keep what comes before the file can open; open it once its streams are known."""
         self._held.append(item)
         if len(self._held) > _MAX_HELD_AUDIO:
@@ -254,14 +257,16 @@ class PassthroughFile(threading.Thread):
 
     # ---- writing ---------------------------------------------------------------------
 
-    def _write(self, item: _Item) -> None:
+    def _write(self, item: Placed) -> None:
         frame = item.frame
         stream = self._video if frame.kind == "video" else self._audio
         if stream is None:  # its stream was not in the file when the file was made
             self._counts.dropped()
             return
-        pts = round(item.at * frame.clock_rate)
         reencoder = self._video_reencoder if frame.kind == "video" else self._audio_reencoder
+        if item.silence:
+            self._write_silence(item, reencoder)
+        pts = round(item.at * frame.clock_rate)
         if reencoder is not None:
             self._mux(reencoder.encode(frame, pts))
         else:
@@ -273,6 +278,24 @@ class PassthroughFile(threading.Thread):
             self._mux([packet])
         self._counts.written()
         self.written_until = max(self.written_until, item.at)
+
+    def _write_silence(self, item: Placed, reencoder: AudioReencoder | VideoReencoder | None
+                       ) -> None:
+        """Encoded silence filling the hole in the sound before ``item``."""
+        assert self._audio is not None
+        position = round(item.at * AUDIO_CLOCK) - item.silence
+        for data in silence_packets(item.silence):
+            filler = EncodedFrame("audio", "opus", data, 0, AUDIO_CLOCK, True)
+            if reencoder is not None:
+                self._mux(reencoder.encode(filler, position))
+            else:
+                packet = Packet(data)
+                packet.pts = packet.dts = position
+                packet.time_base = AUDIO_TB
+                packet.is_keyframe = True
+                packet.stream = self._audio
+                self._mux([packet])
+            position += opus_samples(data)
 
     def _mux(self, packets: list[Packet[Stream]]) -> None:
         container = self._container

@@ -57,6 +57,11 @@ class Timeline:
                 first = True
             return self._media.media_time(wall), first
 
+    def cuts_before(self, wall: float) -> int:
+        """Resumes at or before ``wall``: a frame's stretch of the recording."""
+        with self._lock:
+            return self._media.cuts_before(wall)
+
     def pause(self, at: float) -> None:
         with self._lock:
             self._media.pause(at)

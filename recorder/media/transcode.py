@@ -12,8 +12,11 @@ capture's bounded inboxes never fill, so nothing is dropped however slow the enc
 when they are fast.
 
 Every frame enters at its place on the recording's timeline (``offset`` of its file plus
-its own time in the file), which is exactly the arrival time a live capture would have
-seen with a perfect network, so sender spacing and A/V alignment carry over unchanged.
+its own time in the file, scaled back to the recording's clock by the file's
+``clock_ppm``: a live file runs on its publisher's microphone), which is exactly the
+arrival time a live capture would have seen with a perfect network, so sender spacing and
+A/V alignment carry over unchanged, and the capture resamples the sound onto the
+recording's clock as it would live.
 """
 
 from __future__ import annotations
@@ -191,12 +194,16 @@ def _open_streams(source: SourceFile) -> list[_Stream]:
         raise MediaError(f"cannot read live file {path.name}: {exc}") from exc
     publisher = Publisher(source.publisher_id, source.publisher_id, source.role)
     end = source.offset_seconds + source.duration_seconds
+    rate = 1 + source.clock_ppm / 1e6
     return [_Stream(f"{source.publisher_id}/{kind}", kind, publisher, end,
-                    _decode(path, kind, source.offset_seconds)) for kind in kinds]
+                    _decode(path, kind, source.offset_seconds, rate)) for kind in kinds]
 
 
-def _decode(path: Path, kind: str, offset: float) -> Iterator[tuple[float, Frame]]:
-    """(recording media time, frame) of one track of a live file, in order.
+def _decode(path: Path, kind: str, offset: float, rate: float = 1.0
+            ) -> Iterator[tuple[float, Frame]]:
+    """(recording media time, frame) of one track of a live file, in order. A file that
+    runs on its publisher's audio clock (``rate`` seconds of file per recording second)
+    is put back on the recording's: the capture then resamples its sound to fit.
 
     A packet that does not decode (a loss the live side could not mend) is skipped, as a
     live decoder would; times never go back, so the merge across files stays ordered.
@@ -213,7 +220,7 @@ def _decode(path: Path, kind: str, offset: float) -> Iterator[tuple[float, Frame
             for frame in frames:
                 if not isinstance(frame, (AudioFrame, VideoFrame)) or frame.time is None:
                     continue
-                at = max(last, offset + float(frame.time))
+                at = max(last, offset + float(frame.time) / rate)
                 last = at
                 yield at, frame
 

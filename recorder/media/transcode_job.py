@@ -32,6 +32,8 @@ class SourceFile:
     duration_seconds: float
     publisher_id: str  # the file's name without extension: `alice`, `alice-screen`, `bob-2`
     role: str = "camera"  # "screen" gets the large tile of a composite
+    # the file runs on its publisher's audio clock, this many ppm off the recording's
+    clock_ppm: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -118,13 +120,15 @@ class TranscodeResult:
         )
 
 
-def source_of(path: Path, offset_seconds: float, duration_seconds: float) -> SourceFile:
+def source_of(path: Path, offset_seconds: float, duration_seconds: float,
+              clock_ppm: float | None = None) -> SourceFile:
     """A live file described by its name, as the passthrough capture named it."""
     publisher_id = path.stem
     base = publisher_id.rsplit("-", 1)[0] if publisher_id.rsplit("-", 1)[-1].isdigit() \
         else publisher_id
     role = "screen" if base.endswith(SCREEN_SUFFIX) else "camera"
-    return SourceFile(str(path), offset_seconds, duration_seconds, publisher_id, role)
+    return SourceFile(str(path), offset_seconds, duration_seconds, publisher_id, role,
+                      clock_ppm or 0.0)
 
 
 T = TypeVar("T", FrameCounts, TrackInfo)

@@ -68,6 +68,8 @@ class FileLike(Protocol):
     def duration_seconds(self) -> float: ...
     @property
     def offset_seconds(self) -> float: ...
+    @property
+    def clock_ppm(self) -> float | None: ...
 
 
 class ResultLike(Protocol):
@@ -283,7 +285,7 @@ class CaptureRun:
         logger.info("recording %s: finished %d file(s), first %s (%.1f s, %d frames written)",
                     rid, len(result.files), result.path, duration, frames.written)
         files = [FileResult(str(f.path), f.kind, float(f.duration_seconds),
-                            float(f.offset_seconds)) for f in result.files]
+                            float(f.offset_seconds), f.clock_ppm) for f in result.files]
         for session_id in list(self._spans):
             self.publisher_left(session_id)
         self._emit(CaptureFinished(

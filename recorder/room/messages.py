@@ -151,6 +151,7 @@ class FileResult:
     kind: str  # "composite" | "track"
     duration_seconds: float
     offset_seconds: float = 0.0  # media time of the recording where the file begins
+    clock_ppm: float | None = None  # a file as received: its audio clock's measured rate
 
 
 @dataclass(frozen=True)

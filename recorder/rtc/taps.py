@@ -26,6 +26,8 @@ other version loudly) and each is proved by tests/rtc/test_taps.py:
   as ``losses`` so a passthrough file skips pictures until the keyframe that mends it.
 - ``RTCRtpReceiver._handle_rtcp_packet``: sender reports (NTP <-> RTP) are noted so each
   frame carries the sender's wall time (``ntp``), which aligns a sender's audio and video.
+  The reports also give the RTP clock's true rate (a microphone's clock may run 0.5 %
+  off its nominal 48 kHz), which the conversion uses once they span a few seconds.
   Decoded frames carry it too, as a :class:`recorder.media.clock.SenderTime` in PyAV's
   ``frame.opaque`` (their pts are the same rebased RTP time).
 
@@ -39,6 +41,7 @@ import functools
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -54,6 +57,10 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_AIORTC: Final = ("1.16.0",)
 _TAP: Final = "_recorder_tap"  # attribute on a receiver and on its decoder thread
+RATE_BASELINE_SECONDS: Final = 2.0  # sender reports this far apart measure the RTP rate
+MAX_RATE_ERROR: Final = 0.02
+MAX_REPORT_GAP_SECONDS: Final = 60.0
+RECENT_REPORTS: Final = 8  # about 8 s of reports: the least late of them maps frames
 _HOOKED: Final = "_recorder_hooked"  # marks our wrappers, so install() is idempotent
 _SEAM: Final = "get_decoder"  # what decoder_worker calls (not exported by aiortc)
 _PRIVATE: Final = ("timestamp_mapper", "decoder_thread", "decoder_queue", "decoder_error",
@@ -89,6 +96,13 @@ class ReceiverTap:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._output: asyncio.Queue[Any] | None = None  # the track's queue
         self._report: tuple[int, float] | None = None  # (RTP timestamp, NTP seconds)
+        # RTP ticks and NTP seconds from the first report of this timeline to the latest:
+        # the sender's RTP clock rate by its own wall clock (a microphone may be 0.5 % off)
+        self._span: tuple[int, float] = (0, 0.0)
+        # the latest reports as (ticks since the first, RTP time, NTP seconds); the one
+        # sent least late maps frames (see _reference)
+        self._reports: deque[tuple[int, int, float]] = deque(maxlen=RECENT_REPORTS)
+        self._reference_of: tuple[int, tuple[int, float]] | None = None  # (rate, report)
         self._requests: set[asyncio.Future[None]] = set()
 
     def attach(self, loop: asyncio.AbstractEventLoop, output: asyncio.Queue[Any]) -> None:
@@ -139,9 +153,48 @@ class ReceiverTap:
                 request.add_done_callback(self._requests.discard)
 
     def note_sender_report(self, packet: RtcpSrPacket) -> None:
-        ntp = packet.sender_info.ntp_timestamp
-        self._report = (packet.sender_info.rtp_timestamp, (ntp >> 32) + (ntp & 0xFFFFFFFF) / 2**32)
+        stamp = packet.sender_info.ntp_timestamp
+        if stamp == 0:  # aiortc reports before its first packet: it maps nothing
+            return
+        rtp, ntp = packet.sender_info.rtp_timestamp, (stamp >> 32) + (stamp & 0xFFFFFFFF) / 2**32
+        previous = self._report
+        if previous is not None:
+            ticks = (rtp - previous[0]) & 0xFFFFFFFF
+            if ticks >= 1 << 31:
+                ticks -= 1 << 32
+            span = (self._span[0] + ticks, self._span[1] + ntp - previous[1])
+            seconds = ntp - previous[1]
+            if seconds <= 0 or ticks < 0 or seconds > MAX_REPORT_GAP_SECONDS:
+                span = (0, 0.0)  # a new timeline, or one we cannot follow: start over
+                self._reports.clear()
+            self._span = span
+        self._report = (rtp, ntp)
+        self._reports.append((self._span[0], rtp, ntp))
+        self._reference_of = None
         self.sender_reports += 1
+
+    def _reference(self, clock_rate: int) -> tuple[int, float] | None:
+        """The recent report sent least late for its RTP time. A sender stamps a report
+        with the time it went out, which a busy sender makes late; by the RTP clock's
+        rate the least late of the last few is the truest, and it maps every frame."""
+        cached = self._reference_of
+        if cached is not None and cached[0] == clock_rate:
+            return cached[1]
+        if not self._reports:
+            return None
+        rate = self.rate(clock_rate)
+        _, rtp, ntp = min(self._reports, key=lambda r: r[2] - r[0] / rate)
+        self._reference_of = (clock_rate, (rtp, ntp))
+        return rtp, ntp
+
+    def rate(self, clock_rate: int) -> float:
+        """RTP ticks per second of the sender's wall clock, by its reports (the nominal
+        rate until they span a few seconds, or when they disagree with it by over 2 %)."""
+        ticks, seconds = self._span
+        if seconds < RATE_BASELINE_SECONDS:
+            return float(clock_rate)
+        measured = ticks / seconds
+        return measured if abs(measured / clock_rate - 1) <= MAX_RATE_ERROR else float(clock_rate)
 
     def frame(self, codec: str, clock_rate: int, kind: str, jitter_frame: Any) -> EncodedFrame:
         """The reassembled frame as an EncodedFrame (on the loop or in the decoder thread)."""
@@ -161,7 +214,7 @@ class ReceiverTap:
             frame.opaque = SenderTime(ntp)
 
     def _ntp(self, rebased: int, clock_rate: int) -> float | None:
-        report = self._report
+        report = self._reference(clock_rate)
         origin: int | None = _private(self._receiver, "timestamp_mapper")._origin
         if report is None or origin is None:
             return None
@@ -170,7 +223,7 @@ class ReceiverTap:
         delta = (rtp - origin - rebased) & 0xFFFFFFFF
         if delta >= 1 << 31:
             delta -= 1 << 32
-        return float(ntp - delta / clock_rate)
+        return float(ntp - delta / self.rate(clock_rate))
 
     def decode_failed(self) -> None:
         """Tell aiortc, as its own decoder loop would: it sends a PLI for video."""

@@ -78,7 +78,7 @@ class Completion:
         made = await asyncio.to_thread(make_sidecars, Path(state.local_path), event.files,
                                        events_file)
         files = [await asyncio.to_thread(describe_file, Path(f.path), f.kind,
-                                         f.duration_seconds, f.offset_seconds)
+                                         f.duration_seconds, f.offset_seconds, f.clock_ppm)
                  for f in event.files]
         files += [await asyncio.to_thread(describe_file, path, kind, None)
                   for path, kind in made.files]

@@ -76,8 +76,8 @@ def job_for(state: RecordingState, event: msg.CaptureFinished) -> TranscodeJob:
         recording_id=state.recording_id, directory=state.local_path, format=state.format,
         quality=state.quality, layout=state.layout,
         duration_seconds=round(event.duration_seconds, 3),
-        sources=tuple(source_of(Path(f.path), f.offset_seconds, f.duration_seconds)
-                      for f in event.files),
+        sources=tuple(source_of(Path(f.path), f.offset_seconds, f.duration_seconds,
+                                f.clock_ppm) for f in event.files),
         received_frames=event.frames,
         tracks=tuple(event.tracks),
     )

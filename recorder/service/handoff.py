@@ -27,7 +27,7 @@ QUEUE_TRIES = 12  # then the node's next start finds it through `processing:{nod
 
 
 def describe_file(path: Path, kind: str, duration: float | None,
-                  offset: float | None = 0.0) -> FileInfo:
+                  offset: float | None = 0.0, clock_ppm: float | None = None) -> FileInfo:
     """What the state says of a finished file (blocking: it reads the whole file); a
     sidecar (events, captions, thumbnail, manifest) has no duration or offset."""
     digest = hashlib.sha256()
@@ -38,7 +38,7 @@ def describe_file(path: Path, kind: str, duration: float | None,
                     sha256=digest.hexdigest(),
                     duration_seconds=None if duration is None else round(duration, 3),
                     offset_seconds=None if duration is None or offset is None
-                    else round(offset, 3))
+                    else round(offset, 3), clock_ppm=clock_ppm)
 
 
 def upload_waiting(state: RecordingState) -> bool:

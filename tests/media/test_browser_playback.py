@@ -105,6 +105,14 @@ class Page:
         self._ws = ws
         self._calls = 0
 
+    async def loaded(self) -> None:
+        """Wait until the page finished loading (its context would vanish under a probe)."""
+        for _ in range(100):
+            state = await self.evaluate("document.readyState")
+            if state.get("result", {}).get("value") == "complete":
+                return
+            await asyncio.sleep(0.1)
+
     async def evaluate(self, expression: str) -> dict[str, Any]:
         """The CDP ``result`` of Runtime.evaluate (or the error message)."""
         self._calls += 1
@@ -143,13 +151,12 @@ async def test_files_play_in_chromium(tmp_path: Path) -> None:
                 aiohttp.ClientSession() as session,
                 session.ws_connect(ws_url) as ws):
         page = Page(ws)
-        # the page may still be loading (its context would vanish under the probe)
-        for _ in range(100):
-            state = await page.evaluate("document.readyState")
-            if state.get("result", {}).get("value") == "complete":
+        for _ in range(3):
+            await page.loaded()
+            message = await page.evaluate(f"const NAMES = {json.dumps(names)};" + PROBE_JS)
+            # a late navigation of the fresh page can still replace the context under it
+            if "Execution context was destroyed" not in json.dumps(message):
                 break
-            await asyncio.sleep(0.1)
-        message = await page.evaluate(f"const NAMES = {json.dumps(names)};" + PROBE_JS)
     assert "value" in message.get("result", {}), message
     results = json.loads(message["result"]["value"])
     for name in names:

@@ -84,6 +84,56 @@ def test_source_follows_a_drifting_sender_clock(ppm: int) -> None:
     assert clock.reanchors == 0
 
 
+@pytest.mark.parametrize("ppm", [-6000, -2000, 2000, 6000])
+def test_source_measures_a_microphone_clock_far_off_and_follows_it_smoothly(ppm: int) -> None:
+    # Ten minutes of a microphone whose clock runs `ppm` off ours (0.6 % is past what
+    # steps of 10 ms every 2 s can follow), with jitter: the rate is measured to a few
+    # ppm, the mapping stays within the slew tolerance of the earliest arrivals, and
+    # consecutive frames keep their spacing (no step of a few ms between them).
+    clock = SourceClock()
+    rate = 1 + ppm / 1e6
+    worst = steepest = 0.0
+    previous: float | None = None
+    for k in range(30_000):
+        arrival = 50.0 + k * 0.02 / rate + (k * 7919 % 31) / 1000
+        wall = clock.wall(k * 960, AUDIO, arrival)
+        if k > 1_500:
+            worst = max(worst, abs(50.0 + k * 0.02 / rate - wall))
+            assert previous is not None
+            steepest = max(steepest, abs(wall - previous - 0.02 / rate))
+        previous = wall
+    assert clock.ppm == pytest.approx(ppm, abs=20)
+    assert worst < 0.03
+    assert steepest < 0.0005
+    assert clock.reanchors == 0
+
+
+def test_a_rate_fitted_while_the_sender_stalled_is_fitted_again() -> None:
+    # For its first 12 s a starved sender falls further and further behind (every frame
+    # 1.5 % later than the one before: the first fit reads a clock 1.5 % slow), then
+    # catches up and sends steadily, 0.5 % fast: the mapping must end up on the steady
+    # stream, within the slew tolerance, not stay on the line of the first seconds.
+    clock = SourceClock()
+    rate = 1.005
+    for k in range(6_000):
+        arrival = 50.0 + k * 0.02 / rate + (0.015 * k * 0.02 if k < 600 else 0.0)
+        wall = clock.wall(k * 960, AUDIO, arrival)
+    assert abs(wall - (50.0 + 5_999 * 0.02 / rate)) < 0.03
+    assert clock.ppm == pytest.approx(5000, abs=200)
+
+
+def test_a_delay_that_grows_for_good_is_followed_at_once() -> None:
+    # after 10 s every frame comes 0.4 s later than before (a sender that fell behind,
+    # a slower path): within a window the mapping is there, not minutes later
+    clock = SourceClock()
+    for k in range(1_500):
+        arrival = 50.0 + k * 0.02 + (0.4 if k >= 500 else 0.0)
+        wall = clock.wall(k * 960, AUDIO, arrival)
+        if k >= 750:
+            assert abs(arrival - wall) < 0.03
+    assert clock.reanchors == 0
+
+
 def test_a_stall_with_continuous_rtp_time_does_not_move_the_track() -> None:
     # 30 fps; nothing arrives for 2.5 s (sender, network or this process stalled), then
     # the backlog comes in a burst and the stream catches up: every frame stays where

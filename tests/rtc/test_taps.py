@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import aiortc
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription, rtcrtpreceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription, rtcrtpreceiver
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 
 from recorder.media.encoded import EncodedFrame
 from recorder.rtc import taps
+from recorder.rtc.taps import ReceiverTap
 from tests.support.publisher import SyntheticPublisher
 
 WAIT = 60.0  # a hang guard, not a measurement
@@ -168,3 +171,61 @@ async def test_frames_stay_in_order_when_decoding_comes_and_goes(received: Recei
     assert video.thread_frames > 0  # some went through the thread, some around it
     stamps = [f.timestamp for f in received.frames["video"]]
     assert stamps == sorted(set(stamps))
+
+
+def test_sender_reports_measure_a_microphone_clock_off_its_nominal_rate() -> None:
+    # a microphone 0.5 % fast: its reports pair 48,240 RTP ticks with each NTP second
+    # (the RTP time wraps on the way); before they span a few seconds the nominal rate
+    tap = ReceiverTap(cast(RTCRtpReceiver, object()))
+    for k in range(12):
+        ntp = 3_900_000_000 + k * 1.0
+        rtp = (4_294_000_000 + k * 48_240) & 0xFFFFFFFF
+        stamp = (int(ntp) << 32) | int((ntp % 1) * 2**32)
+        tap.note_sender_report(RtcpSrPacket(ssrc=1, sender_info=RtcpSenderInfo(
+            ntp_timestamp=stamp, rtp_timestamp=rtp, packet_count=k, octet_count=k)))
+        if k == 1:
+            assert tap.rate(48_000) == 48_000
+    assert tap.rate(48_000) == pytest.approx(48_240)
+
+
+def test_a_sender_report_sent_late_does_not_move_the_frames() -> None:
+    # reports once a second of a clock on time; the latest went out 0.2 s late (a busy
+    # sender stamps the time it sent it): frames keep the time the others give them
+    class Mapper:
+        _origin = 0
+
+    class Receiver:
+        _RTCRtpReceiver__timestamp_mapper = Mapper()
+
+    tap = ReceiverTap(cast(RTCRtpReceiver, Receiver()))
+    for k in range(8):
+        ntp = 3_900_000_000 + k + (0.2 if k == 7 else 0.0)
+        stamp = (int(ntp) << 32) | int((ntp % 1) * 2**32)
+        tap.note_sender_report(RtcpSrPacket(ssrc=1, sender_info=RtcpSenderInfo(
+            ntp_timestamp=stamp, rtp_timestamp=k * 48_000, packet_count=k, octet_count=k)))
+    frame = tap.frame("opus", 48_000, "audio", type("J", (), {"data": b"\xf8", "timestamp":
+                                                                  48_000 * 6 + 960})())
+    assert frame.ntp == pytest.approx(3_900_000_006.02, abs=0.005)
+
+
+def test_a_sender_report_before_the_first_packet_is_ignored() -> None:
+    # aiortc's first report may come before any packet: NTP 0, RTP 0. It must neither
+    # map frames nor spoil the rate the later reports measure.
+    class Mapper:
+        _origin = 0
+
+    class Receiver:
+        _RTCRtpReceiver__timestamp_mapper = Mapper()
+
+    tap = ReceiverTap(cast(RTCRtpReceiver, Receiver()))
+    tap.note_sender_report(RtcpSrPacket(ssrc=1, sender_info=RtcpSenderInfo(
+        ntp_timestamp=0, rtp_timestamp=0, packet_count=0, octet_count=0)))
+    for k in range(1, 8):
+        ntp = 3_900_000_000 + k
+        tap.note_sender_report(RtcpSrPacket(ssrc=1, sender_info=RtcpSenderInfo(
+            ntp_timestamp=ntp << 32, rtp_timestamp=k * 48_240, packet_count=k,
+            octet_count=k)))
+    assert tap.rate(48_000) == pytest.approx(48_240)
+    frame = tap.frame("opus", 48_000, "audio", type("J", (), {"data": b"\xf8", "timestamp":
+                                                                  48_240 * 7})())
+    assert frame.ntp == pytest.approx(3_900_000_007, abs=0.001)

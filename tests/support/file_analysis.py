@@ -1,4 +1,11 @@
-"""Reading a recorded file back with PyAV: what a player would see."""
+"""Reading a recorded file back with PyAV: what a player would see.
+
+A player plays sound back to back, sample after sample, and shows each picture when the
+sound reaches its timestamp; so a file's audio must be continuous (its timestamps agree
+with the samples before them) or the sound slides against the pictures.
+:func:`audio_cuts` finds where it is not, and :func:`probe` refuses a file with more such
+cuts than the caller expects (a pause, a source gap or a reconnect makes one each).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ class Probe:
     audio: np.ndarray[Any, Any]  # first channel, float, 48 kHz
     audio_start: float  # presentation time of the first decoded sample
     sample_rate: int
+    audio_cuts: list[tuple[float, float]]  # (file time, jump in seconds) of each cut
 
     @property
     def video_duration(self) -> float:
@@ -77,8 +85,36 @@ class Probe:
                 return t
         raise AssertionError("no bright picture found")
 
+    def av_offsets(self, after: float = 0.0, threshold: float = 150) -> list[tuple[float, float]]:
+        """(flash time, flash minus beep) of every flash from ``after`` on, the beep placed
+        where a player plays it (by the samples before it)."""
+        found: list[tuple[float, float]] = []
+        while True:
+            try:
+                flash = self.first_bright(threshold, after=after)
+            except AssertionError:
+                return found
+            found.append((flash, flash - self.onset(flash - 0.5, flash + 0.5)))
+            after = flash + 1.0
 
-def _centre_luma(frame: VideoFrame) -> tuple[float, float]:
+
+def _place(chunks: list[np.ndarray[Any, Any]], frame: AudioFrame, start: float) -> None:
+    """Add a frame's first channel after the ones before it, as a player plays them; at
+    a cut (its timestamp more than 1 ms off the samples before it) where its timestamp
+    says, with silence in a hole."""
+    samples = frame.to_ndarray()[0]
+    have = sum(len(c) for c in chunks)
+    at = round((float(frame.time or 0.0) - start) * frame.sample_rate)
+    if abs(at - have) > frame.sample_rate // 1000:
+        if at > have:
+            chunks.append(np.zeros(at - have, dtype=samples.dtype))
+        else:
+            joined = np.concatenate(chunks)[: max(0, at)] if chunks else samples[:0]
+            chunks[:] = [joined]
+    chunks.append(samples)
+
+
+def centre_luma(frame: VideoFrame) -> tuple[float, float]:
     plane = frame.planes[0]
     rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
     y = rows[: frame.height, : frame.width]
@@ -88,7 +124,38 @@ def _centre_luma(frame: VideoFrame) -> tuple[float, float]:
     return float(centre.mean()), float(left.mean())
 
 
-def probe(path: Path) -> Probe:
+def audio_cuts(path: Path, tolerance: float = 0.001) -> list[tuple[float, float]]:
+    """Where a file's audio timestamps leave the count of samples before them by more than
+    ``tolerance``: (file time, jump) of each, counting on from there."""
+    cuts: list[tuple[float, float]] = []
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return cuts
+        expected: float | None = None
+        for frame in container.decode(container.streams.audio[0]):
+            if frame.pts is None or frame.time_base is None:
+                continue
+            t = float(frame.pts * frame.time_base)
+            if expected is not None and abs(t - expected) > tolerance:
+                cuts.append((round(expected, 4), round(t - expected, 4)))
+            expected = t + frame.samples / frame.sample_rate
+    return cuts
+
+
+def check_audio(path: Path, cuts: int | None) -> list[tuple[float, float]]:
+    """The file's audio cuts; AssertionError when there are more than ``cuts`` (None: any
+    number is fine)."""
+    found = audio_cuts(path)
+    if cuts is not None and len(found) > cuts:
+        raise AssertionError(f"{path.name}: audio is not continuous: (file time, jump) "
+                             f"{found[:10]} ({len(found)} cuts, {cuts} expected at most)")
+    return found
+
+
+def probe(path: Path, cuts: int | None = 0) -> Probe:
+    """What a player would see of ``path``; AssertionError when its audio has more than
+    ``cuts`` cuts (:func:`check_audio`)."""
+    found = check_audio(path, cuts)
     with av.open(str(path)) as container:
         keyframes = [float(packet.pts * packet.time_base)
                      for packet in container.demux(video=0)
@@ -106,7 +173,7 @@ def probe(path: Path) -> Probe:
             if isinstance(frame, VideoFrame):
                 times.append(float(frame.time or 0.0))
                 sizes.add((frame.width, frame.height))
-                centre, left = _centre_luma(frame)
+                centre, left = centre_luma(frame)
                 lumas.append(centre)
                 lefts.append(left)
             elif isinstance(frame, AudioFrame):
@@ -114,7 +181,7 @@ def probe(path: Path) -> Probe:
                     audio_start = float(frame.time or 0.0)
                 if not frame.format.is_planar:
                     raise AssertionError("expected planar decoded audio")
-                chunks.append(frame.to_ndarray()[0])  # the first channel
+                _place(chunks, frame, audio_start)
         return Probe(
             container=container.format.name,
             duration=(container.duration or 0) / 1_000_000,
@@ -131,4 +198,5 @@ def probe(path: Path) -> Probe:
             audio=np.concatenate(chunks) if chunks else np.zeros(0),
             audio_start=audio_start or 0.0,
             sample_rate=astream.codec_context.sample_rate,
+            audio_cuts=found,
         )

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import av
 
+from tests.support.file_analysis import check_audio
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -24,8 +26,11 @@ class Probe:
         return max(self.video_seconds, self.audio_seconds)
 
 
-def probe(path: Path) -> Probe:
-    """Decode every frame (not just headers): a file that does not decode fails here."""
+def probe(path: Path, cuts: int | None = 0) -> Probe:
+    """Decode every frame (not just headers): a file that does not decode fails here, and
+    so does one whose audio has more than ``cuts`` cuts
+    (:func:`tests.support.file_analysis.check_audio`)."""
+    check_audio(path, cuts)
     with av.open(str(path)) as container:
         vstream = container.streams.video[0] if container.streams.video else None
         astream = container.streams.audio[0] if container.streams.audio else None

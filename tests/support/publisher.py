@@ -4,7 +4,14 @@ Frames are cheap on purpose (a few pre-built pictures cycled, one precomputed se
 so that a test pays for aiortc's VP8 encoder and nothing else. Both tracks share one clock and
 stamp their frames from it, so what a recording shows at second t is what was sent at t:
 `markers` flash the picture white and beep at known times for A/V sync checks, and
-`delay_video` holds the camera back while the microphone already sends.
+`delay_video` holds the camera back while the microphone already sends. `mic_ppm` makes the
+microphone's sample clock run that many parts per million off the shared clock, as a
+cheap sound card's does: at +2000 its RTP timestamps count 48,096 samples per second of the
+shared clock, its packets leave at that rate and a beep at shared time t is at sample
+48,096 t, while aiortc's sender reports still pair each RTP time with the real time it was
+sent (so a receiver can see the rate, as with a browser). `clock_ppm` makes the whole
+publisher's clock run off this machine's (sender reports excepted: aiortc reads the wall
+clock for them, which a process of its own can skew, as `bench.soak` does).
 
     async with WhipPublisher(url, token, video=(1280, 720), fps=15) as pub:
         ...                      # connected; pub.location is the WHIP session
@@ -37,10 +44,13 @@ CONNECT_TIMEOUT = 60.0  # a safety net against a hung test, not a measurement
 
 
 class SharedClock:
-    """t = 0 when the first track asks for its first frame."""
+    """t = 0 when the first track asks for its first frame; with ``ppm`` the publisher's
+    clock runs that many parts per million fast against this machine's (its second lasts
+    1 / (1 + ppm / 1e6) of ours), as another computer's would."""
 
-    def __init__(self) -> None:
+    def __init__(self, ppm: float = 0.0) -> None:
         self.t0: float | None = None
+        self.rate = 1 + ppm / 1e6
 
     def start(self) -> float:
         if self.t0 is None:
@@ -48,7 +58,7 @@ class SharedClock:
         return self.t0
 
     async def sleep_until(self, t: float) -> None:
-        delay = self.start() + t - time.monotonic()
+        delay = self.start() + t / self.rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -105,10 +115,11 @@ class SyntheticAudio(MediaStreamTrack):
     kind = "audio"
 
     def __init__(self, clock: SharedClock, markers: Sequence[float] = (),
-                 tone: bool = True) -> None:
+                 tone: bool = True, ppm: float = 0.0) -> None:
         super().__init__()
         self._clock = clock
         self._markers = tuple(markers)
+        self._rate = AUDIO_RATE * (1 + ppm / 1e6)  # samples per second of the shared clock
         self._n = 0
         t = np.arange(AUDIO_RATE) / AUDIO_RATE  # whole cycles in one second: loops cleanly
         level = 0.1 if tone else 0.0
@@ -119,7 +130,7 @@ class SyntheticAudio(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         start = self._n * AUDIO_SAMPLES
-        t = start / AUDIO_RATE
+        t = start / self._rate
         await self._clock.sleep_until(t)
         offset = start % AUDIO_RATE
         source = self._beep if _in_marker(t, self._markers) else self._base
@@ -138,16 +149,17 @@ class SyntheticPublisher:
     def __init__(self, video: tuple[int, int] | None = (640, 360), fps: int = 15,
                  audio: bool = True, video_codec: str = "VP8", delay_video: float = 0.0,
                  markers: Sequence[float] = (), tone: bool = True, shade: int = 60,
-                 data_channels: Sequence[str] = ()) -> None:
+                 data_channels: Sequence[str] = (), mic_ppm: float = 0.0,
+                 clock_ppm: float = 0.0) -> None:
         self.pc = RTCPeerConnection()
-        self.clock = SharedClock()
+        self.clock = SharedClock(clock_ppm)
         # label -> channel, opened with the offer; `send` waits until one is open
         self.channels: dict[str, RTCDataChannel] = {
             label: self.pc.createDataChannel(label) for label in data_channels}
         self.video: SyntheticVideo | None = None
         self.audio: SyntheticAudio | None = None
         if audio:
-            self.audio = SyntheticAudio(self.clock, markers, tone)
+            self.audio = SyntheticAudio(self.clock, markers, tone, mic_ppm)
             self.pc.addTransceiver(self.audio, direction="sendonly")
         if video is not None:
             self.video = SyntheticVideo(self.clock, video[0], video[1], fps, delay_video,
@@ -206,12 +218,13 @@ class WhipPublisher:
                  video_codec: str = "VP8", delay_video: float = 0.0,
                  markers: Sequence[float] = (), tone: bool = True, shade: int = 60,
                  headers: dict[str, str] | None = None,
-                 data_channels: Sequence[str] = ()) -> None:
+                 data_channels: Sequence[str] = (), mic_ppm: float = 0.0,
+                 clock_ppm: float = 0.0) -> None:
         self.url = url
         self.token = token
         self.setup = setup
         self.peer = SyntheticPublisher(video, fps, audio, video_codec, delay_video, markers,
-                                       tone, shade, data_channels)
+                                       tone, shade, data_channels, mic_ppm, clock_ppm)
         self.location: str | None = None
         self.answer_sdp = ""
         self.response_headers: dict[str, str] = {}
