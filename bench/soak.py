@@ -1,7 +1,7 @@
 """Lip sync and memory over a long recording: ``python -m bench.soak --minutes N``.
 
 Not a test (never in CI; no pass/fail, it prints what it sees). A real ``recorderd``
-(room processes on, its own Redis) records four rooms at once:
+(default settings: a pool of room workers; its own Redis) records four rooms at once:
 
 | room | quality | layout | publishers |
 |---|---|---|---|
@@ -116,8 +116,9 @@ def process_name(pid: int) -> str:
         words = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return str(pid)
-    room = next((w.split("=", 1)[1] for w in words if w.startswith("--room=")), None)
-    return f"room {room}" if room else "recorderd"
+    # a room worker (`--name=worker-N`, or the room's name in process isolation)
+    name = next((w.split("=", 1)[1] for w in words if w.startswith("--name=")), None)
+    return name or "recorderd"
 
 
 def rss_mib(pid: int) -> float:
