@@ -1,7 +1,7 @@
 """What the room workers, a room and each added 720p recording cost in memory (PSS).
 
 Not a test (no pass/fail): ``python -m bench.memory [--rooms 4] [--settle 10]
-[--qualities source,medium] [--daemon-env NAME=VALUE ...]``.
+[--qualities source,medium] [--format webm|mp4|mkv] [--daemon-env NAME=VALUE ...]``.
 
 A real ``recorderd`` (its own Redis, its defaults: a warm pool of room workers) is read
 from ``/proc/<pid>/smaps_rollup`` (PSS summed over recorderd and its children, so libraries
@@ -10,7 +10,7 @@ the workers share count once) at each step, ``--settle`` seconds after it:
 1. idle, no room: recorderd and its warm workers (a worker's base);
 2. ``--rooms`` rooms, each with one replayed 720p30 VP8 2.5 Mbps + Opus publisher
    (``bench.replay``, in a process beside it) and no recording: what a room adds;
-3. for each quality in turn, one ``webm`` recording per room started (and stopped before
+3. for each quality in turn, one ``--format`` recording per room started (and stopped before
    the next quality): what each added recording costs, against the PSS just before it.
 """
 
@@ -31,8 +31,7 @@ from tests.support.api import workers_ready
 from tests.support.daemon import Daemon, run_daemon
 from tests.support.redis_server import redis_server
 
-TARGET_MB = 60.0  # per added 720p recording
-MIB_IN_MB = 1.048576
+TARGET_MIB = 45.0  # per added live 720p transcode
 
 
 def snapshot(daemon: Daemon) -> dict[str, Any]:
@@ -43,7 +42,7 @@ def snapshot(daemon: Daemon) -> dict[str, Any]:
             "children": sorted(per_pid.values())}
 
 
-async def measure(rooms: int, settle: float, qualities: list[str],
+async def measure(rooms: int, settle: float, qualities: list[str], fmt: str = "webm",
                   extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     steps: dict[str, Any] = {}
     with redis_server() as redis_url, run_daemon(
@@ -66,7 +65,7 @@ async def measure(rooms: int, settle: float, qualities: list[str],
                     print(f"{rooms} {quality} recordings ...", file=sys.stderr)
                     before = snapshot(daemon)
                     bases = await start_recordings(http, daemon, names, headers, quality,
-                                                   "composite")
+                                                   "composite", fmt)
                     for base in bases:
                         await wait_status(http, base, headers, {"recording"})
                     await asyncio.sleep(settle)
@@ -83,7 +82,8 @@ async def measure(rooms: int, settle: float, qualities: list[str],
     return steps
 
 
-def report(steps: dict[str, Any], rooms: int, settle: float, qualities: list[str]) -> str:
+def report(steps: dict[str, Any], rooms: int, settle: float, qualities: list[str],
+           fmt: str) -> str:
     idle, with_rooms = steps["idle"], steps["rooms"]
     base = (with_rooms["total"] - idle["total"]) / rooms
     children = with_rooms["children"]
@@ -101,9 +101,9 @@ def report(steps: dict[str, Any], rooms: int, settle: float, qualities: list[str
         for when, label in (("early", f"{settle:g} s"), ("after", f"{2 * settle:g} s")):
             snap = step[when]
             added = (snap["total"] - step["before"]["total"]) / rooms
-            lines.append(f"| + {rooms} `{quality}` recordings, {label} | {snap['total']:.1f} | "
+            lines.append(f"| + {rooms} `{fmt}` `{quality}` recordings, {label} | {snap['total']:.1f} | "
                          f"{snap['main']:.1f} | {_each(snap['children'])} | {added:.1f} "
-                         f"({added * MIB_IN_MB / TARGET_MB:.2f} of the {TARGET_MB:g} MB target) |")
+                         f"({added / TARGET_MIB:.2f} of the {TARGET_MIB:g} MiB target) |")
     return "\n".join(lines)
 
 
@@ -117,14 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rooms", type=int, default=4)
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--qualities", default="source,medium")
+    parser.add_argument("--format", default="webm", choices=("webm", "mp4", "mkv"))
     parser.add_argument("--daemon-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for recorderd (A/B runs), repeatable")
     args = parser.parse_args(argv)
     qualities = args.qualities.split(",")
     extra = dict(item.split("=", 1) for item in args.daemon_env)
-    steps = asyncio.run(measure(args.rooms, args.settle, qualities, extra))
+    steps = asyncio.run(measure(args.rooms, args.settle, qualities, args.format, extra))
     print(machine())
-    print(report(steps, args.rooms, args.settle, qualities))
+    print(report(steps, args.rooms, args.settle, qualities, args.format))
     print(json.dumps(steps))
     return 0
 

@@ -189,12 +189,12 @@ async def wait_status(http: aiohttp.ClientSession, base: str, headers: dict[str,
 
 async def start_recordings(http: aiohttp.ClientSession, daemon: Daemon, rooms: list[str],
                            headers: dict[str, str], quality: str,
-                           layout: str) -> list[str]:
+                           layout: str, fmt: str = "webm") -> list[str]:
     """Start one recording per room (pending until its publisher sends); the status URLs."""
     bases = []
     for room in rooms:
         base = f"{daemon.url}/api/webrtc/rooms/{room}/recording"
-        body = {"format": "webm", "quality": quality, "layout": layout}
+        body = {"format": fmt, "quality": quality, "layout": layout}
         rid = (await call(http, "POST", f"{base}/start", headers, 201, json=body))[
             "recording_id"]
         bases.append(f"{base}/{rid}")

@@ -45,4 +45,4 @@ async def test_memory_bench_sees_the_room_workers_and_the_recording() -> None:
     assert len(steps["rooms"]["children"]) == WORKERS
     # a room adds a few MiB to a worker, within the noise of a 1 s settle: nothing to assert
     assert len(steps["source"]["after"]["children"]) == WORKERS
-    assert "`source` recordings" in memory.report(steps, 1, 1.0, ["source"])
+    assert "`webm` `source` recordings" in memory.report(steps, 1, 1.0, ["source"], "webm")
