@@ -145,7 +145,7 @@ class RecordingService(RecordingQueries):
     @property
     def publisher_count(self) -> int:
         """WHIP publishers the rooms of this node answered and hold."""
-        return sum(len(record.publishers) for record in self._rooms.records())
+        return sum(self._rooms.publishers_per_room().values())
 
     def has_session(self, session_id: str) -> bool:
         return self._rooms.publisher(session_id) is not None

@@ -24,7 +24,7 @@ from recorder.room import messages as msg
 from recorder.room.capture_run import CaptureFactory
 from recorder.room.process import RemoteRoom, RoomProcess, describe_exit
 from recorder.room.session import PUBLISHER_RETRY_AFTER_SECONDS
-from recorder.service.budget import recording_cost
+from recorder.service.budget import node_cost
 from recorder.service.room_hosts import InlineRoom, RoomHosts
 from recorder.service.room_record import Publisher, Room, RoomRecord, RunningRecording
 
@@ -142,10 +142,8 @@ class RoomRegistry:
         record = self._records.get(room_id)
         if record is None:
             return 0.0
-        publishers = self.publishers_per_room()
-        return sum(recording_cost(running.state, publishers)
-                   for running in record.recordings.values()
-                   if running.state.status in ACTIVE)
+        return node_cost((running.state for running in record.recordings.values()
+                          if running.state.status in ACTIVE), self.publishers_per_room())
 
     # ---- the rooms' stream -----------------------------------------------------------------
 
