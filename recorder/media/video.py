@@ -113,7 +113,7 @@ class VideoPipeline(PipelineWorker[VideoItem]):
         A source's pictures arrive in order, so once its newest picture is past a slot,
         that slot has all it will get. Emitting then, rather than a latency later, keeps a
         source's decoded pictures waiting for a fraction of that latency: each 720p picture
-        is 1.4 MB (docs/architecture.md, "Memory").
+        is 1.4 MB (docs/architecture.md, "Room workers").
         """
         newest = []
         for source_id in self._announced:
