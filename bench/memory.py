@@ -101,8 +101,9 @@ def report(steps: dict[str, Any], rooms: int, settle: float, qualities: list[str
         for when, label in (("early", f"{settle:g} s"), ("after", f"{2 * settle:g} s")):
             snap = step[when]
             added = (snap["total"] - step["before"]["total"]) / rooms
-            lines.append(f"| + {rooms} `{fmt}` `{quality}` recordings, {label} | {snap['total']:.1f} | "
-                         f"{snap['main']:.1f} | {_each(snap['children'])} | {added:.1f} "
+            lines.append(f"| + {rooms} `{fmt}` `{quality}` recordings, {label} | "
+                         f"{snap['total']:.1f} | {snap['main']:.1f} | "
+                         f"{_each(snap['children'])} | {added:.1f} "
                          f"({added / TARGET_MIB:.2f} of the {TARGET_MIB:g} MiB target) |")
     return "\n".join(lines)
 
