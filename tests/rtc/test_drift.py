@@ -10,7 +10,9 @@ and every file's sound must be continuous (``probe`` checks it: a passthrough fi
 be cut once where a pause or a reconnect was, a transcoded one never).
 
 60 s at +0.5 % for one passthrough and one transcoded recording per format; 20 s at
--0.5 % for ``tracks``, pause and resume, a reconnect and a deferred transcode.
+-0.5 % for ``tracks``, pause and resume, a reconnect and a deferred transcode. In the pause,
+the reconnect and the deferred transcode the publisher's whole clock also runs 0.1 % slow
+or fast against the recorder's, as another computer's does.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from tests.support.publisher import SyntheticPublisher
 MakeRoom = Callable[..., Room]
 LIMIT = 0.04  # docs/media.md: audio and video within 40 ms
 FAST, SLOW = 5000, -5000  # ppm of the microphone's clock
+AHEAD, BEHIND = 1000, -1000  # ppm of a publisher's clock against the recorder's
 FPS = 24  # the `low` preset's rate: each flash is an output frame of its own
 SIZE = (640, 360)
 
@@ -59,9 +62,12 @@ def start(tmp_path: Path, rid: str, fmt: Format, quality: Quality,
                         as_received=as_received)
 
 
-def publisher(ppm: int, seconds: float, codec: str = "VP8") -> SyntheticPublisher:
+def publisher(ppm: int, seconds: float, codec: str = "VP8",
+              clock_ppm: int = 0) -> SyntheticPublisher:
+    """``ppm``: the microphone against the publisher's clock; ``clock_ppm``: that clock (its
+    camera's) against this machine's, the recorder's."""
     return SyntheticPublisher(SIZE, FPS, video_codec=codec, markers=flashes(seconds),
-                              mic_ppm=ppm)
+                              mic_ppm=ppm, clock_ppm=clock_ppm)
 
 
 async def publish(room: Room, pub: SyntheticPublisher, session: str = "s1") -> None:
@@ -154,7 +160,8 @@ async def test_tracks_files_with_a_slow_microphone(make_room: MakeRoom, tmp_path
 async def test_pause_and_resume_with_a_slow_microphone(make_room: MakeRoom,
                                                        tmp_path: Path) -> None:
     room = make_room()
-    pub = publisher(SLOW, 22.0)  # flashes at 3, 7, 11 (paused), 15 and 19 s
+    # flashes at 3, 7, 11 (paused), 15 and 19 s of a publisher whose clock runs slow
+    pub = publisher(SLOW, 22.0, clock_ppm=BEHIND)
     await publish(room, pub)
     await room.session.handle(start(tmp_path, "src", Format.WEBM, Quality.SOURCE))
     await room.session.handle(start(tmp_path, "low", Format.WEBM, Quality.LOW))
@@ -173,7 +180,8 @@ async def test_pause_and_resume_with_a_slow_microphone(make_room: MakeRoom,
 async def test_a_reconnect_with_a_slow_microphone(make_room: MakeRoom, tmp_path: Path) -> None:
     # tracks: the publisher's second connection continues its file
     room = make_room()
-    first = publisher(SLOW, 10.0)  # flashes at 3 and 7 s of each connection
+    # flashes at 3 and 7 s of each connection, of a publisher whose clock runs fast
+    first = publisher(SLOW, 10.0, clock_ppm=AHEAD)
     await publish(room, first)
     await room.session.handle(start(tmp_path, "src", Format.WEBM, Quality.SOURCE,
                                     Layout.TRACKS))
@@ -182,7 +190,7 @@ async def test_a_reconnect_with_a_slow_microphone(make_room: MakeRoom, tmp_path:
     await room.session.handle(Unpublish("s1"))
     await room.log.wait_for(PublisherLeft)
     await first.close()
-    second = publisher(SLOW, 11.0)
+    second = publisher(SLOW, 11.0, clock_ppm=AHEAD)
     await publish(room, second, "s2")
     await second.clock.sleep_until(10.0)
     source, low = await stop(room, "src", "low")
@@ -194,7 +202,7 @@ async def test_a_reconnect_with_a_slow_microphone(make_room: MakeRoom, tmp_path:
 async def test_a_deferred_transcode_with_a_slow_microphone(make_room: MakeRoom,
                                                            tmp_path: Path) -> None:
     room = make_room()
-    pub = publisher(SLOW, 20.0)
+    pub = publisher(SLOW, 20.0, clock_ppm=AHEAD)  # 12 s of its clock: 11.988 s of ours
     await publish(room, pub)
     await room.session.handle(start(tmp_path, "live", Format.MKV, Quality.SOURCE,
                                     Layout.TRACKS, as_received=True))
