@@ -10,7 +10,8 @@ and every file's sound must be continuous (``probe`` checks it: a passthrough fi
 be cut once where a pause or a reconnect was, a transcoded one never).
 
 60 s at +0.5 % for one passthrough and one transcoded recording per format; 20 s at
--0.5 % for ``tracks``, pause and resume, a reconnect and a deferred transcode. In the pause,
+-0.5 % for ``tracks``, a composite of two publishers, pause and resume, a reconnect and a
+deferred transcode. In the pause,
 the reconnect and the deferred transcode the publisher's whole clock also runs 0.1 % slow
 or fast against the recorder's, as another computer's does.
 """
@@ -155,6 +156,23 @@ async def test_tracks_files_with_a_slow_microphone(make_room: MakeRoom, tmp_path
     p = check(Path(low.files[0].path))
     assert low.files[0].clock_ppm is None
     assert beep_span(p) == pytest.approx(12.0, abs=0.03)
+
+
+async def test_a_composite_of_two_publishers_on_different_clocks(make_room: MakeRoom,
+                                                                tmp_path: Path) -> None:
+    # the flashing one's microphone is slow and its clock behind ours; the other one (a
+    # lighter picture, a quiet tone) has a fast microphone on a clock ahead of ours
+    room = make_room()
+    flashing = publisher(SLOW, 20.0, clock_ppm=BEHIND)
+    other = SyntheticPublisher(SIZE, FPS, shade=110, mic_ppm=FAST, clock_ppm=AHEAD)
+    await publish(room, flashing)
+    before = len(room.log.of(TrackAdded))
+    await room.publish("s2", other, publisher_id="user-2")
+    await room.log.wait_for(TrackAdded, count=before + 2)
+    await room.session.handle(start(tmp_path, "low", Format.WEBM, Quality.LOW))
+    await flashing.clock.sleep_until(20.0)
+    [low] = await stop(room, "low")
+    check(Path(low.files[0].path))  # side by side: a flash lights half the centre
 
 
 async def test_pause_and_resume_with_a_slow_microphone(make_room: MakeRoom,
