@@ -221,11 +221,12 @@ async def run_ours(redis_url: str, streams: int, per_room: int, window: float,
                     cpu_capacity=1000, max_publishers_per_room=max(16, per_room)) as daemon:
         async with aiohttp.ClientSession() as http:
             headers = daemon.headers("bench-user")
-            token = headers["Authorization"][7:]
             layout = "tracks" if per_room > 1 else "composite"
             bases = await start_recordings(http, daemon, rooms, headers, "source", layout)
-            targets = [{"url": f"{daemon.url}/whip/{room}", "token": token}
-                       for room in rooms for _ in range(per_room)]
+            # one user per publisher: the per-user publisher cap stays out of the way
+            targets = [{"url": f"{daemon.url}/whip/{room}",
+                        "token": daemon.headers(f"bench-publisher-{k}-{n}")["Authorization"][7:]}
+                       for k, room in enumerate(rooms) for n in range(per_room)]
             fleet = Fleet(targets, processes)
             try:
                 await fleet.start()
