@@ -53,6 +53,7 @@ from recorder.service.manifests import write_final_manifest
 from recorder.service.publishers import Publishers
 from recorder.service.publog import PublisherLog
 from recorder.service.queries import RecordingQueries
+from recorder.service.restore_gate import RestoreGate
 from recorder.service.room_hosts import RoomHosts
 from recorder.service.room_record import RunningRecording
 from recorder.service.rooms import RoomRegistry
@@ -89,6 +90,7 @@ class RecordingService(RecordingQueries):
         self._completion = Completion(settings.node, store, self._uploads,
                                       settings.deferred_concurrency, self._fail)
         self._counts = EventCountsWriter(store)
+        self.restore_gate = RestoreGate()  # closed while a lost store is being written back
 
     # ---- lifecycle of the service itself --------------------------------------------------
 
@@ -133,6 +135,15 @@ class RecordingService(RecordingQueries):
 
     # ---- what runs here (room ownership, takeover, metrics) -------------------------------
 
+    def running_states(self) -> list[RecordingState]:
+        """The states of the recordings this node runs, as it last wrote them."""
+        return [running.state for running in self._rooms.recordings()]
+
+    @property
+    def handed_off(self) -> dict[str, RecordingState]:
+        """Recordings this node queued for upload, until the store shows them finished."""
+        return {} if self._uploads is None else self._uploads.handed_off
+
     def runs(self, recording_id: str) -> bool:
         """Whether this node runs the recording (admitted, capturing or finishing)."""
         return self._rooms.recording(recording_id) is not None
@@ -174,6 +185,7 @@ class RecordingService(RecordingQueries):
         caller.check_room(room_id)
         if self.draining:
             raise Draining("this node is draining: no new recordings")
+        self.restore_gate.check("start")
         state, pull = new_recording(self._settings, caller, room_id, request,
                                     uploads=self._uploads is not None)
         with self._room_cap.opening(room_id) as rooms_refused:
@@ -267,6 +279,7 @@ class RecordingService(RecordingQueries):
         caller.check_room(room_id)
         if self.draining:
             raise Draining("this node is draining: no new publishers")
+        self.restore_gate.check("WHIP publish")
         return await self._publishers.publish(caller, room_id, role, offer_sdp)
 
     async def unpublish(self, caller: Caller, room_id: str, session_id: str) -> None:
@@ -330,6 +343,8 @@ class RecordingService(RecordingQueries):
 
     def _forget(self, recording_id: str) -> None:
         self._counts.forget(recording_id)
+        if recording_id not in self.handed_off:  # else kept until its upload is done
+            self._store.written_webhooks.forget(recording_id)
         running = self._rooms.forget(recording_id)
         if running is not None:
             running.done.set()
