@@ -104,7 +104,7 @@ def _authenticator(settings: Settings) -> tuple[Authenticator, str | None]:
 
 
 async def _open_store(settings: Settings) -> tuple[aioredis.Redis, StateStore]:
-    redis = await connect(settings.redis_url)
+    redis = await connect(settings.redis_url, settings.sentinel)
     store = StateStore(redis, KeySpace(settings.key_prefix), settings.state_ttl_seconds,
                        settings.index_ttl_seconds, webhooks=settings.webhook_routing,
                        epoch_gated=True)
