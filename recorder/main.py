@@ -150,7 +150,8 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
         settings.node, store, StoreReassertion(redis, store.keys, settings.state_ttl_seconds,
                                                settings.index_ttl_seconds),
         service.restore_gate, settings.heartbeat_seconds, service.running_states,
-        service.handed_off, UploadQueue(redis, store.keys, settings.node))
+        service.handed_off, UploadQueue(redis, store.keys, settings.node),
+        service.unwritten, service.written)
     node = _Node(settings, redis, store, service, Metrics(), WebhookOutbox(redis, store.keys),
                  cluster, reassertion)
     url_secret = settings.url_signing_secret or settings.jwt_secret or dev_secret or ""

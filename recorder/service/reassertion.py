@@ -5,8 +5,9 @@ back what is missing (docs/operations.md, "When the store fails").
 One pass: the epoch (:class:`recorder.state.reassert.StoreReassertion`) says whether the
 store lost its data and how long starts wait; then every recording this node runs is
 re-asserted in one atomic step each (state never over a newer version, indexes, active and
-`processing:` sets, the webhook jobs of status changes the store lost), then the recordings
-it handed to the upload worker (their state and, when missing from the stream, their job),
+`processing:` sets, the webhook jobs of status changes the store lost), then the changes made
+while the store was away (:mod:`recorder.service.unwritten`), then the recordings it
+handed to the upload worker (their state and, when missing from the stream, their job),
 then the publisher and watcher slots. Room-owner keys are renewed by the cluster's
 placement at the same beat (:mod:`recorder.service.cluster`).
 """
@@ -21,6 +22,7 @@ from recorder.core.errors import NotFound
 from recorder.core.models import RecordingState, Status
 from recorder.service.handoff import upload_waiting
 from recorder.service.restore_gate import RestoreGate
+from recorder.service.unwritten import UnwrittenChanges
 from recorder.state.jobs import UploadQueue
 from recorder.state.reassert import StoreReassertion
 from recorder.state.store import StateStore
@@ -36,10 +38,13 @@ class NodeReassertion:
                  gate: RestoreGate, heartbeat_seconds: float,
                  running: Callable[[], Iterable[RecordingState]],
                  handed_off: dict[str, RecordingState],
-                 upload_queue: UploadQueue | None) -> None:
+                 upload_queue: UploadQueue | None,
+                 unwritten: UnwrittenChanges | None = None,
+                 written: Callable[[RecordingState], None] = lambda state: None) -> None:
         """`running()` is the states of the recordings this node runs (as last written);
         `handed_off` the recordings queued for upload here, by id, which this pass forgets
-        once the store shows them finished."""
+        once the store shows them finished; `unwritten` the changes made while the store was
+        away, written after the re-assertion (`written(state)` after each)."""
         self._node_id = node_id
         self._store = store
         self._store_side = store_side
@@ -48,6 +53,8 @@ class NodeReassertion:
         self._running = running
         self._handed_off = handed_off
         self._upload_queue = upload_queue
+        self._unwritten = unwritten
+        self._written = written
         self.epoch: str | None = None
 
     async def run_once(self) -> None:
@@ -57,6 +64,8 @@ class NodeReassertion:
         self._gate.close_for(epoch.gate_seconds)
         for state in list(self._running()):
             await self._recording(state)
+        if self._unwritten is not None:
+            await self._unwritten.write(self._store, self._written)
         await self._uploads()
         await self._store_side.slots(self._store.slots.held())
 
