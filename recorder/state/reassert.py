@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from recorder.core.models import RecordingState
 from recorder.state import scripts
@@ -26,8 +25,6 @@ from recorder.state.connection import awaited, store_errors
 from recorder.state.keys import KeySpace
 
 logger = logging.getLogger(__name__)
-
-NO_RUN_ID = "embedded"  # fakeredis has no INFO: its data lives as long as this process
 
 
 @dataclass(frozen=True)
@@ -64,10 +61,9 @@ class StoreReassertion:
         """Read the epoch, writing a new one when the store lost its data; `known` is the
         epoch this node saw last (None right after its start)."""
         with store_errors():
-            run_id = await self._run_id()
             reply: Any = await self._epoch(
                 keys=[self._keys.epoch()],
-                args=[run_id, uuid.uuid4().hex, known or "", round(gate_seconds * 1000)])
+                args=[uuid.uuid4().hex, known or "", round(gate_seconds * 1000)])
         fields = json.loads(reply[0])
         gate_ms = max(0, int(fields.get("gate_until") or 0) - int(reply[1]))
         epoch = Epoch(id=str(fields["id"]), gate_seconds=gate_ms / 1000,
@@ -76,13 +72,6 @@ class StoreReassertion:
             logger.warning("the store lost its data (epoch %s, this node knew %s): "
                            "re-asserting what this node runs", epoch.id, known)
         return epoch
-
-    async def _run_id(self) -> str:
-        try:
-            info: dict[str, Any] = await self._redis.info("server")
-        except ResponseError:
-            return NO_RUN_ID
-        return str(info.get("run_id", NO_RUN_ID))
 
     async def recording(self, state: RecordingState, holds: list[str], lacks: list[str],
                         webhooks: list[tuple[int, str]]) -> Reasserted:

@@ -7,6 +7,19 @@ apply everything at once, so no process ever sees a state without its index, set
 
 from __future__ import annotations
 
+# The server's run id, read inside a script (INFO is allowed in scripts since Redis 7): it
+# changes when the server restarts and differs on the replica a failover promotes. The
+# embedded store (fakeredis) has no INFO: its data lives as long as its process.
+_RUN_ID = """
+local function server_run_id()
+  local info = redis.pcall('INFO', 'server')
+  if type(info) ~= 'string' then
+    return 'embedded'
+  end
+  return string.match(info, 'run_id:(%w+)') or 'embedded'
+end
+"""
+
 # KEYS[1] state, KEYS[2] room index, KEYS[3] user index, KEYS[4] the user's recent starts,
 # KEYS[5] the store's epoch, KEYS[6..] the limited active sets in checking order (each also
 # gains the id).
@@ -16,21 +29,26 @@ from __future__ import annotations
 # ARGV[8] starts allowed per window (0: not limited), ARGV[9] now (unix ms), ARGV[10] the
 # window (ms), ARGV[11] a node-local limit checked after the start rate ('max_rooms') or '',
 # ARGV[12] '1' when admission waits for the epoch (recorderd: nothing is admitted while the
-# store has no epoch, or until its `gate_until`, the nodes' re-assertion after a loss of
-# data, has passed; docs/operations.md, "When the store fails"), then (name, limit) per
-# limited set.
+# store has no epoch, or one a server with another run id wrote (restarted, or failed over
+# and no node has noticed yet), or until its `gate_until`, the nodes' re-assertion after a
+# loss of data, has passed; docs/operations.md, "When the store fails"), then (name, limit)
+# per limited set.
 # Returns {'ok'}, {'exists'}, {'restoring', ms until the gate opens ('0': no epoch yet)} or
 # {'limit', name[, ms until a start is allowed again]}.
 # A refused start is not counted in the rate: only admitted ones enter KEYS[4].
-ADMIT = """
+ADMIT = _RUN_ID + """
 if ARGV[12] == '1' then
   local epoch = redis.call('GET', KEYS[5])
   if not epoch then
     return {'restoring', '0'}
   end
+  epoch = cjson.decode(epoch)
+  if epoch['run_id'] ~= server_run_id() then
+    return {'restoring', '0'}
+  end
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local gate = tonumber(cjson.decode(epoch)['gate_until']) or 0
+  local gate = tonumber(epoch['gate_until']) or 0
   if gate > now then
     return {'restoring', tostring(gate - now)}
   end
@@ -141,8 +159,8 @@ end
 return 'ok'
 """
 
-# KEYS[1] the epoch. ARGV[1] the server's run id (INFO server), ARGV[2] a fresh epoch id,
-# ARGV[3] the epoch id this node last saw ('' when it just started), ARGV[4] the gate (ms).
+# KEYS[1] the epoch. ARGV[1] a fresh epoch id, ARGV[2] the epoch id this node last saw
+# ('' when it just started), ARGV[3] the gate (ms).
 # The epoch (JSON {id, run_id, gate_until}: unix ms by the server's clock) says which data
 # the store holds: it is written anew when missing (the store lost its data, or is new) or
 # when written by a server whose run id changed (a restart or a failover may have lost
@@ -150,17 +168,18 @@ return 'ok'
 # missing epoch seen by a node that knew none is a new store: no gate. A node that finds an
 # epoch other than the one it knew lost data too: it moves the gate to at least now + gate.
 # Returns {the epoch JSON now stored, the server's time in unix ms}.
-EPOCH = """
+EPOCH = _RUN_ID + """
+local run_id = server_run_id()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local gate_ms = tonumber(ARGV[4])
+local gate_ms = tonumber(ARGV[3])
 local raw = redis.call('GET', KEYS[1])
 local epoch = nil
 if raw then
   epoch = cjson.decode(raw)
 end
-if epoch and epoch['run_id'] == ARGV[1] then
-  if ARGV[3] == '' or epoch['id'] == ARGV[3] then
+if epoch and epoch['run_id'] == run_id then
+  if ARGV[2] == '' or epoch['id'] == ARGV[2] then
     return {raw, tostring(now)}
   end
   if (tonumber(epoch['gate_until']) or 0) < now + gate_ms then
@@ -171,10 +190,10 @@ if epoch and epoch['run_id'] == ARGV[1] then
   return {raw, tostring(now)}
 end
 local gate = 0
-if epoch or ARGV[3] ~= '' then
+if epoch or ARGV[2] ~= '' then
   gate = now + gate_ms
 end
-raw = cjson.encode({id = ARGV[2], run_id = ARGV[1], gate_until = gate})
+raw = cjson.encode({id = ARGV[1], run_id = run_id, gate_until = gate})
 redis.call('SET', KEYS[1], raw)
 return {raw, tostring(now)}
 """
