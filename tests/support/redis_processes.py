@@ -132,3 +132,30 @@ def sentinel_group(name: str = "recorder", sentinels: int = 3
                 watcher.stop()
             replica.stop()
             primary.stop()
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (the certificate is its own CA)."""
+    cert, key = folder / "redis.crt", folder / "redis.key"
+    subprocess.run([_binary("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@contextmanager
+def tls_redis_process() -> Iterator[tuple[RedisProcess, Path]]:
+    """redis-server answering TLS only; yields it and the certificate clients trust."""
+    with tempfile.TemporaryDirectory(prefix="recorder-redis-tls-") as tmp:
+        cert, key = self_signed_certificate(Path(tmp))
+        port = free_port()
+        server = RedisProcess(Path(tmp) / "data", "--port", "0", "--tls-port", str(port),
+                              "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                              "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+                              port=port)
+        server.start()
+        try:
+            yield server, cert
+        finally:
+            server.stop()
