@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     redis_url: str = DEFAULT_REDIS_URL
     """`embedded` (fakeredis inside recorderd: one node, nothing survives a restart but the
     files) or a `redis://`, `rediss://` or `unix://` URL."""
-    redis_sentinels: str = ""
+    redis_sentinels: str | None = None
     """`host:port,host:port`: find the Redis primary through these Sentinels instead
     (RECORDER_REDIS_URL stays at its default; docs/operations.md, "Redis with Sentinel")."""
     redis_sentinel_master: str = "recorder"
@@ -317,9 +317,10 @@ class Settings(BaseSettings):
 
     @field_validator("redis_sentinels")
     @classmethod
-    def _redis_sentinels(cls, value: str) -> str:
-        sentinel_addresses(value)  # ValueError naming the entry that does not parse
-        return value
+    def _redis_sentinels(cls, value: str | None) -> str | None:
+        if value and not sentinel_addresses(value):
+            raise ValueError("names no host:port")
+        return value or None  # (sentinel_addresses raised for an entry that is not one)
 
     @model_validator(mode="after")
     def _derived(self) -> Settings:
