@@ -29,7 +29,7 @@ def test_sentinels_and_a_url_stop_start_up_naming_which_to_drop(
 
 def test_a_sentinel_that_is_not_host_port_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECORDER_REDIS_SENTINELS", "10.0.0.1:26379,sentinel-b")
-    with pytest.raises(SettingsError, match="RECORDER_REDIS_SENTINELS.*'sentinel-b'"):
+    with pytest.raises(SettingsError, match=r"RECORDER_REDIS_SENTINELS.*'sentinel-b'"):
         load_settings()
 
 
