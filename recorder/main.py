@@ -151,7 +151,7 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
                                                settings.index_ttl_seconds),
         service.restore_gate, settings.heartbeat_seconds, service.running_states,
         service.handed_off, UploadQueue(redis, store.keys, settings.node),
-        service.unwritten, service.written)
+        service.unwritten, service.written, service.finished)
     node = _Node(settings, redis, store, service, Metrics(), WebhookOutbox(redis, store.keys),
                  cluster, reassertion)
     url_secret = settings.url_signing_secret or settings.jwt_secret or dev_secret or ""

@@ -81,7 +81,13 @@ class RecordingQueries:
 
     async def _owned(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
         caller.check_room(room_id)
-        state = await self._store.get(recording_id)
+        try:
+            state = await self._store.get(recording_id)
+        except NotFound:
+            if self.known_here(recording_id) is None:
+                raise
+            raise Unavailable(f"recording {recording_id}: the store lost its state; the "
+                              "node that runs it is writing it back", retry_after=1) from None
         caller.check_recording(recording_id, state.room_id, state.user_id)  # 403 before 404
         if state.room_id != room_id:
             raise NotFound(f"recording {recording_id} is not in room {room_id}")

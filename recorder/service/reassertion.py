@@ -8,18 +8,21 @@ re-asserted in one atomic step each (state never over a newer version, indexes, 
 `processing:` sets, the webhook jobs of status changes the store lost), then the changes made
 while the store was away (:mod:`recorder.service.unwritten`), then the recordings it
 handed to the upload worker (their state and, when missing from the stream, their job),
-then the publisher and watcher slots. Room-owner keys are renewed by the cluster's
-placement at the same beat (:mod:`recorder.service.cluster`).
+then the publisher and watcher slots, and after a loss of data the final states of the
+recordings it finished lately (:mod:`recorder.service.finished`). Room-owner keys are
+renewed by the cluster's placement at the same beat (:mod:`recorder.service.cluster`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from recorder.core.errors import NotFound
 from recorder.core.models import RecordingState, Status
+from recorder.service.finished import UPLOADED_MARKER, FinishedStates, read_uploaded_marker
 from recorder.service.handoff import upload_waiting
 from recorder.service.restore_gate import RestoreGate
 from recorder.service.unwritten import UnwrittenChanges
@@ -30,7 +33,6 @@ from recorder.state.store import StateStore
 logger = logging.getLogger(__name__)
 
 GATE_HEARTBEATS = 2  # every node re-asserts within one heartbeat; one more for the late ones
-UPLOADED_MARKER = ".uploaded"  # what workers/upload.py leaves after a verified upload
 
 
 class NodeReassertion:
@@ -40,11 +42,13 @@ class NodeReassertion:
                  handed_off: dict[str, RecordingState],
                  upload_queue: UploadQueue | None,
                  unwritten: UnwrittenChanges | None = None,
-                 written: Callable[[RecordingState], None] = lambda state: None) -> None:
+                 written: Callable[[RecordingState], None] = lambda state: None,
+                 finished: FinishedStates | None = None) -> None:
         """`running()` is the states of the recordings this node runs (as last written);
         `handed_off` the recordings queued for upload here, by id, which this pass forgets
         once the store shows them finished; `unwritten` the changes made while the store was
-        away, written after the re-assertion (`written(state)` after each)."""
+        away, written after the re-assertion (`written(state)` after each); `finished` the
+        final states of recordings it finished lately, written back after a loss."""
         self._node_id = node_id
         self._store = store
         self._store_side = store_side
@@ -55,6 +59,8 @@ class NodeReassertion:
         self._upload_queue = upload_queue
         self._unwritten = unwritten
         self._written = written
+        self._finished = finished or FinishedStates()
+        self._finished_due = False  # a loss was noticed: finished states go back once
         self.epoch: str | None = None
 
     async def run_once(self) -> None:
@@ -68,6 +74,12 @@ class NodeReassertion:
             await self._unwritten.write(self._store, self._written)
         await self._uploads()
         await self._store_side.slots(self._store.slots.held())
+        if epoch.lost:
+            self._finished_due = True
+        if self._finished_due:
+            for state in self._finished.states():
+                await self._recording(state)
+            self._finished_due = False
 
     async def _recording(self, state: RecordingState) -> None:
         holds, lacks = self._store.membership(state)
@@ -89,12 +101,21 @@ class NodeReassertion:
             if current is not None and (current.status is not Status.PROCESSING
                                         or current.node_id != self._node_id):
                 self._forget(recording_id)  # uploaded, failed or taken over: not ours now
+                if current.node_id == self._node_id:
+                    self._finished.keep(current)
                 continue
-            if current is None and _uploaded(known):
-                logger.warning("recording %s: its upload finished but the store lost its "
-                               "state; not written back", recording_id)
-                self._forget(recording_id)
-                continue
+            if current is None:
+                final = await asyncio.to_thread(read_uploaded_marker, Path(known.local_path))
+                if final is not None:  # uploaded: the completed state its worker left
+                    await self._recording(final)
+                    self._finished.keep(final)
+                    self._forget(recording_id)
+                    continue
+                if await asyncio.to_thread(_uploaded, known):
+                    logger.warning("recording %s: its upload finished but the store lost its "
+                                   "state; not written back", recording_id)
+                    self._forget(recording_id)
+                    continue
             await self._recording(known if current is None else current)
             state = known if current is None else current
             if queued is not None and self._upload_queue is not None \

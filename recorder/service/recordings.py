@@ -48,6 +48,7 @@ from recorder.service.budget import CpuBudget
 from recorder.service.caps import PublisherSlots, RoomCap
 from recorder.service.completion import Completion
 from recorder.service.deferred import as_received_capture
+from recorder.service.finished import FinishedStates
 from recorder.service.handoff import UploadHandoff
 from recorder.service.manifests import write_final_manifest
 from recorder.service.publishers import Publishers
@@ -83,6 +84,7 @@ class RecordingService(RecordingQueries):
             settings.no_media_timeout_seconds, settings.max_pause_seconds), self._stop_on_timer,
             self._fail)
         self.unwritten = UnwrittenChanges()  # made while the store was away
+        self.finished = FinishedStates()  # written back if the store loses them
         self._cpu = CpuBudget(settings.cpu, self._rooms)
         self._room_cap = RoomCap(settings.max_rooms, self._rooms.hosted)
         self._publishers = Publishers(
@@ -335,6 +337,13 @@ class RecordingService(RecordingQueries):
                                                STORE_WAIT_SECONDS)
             else:
                 state = await self._store.update(recording_id, change)
+        except NotFound:
+            if running is None:
+                raise
+            if not may_wait:  # the store lost it: it is being written back
+                raise Unavailable(f"recording {recording_id}: the store lost its state; "
+                                  "this node is writing it back", retry_after=1) from None
+            return self._wait_for_store(running, change)
         except (Unavailable, TimeoutError):
             if not may_wait or running is None:
                 raise
@@ -460,6 +469,8 @@ class RecordingService(RecordingQueries):
                 await self.unwritten.settled(event.recording_id)
                 try:
                     await self._completion.complete(event)
+                    with contextlib.suppress(NotFound):
+                        self.finished.keep(await self._store.get(event.recording_id))
                     return
                 except Unavailable as exc:
                     logger.warning("recording %s: not completed yet: %s", event.recording_id,
