@@ -3,7 +3,8 @@
 The node writes back what it runs (docs/operations.md, "When the store fails"): within two
 heartbeats the recording's state, its indexes and the limits it holds are back; a start in
 the meantime answers 503 with Retry-After, then 429 `max_per_room` as before the restart;
-the recording stays readable and stoppable and its file is complete.
+the recording stays readable and stoppable and its file is complete. A restart after it
+finished brings its final state back too.
 """
 
 from __future__ import annotations
@@ -82,6 +83,19 @@ async def test_a_recording_survives_redis_restarted_empty(tmp_path: Path) -> Non
             stopped = await call(http, "POST", f"{base}/stop", owner, 200)
             media = (datetime.fromisoformat(stopped["stopped_at"]) - began).total_seconds()
             final = await wait_status(http, base, owner, {"completed", "failed"})
+
+            # a second restart after it finished: the node writes its final state back
+            server.restart_empty()
+            deadline = time.monotonic() + WAIT_SECONDS
+            while True:
+                async with http.get(f"{base}/status", headers=owner) as resp:
+                    if resp.status == 200:
+                        again = await resp.json()
+                        break
+                    assert resp.status in (404, 503), await resp.text()
+                assert time.monotonic() < deadline, "the finished state never came back"
+                await asyncio.sleep(HEARTBEAT / 4)
+            assert again == final
 
     assert final["status"] == "completed", final
     path = tmp_path / "recordings" / rid / f"recording_{rid}.webm"
