@@ -282,18 +282,23 @@ async def run(args: argparse.Namespace) -> int:
                 "max_concurrent": MAX_CONCURRENT, "cpu_capacity": 100,
                 "upload_target": "s3", "s3_bucket": BUCKET, "s3_endpoint_url": moto.url,
                 "webhook_url": receiver.url, "webhook_secret": SECRET,
-                "webhook_retry_schedule": "0,1,2,5,10,20,30,60,60,60,60"}
+                "webhook_retry_schedule": "0,1,2,5,10,20,30,60,60,60,60",
+                # a killed worker's job is claimed by the next one after this long
+                "job_claim_seconds": 15}
             try:
                 with run_daemon(redis.url, storage=root / "recordings", **settings) as daemon:
                     worker = Worker(redis.url, daemon.node_id, daemon.storage, root,
                                     {k: v for k, v in settings.items()
-                                     if k.startswith(("s3_", "webhook_", "heartbeat"))})
+                                     if k.startswith(("s3_", "webhook_", "heartbeat",
+                                                      "job_claim"))})
                     worker.start()
                     try:
                         await _record(daemon, redis, worker, tally, args,
                                       (redis_every, worker_every), receiver)
                     finally:
                         worker.stop()
+                        if args.logs:
+                            _keep_logs(Path(args.logs), daemon, root)
             finally:
                 redis.stop()
             return report(tally, receiver, moto, args.minutes)
@@ -351,6 +356,13 @@ async def _record(daemon: Daemon, redis: RedisProcess, worker: Worker, tally: Ta
             await publisher.__aexit__(None, None, None)
 
 
+def _keep_logs(folder: Path, daemon: Daemon, root: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "recorderd.log").write_text(daemon.log())
+    shutil.copy(root / "worker.log", folder / "worker.log")
+    print(f"logs kept in {folder}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -362,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=300,
                         help="seconds to wait for the last recordings to finish")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--logs", help="keep recorderd's and the worker's logs here")
     return asyncio.run(run(parser.parse_args(argv)))
 
 
