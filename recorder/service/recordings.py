@@ -156,7 +156,9 @@ class RecordingService(RecordingQueries):
     def written(self, state: RecordingState) -> None:
         """A change made while the store was away is written now."""
         running = self._rooms.recording(state.recording_id)
-        if running is not None and not self.unwritten.waiting(state.recording_id):
+        if running is None:
+            self.finished.keep(state)  # (kept only when final)
+        elif not self.unwritten.waiting(state.recording_id):
             running.state = state
 
     @property
@@ -405,6 +407,7 @@ class RecordingService(RecordingQueries):
         if not keep_files:
             await asyncio.to_thread(shutil.rmtree, state.local_path, True)
         self._forget(state.recording_id)
+        self.finished.keep(state)
         await write_final_manifest(self._store, state)
 
     def _forget(self, recording_id: str) -> None:
