@@ -15,7 +15,8 @@ After the run the rotation stops, everything still running is stopped, and the b
 for every recording to finish (``--settle`` seconds at most). It counts, and exits 1 unless
 all are zero:
 
-- recordings lost: admitted (201) but not `completed` in the end (404, stuck, or failed);
+- recordings lost: admitted (201) but not `completed` in the end (404, stuck, or failed;
+  the prober's, stopped at once, may end `cancelled`);
 - over-admissions: a 201 received while at least the limit's number of other recordings
   (in the room for max_per_room, anywhere for max_concurrent) had not been asked to stop and
   were, by their final state, still running then;
@@ -66,6 +67,15 @@ class Admitted:
     admitted_at: float  # unix time the 201 arrived
     stop_sent_at: float | None = None
     final: dict[str, Any] | None = None
+    probe: bool = False  # the prober's: stopped at once, so it ends `cancelled`
+
+    @property
+    def lost(self) -> bool:
+        """Not where it should have ended: `completed` (a prober's: any final status)."""
+        status = (self.final or {}).get("status")
+        if self.probe:
+            return status not in ("completed", "failed", "cancelled")
+        return status != "completed"
 
 
 @dataclass
@@ -170,7 +180,8 @@ async def probe(http: aiohttp.ClientSession, daemon: Daemon, tally: Tally,
         status, body = await answer(http, "POST", f"{base}/start", headers,
                                     json={"quality": "low"})
         if status == 201:
-            rec = Admitted(body["recording_id"], room, time.time(), stop_sent_at=time.time())
+            rec = Admitted(body["recording_id"], room, time.time(), stop_sent_at=time.time(),
+                           probe=True)
             tally.admitted.append(rec)
             await answer(http, "POST", f"{base}/{rec.recording_id}/stop", headers)
         else:
@@ -227,7 +238,7 @@ async def final_states(http: aiohttp.ClientSession, daemon: Daemon, tally: Tally
 
 
 def report(tally: Tally, receiver: Receiver, moto: MotoServer, minutes: float) -> int:
-    lost = [r for r in tally.admitted if (r.final or {}).get("status") != "completed"]
+    lost = [r for r in tally.admitted if r.lost]
     over = 0
     for rec in tally.admitted:
         others = [o for o in tally.running(rec.admitted_at) if o is not rec]
@@ -237,7 +248,7 @@ def report(tally: Tally, receiver: Receiver, moto: MotoServer, minutes: float) -
     delivered = receiver.delivered()
     per_id = Counter(r.webhook_id for r in delivered)
     too_many = sum(1 for n in per_id.values() if n > 2)
-    completed = [r for r in tally.admitted if r not in lost]
+    completed = [r for r in tally.admitted if (r.final or {}).get("status") == "completed"]
     hooks_lost = _webhooks_lost(receiver, tally)
     s3 = moto.client()
     uploads_missing = 0
