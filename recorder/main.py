@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from recorder.api.app import build_app
 from recorder.api.auth import Authenticator, load_or_create_dev_secret, mint_token
@@ -25,7 +26,7 @@ from recorder.api.metrics import Metrics
 from recorder.config.loading import SettingsError, load_settings
 from recorder.config.settings import Settings
 from recorder.config.storage import prepare_storage
-from recorder.core.errors import Unavailable
+from recorder.core.errors import RecorderError, Unavailable
 from recorder.core.fleet import NodeDisk
 from recorder.logs import configure_logging
 from recorder.notify import Notifier
@@ -185,6 +186,8 @@ async def _serve(node: _Node, site: web.TCPSite, dev_secret: str | None) -> bool
     except Unavailable as exc:
         logger.warning("store not reached at start-up (starts answer 503 until it is): %s",
                        exc.detail)
+    except (RecorderError, RedisError):
+        logger.exception("re-assertion failed at start-up; tried again at the next heartbeat")
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(service.run())]
         await site.start()
@@ -313,6 +316,9 @@ async def _heartbeat(node: _Node, started_at: datetime) -> None:
             reachable = True
         except Unavailable as exc:  # the store may be down for a while; keep beating
             logger.warning("heartbeat failed: %s", exc)
+            reachable = False
+        except (RecorderError, RedisError):  # a bug or an odd answer must not end the node
+            logger.exception("re-assertion failed; tried again at the next heartbeat")
             reachable = False
         # while the store is away, look for it more often: the first beat after it returns
         # re-asserts what this node runs
