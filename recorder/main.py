@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from recorder.api.app import build_app
 from recorder.api.auth import Authenticator, load_or_create_dev_secret, mint_token
@@ -25,7 +26,7 @@ from recorder.api.metrics import Metrics
 from recorder.config.loading import SettingsError, load_settings
 from recorder.config.settings import Settings
 from recorder.config.storage import prepare_storage
-from recorder.core.errors import Unavailable
+from recorder.core.errors import RecorderError, Unavailable
 from recorder.core.fleet import NodeDisk
 from recorder.logs import configure_logging
 from recorder.notify import Notifier
@@ -33,10 +34,12 @@ from recorder.rtc.ice import restrict_host_addresses
 from recorder.service.cluster import Cluster
 from recorder.service.fleet import Fleet
 from recorder.service.playback import PlaybackService
+from recorder.service.reassertion import NodeReassertion
 from recorder.service.recordings import RecordingService
 from recorder.state import KeySpace, NodeInfo, StateStore, connect
 from recorder.state.feed import EventFeed
 from recorder.state.jobs import UploadQueue
+from recorder.state.reassert import StoreReassertion
 from recorder.state.totals import ClusterTotals
 from workers.main import serve_embedded as serve_uploads
 from workers.outbox import WebhookOutbox
@@ -46,6 +49,7 @@ logger = logging.getLogger("recorder")
 
 DEV_TOKEN_SECONDS = 7 * 24 * 3600
 FORCED_EXIT = 128 + signal.SIGINT  # a drain cut short, as a shell reports an interrupt
+UNREACHABLE_RETRY_SECONDS = 0.5  # heartbeat retries while the store cannot be reached
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,9 +105,10 @@ def _authenticator(settings: Settings) -> tuple[Authenticator, str | None]:
 
 
 async def _open_store(settings: Settings) -> tuple[aioredis.Redis, StateStore]:
-    redis = await connect(settings.redis_url)
+    redis = await connect(settings.redis_url, settings.sentinel)
     store = StateStore(redis, KeySpace(settings.key_prefix), settings.state_ttl_seconds,
-                       settings.index_ttl_seconds, webhooks=settings.webhook_routing)
+                       settings.index_ttl_seconds, webhooks=settings.webhook_routing,
+                       epoch_gated=True)
     try:  # slots a previous run under this node id left (a restart within 3 heartbeats)
         await store.slots.release_node(settings.node)
     except Unavailable as exc:
@@ -129,6 +134,7 @@ class _Node:
     metrics: Metrics
     outbox: WebhookOutbox
     cluster: Cluster | None
+    reassertion: NodeReassertion
     measured: _Measured = field(default_factory=_Measured)
 
 
@@ -141,8 +147,14 @@ async def run(settings: Settings, auth: Authenticator, dev_secret: str | None) -
                                lambda node_id: UploadQueue(redis, store.keys, node_id))
     cluster = None if settings.embedded else Cluster(
         settings, redis, store, service, lambda node_id: UploadQueue(redis, store.keys, node_id))
+    reassertion = NodeReassertion(
+        settings.node, store, StoreReassertion(redis, store.keys, settings.state_ttl_seconds,
+                                               settings.index_ttl_seconds),
+        service.restore_gate, settings.heartbeat_seconds, service.running_states,
+        service.handed_off, UploadQueue(redis, store.keys, settings.node),
+        service.unwritten, service.written, service.finished)
     node = _Node(settings, redis, store, service, Metrics(), WebhookOutbox(redis, store.keys),
-                 cluster)
+                 cluster, reassertion)
     url_secret = settings.url_signing_secret or settings.jwt_secret or dev_secret or ""
     app = build_app(service, auth, settings, node.metrics, uploads=service,
                     playback=PlaybackService(settings, store, redis, url_secret),
@@ -169,6 +181,13 @@ async def _serve(node: _Node, site: web.TCPSite, dev_secret: str | None) -> bool
     settings, service = node.settings, node.service
     stop, uploads_stop, notifier = asyncio.Event(), asyncio.Event(), Notifier()
     _on_signals(stop.set)
+    try:  # the epoch before the first start: admission waits for it
+        await node.reassertion.run_once()
+    except Unavailable as exc:
+        logger.warning("store not reached at start-up (starts answer 503 until it is): %s",
+                       exc.detail)
+    except (RecorderError, RedisError):
+        logger.exception("re-assertion failed at start-up; tried again at the next heartbeat")
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(service.run())]
         await site.start()
@@ -277,6 +296,7 @@ def _version() -> str:
 async def _heartbeat(node: _Node, started_at: datetime) -> None:
     settings, store, service = node.settings, node.store, node.service
     version = _version()
+    reachable = True
     while True:
         info = NodeInfo(
             node_id=settings.node, public_url=settings.public_url or "", pid=os.getpid(),
@@ -289,9 +309,21 @@ async def _heartbeat(node: _Node, started_at: datetime) -> None:
         )
         try:
             await store.heartbeat(info, settings.heartbeat_seconds)
+            # the node is the source of truth for what it runs (docs/operations.md)
+            await node.reassertion.run_once()
+            if not reachable:
+                logger.warning("store reachable again: this node's recordings re-asserted")
+            reachable = True
         except Unavailable as exc:  # the store may be down for a while; keep beating
             logger.warning("heartbeat failed: %s", exc)
-        await asyncio.sleep(settings.heartbeat_seconds)
+            reachable = False
+        except (RecorderError, RedisError):  # a bug or an odd answer must not end the node
+            logger.exception("re-assertion failed; tried again at the next heartbeat")
+            reachable = False
+        # while the store is away, look for it more often: the first beat after it returns
+        # re-asserts what this node runs
+        await asyncio.sleep(settings.heartbeat_seconds if reachable
+                            else min(settings.heartbeat_seconds, UNREACHABLE_RETRY_SECONDS))
 
 
 async def _watchdog(notifier: Notifier, store: StateStore, service: RecordingService) -> None:

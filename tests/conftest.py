@@ -7,6 +7,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from recorder.rtc.ice import restrict_host_addresses
+from tests.support.flush import flush_keeping_epochs
 from tests.support.redis_server import redis_server
 
 
@@ -39,6 +40,6 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.from_url(redis_url, decode_responses=True)
-    await client.flushdb()
+    await flush_keeping_epochs(client)
     yield client
     await client.aclose()

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def run(settings: Settings) -> int:
-    redis = await connect(settings.redis_url)
+    redis = await connect(settings.redis_url, settings.sentinel)
     store = StateStore(redis, KeySpace(settings.key_prefix), settings.state_ttl_seconds,
                        settings.index_ttl_seconds, webhooks=settings.webhook_routing)
     stop = asyncio.Event()

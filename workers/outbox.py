@@ -34,7 +34,7 @@ from recorder.core.outbox_status import (
 )
 from recorder.core.webhooks import WebhookJob
 from recorder.state.connection import store_errors
-from recorder.state.jobs import ensure_group
+from recorder.state.jobs import ensure_group, read_group
 from recorder.state.keys import KeySpace
 
 logger = logging.getLogger(__name__)
@@ -96,9 +96,10 @@ class WebhookOutbox:
         return float(first[0][1]) if first else None
 
     async def read(self, consumer: str, block_ms: int) -> tuple[str, WebhookJob | None] | None:
-        with store_errors():
-            reply: Any = await self._redis.xreadgroup(GROUP, consumer, {self.key: ">"},
-                                                      count=1, block=block_ms)
+        reply: Any = await read_group(
+            self._redis, self.key, GROUP,
+            lambda: self._redis.xreadgroup(GROUP, consumer, {self.key: ">"}, count=1,
+                                           block=block_ms))
         for _, entries in reply or []:
             for entry_id, fields in entries:
                 return entry_id, _parse(entry_id, fields)
@@ -106,9 +107,10 @@ class WebhookOutbox:
 
     async def claim_stale(self, consumer: str, min_idle_ms: int
                           ) -> tuple[str, WebhookJob | None] | None:
-        with store_errors():
-            reply: Any = await self._redis.xautoclaim(self.key, GROUP, consumer, min_idle_ms,
-                                                      start_id="0-0", count=1)
+        reply: Any = await read_group(
+            self._redis, self.key, GROUP,
+            lambda: self._redis.xautoclaim(self.key, GROUP, consumer, min_idle_ms,
+                                           start_id="0-0", count=1))
         entries = reply[1] if reply and len(reply) > 1 else []
         for entry_id, fields in entries:
             if fields:

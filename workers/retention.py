@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.upload import UPLOADED_MARKER
+from recorder.service.finished import UPLOADED_MARKER
 
 logger = logging.getLogger(__name__)
 

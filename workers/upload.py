@@ -31,6 +31,7 @@ from recorder.core.errors import InvalidTransition, NotFound, Unavailable
 from recorder.core.lifecycle import Action
 from recorder.core.manifest import MANIFEST_KIND, with_manifest
 from recorder.core.models import MEDIA_KINDS, FileInfo, RecordingState, Status, UploadState
+from recorder.service.finished import write_uploaded_marker
 from recorder.service.manifests import write_final_manifest, write_manifest
 from recorder.state.jobs import UploadJob
 from recorder.state.keys import KeySpace
@@ -42,7 +43,6 @@ from workers.upload_record import UploadRecord
 
 logger = logging.getLogger(__name__)
 
-UPLOADED_MARKER = ".uploaded"
 PROGRESS_WRITE_SECONDS = 5.0  # how often `upload.bytes_sent` is written while sending
 
 
@@ -132,13 +132,17 @@ class Uploader:
             return
         media = [r for r, f in zip(results, _manifest_last(state.files), strict=False)
                  if f.kind in MEDIA_KINDS]
-        if media and all(r.uploaded for r in media):  # sidecars left local go with the folder
-            await asyncio.to_thread(_mark_uploaded, Path(state.local_path))
+        marked = bool(media) and all(r.uploaded for r in media)
+        if marked:  # sidecars left local go with the folder
+            await asyncio.to_thread(write_uploaded_marker, Path(state.local_path))
         try:
             state = await self._store.update(rid, _complete)
         except InvalidTransition:
             logger.info("recording %s: completed meanwhile by another run", rid)
             return
+        if marked:  # the node writes it back from here if the store loses it
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(write_uploaded_marker, Path(state.local_path), state)
         logger.info("recording %s: upload %s, %d bytes; completed", rid,
                     state.upload.state.value if state.upload else "?", progress.total)
 
@@ -213,10 +217,6 @@ class Uploader:
 
 def _missing(job: FileJob) -> UploadError:
     return PermanentError(f"{job.info.name} is neither on disk nor stored at the target")
-
-
-def _mark_uploaded(folder: Path) -> None:
-    (folder / UPLOADED_MARKER).touch()
 
 
 # ---- pure state changes (they may run several times: compare-and-set retries) ----------

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from recorder.config.settings import ENV_PREFIX, Settings
+from recorder.config.settings import DEFAULT_REDIS_URL, ENV_PREFIX, Settings
 
 # Settings that are gone, and what replaced them (docs/configuration.md lists them too).
 REPLACED = {
@@ -46,6 +46,11 @@ def load_settings(config_path: str | None = None, **overrides: Any) -> Settings:
             raise SettingsError(replaced_message(loc)) from exc
         name = f"{ENV_PREFIX}{loc.upper()}" if err["type"] != "extra_forbidden" else loc
         raise SettingsError(f"invalid setting {name}: {err['msg']}") from exc
+    if settings.redis_sentinels and settings.redis_url != DEFAULT_REDIS_URL:
+        raise SettingsError(f"invalid settings {ENV_PREFIX}REDIS_SENTINELS and "
+                            f"{ENV_PREFIX}REDIS_URL: both name the store; drop "
+                            f"{ENV_PREFIX}REDIS_URL to use Sentinel, or "
+                            f"{ENV_PREFIX}REDIS_SENTINELS to use the URL")
     if (settings.webhook_url or settings.webhook_allowed_urls) and not settings.webhook_secret:
         raise SettingsError(f"invalid setting {ENV_PREFIX}WEBHOOK_SECRET: required (whsec_ + "
                             "base64) when webhooks are configured")

@@ -25,6 +25,7 @@ from pydantic_settings import (
 from recorder.core.limits import Limits
 from recorder.core.models import UploadTarget
 from recorder.core.presets import Format, Quality
+from recorder.core.sentinel import SentinelStore
 from recorder.core.urls import AllowList
 from recorder.core.webhooks import DEFAULT_SCHEDULE, WebhookRouting, parse_schedule, parse_secret
 
@@ -52,6 +53,22 @@ class RoomIsolation(StrEnum):
     INLINE = "inline"
 
 
+DEFAULT_REDIS_URL = "embedded"
+
+
+def sentinel_addresses(value: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` as pairs; ValueError naming an entry that is not one."""
+    found: list[tuple[str, int]] = []
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{entry!r} is not host:port")
+        found.append((host.strip("[]"), int(port)))
+    return found
+
+
 class Settings(BaseSettings):
     """Every setting, with what it means: docs/configuration.md is generated from the
     docstrings below (`python -m recorder.reference`)."""
@@ -60,9 +77,22 @@ class Settings(BaseSettings):
                                       use_attribute_docstrings=True)
 
     # ---- the node ----
-    redis_url: str = "embedded"
+    redis_url: str = DEFAULT_REDIS_URL
     """`embedded` (fakeredis inside recorderd: one node, nothing survives a restart but the
     files) or a `redis://`, `rediss://` or `unix://` URL."""
+    redis_sentinels: str | None = None
+    """`host:port,host:port`: find the Redis primary through these Sentinels instead
+    (RECORDER_REDIS_URL stays at its default; docs/operations.md, "Redis with Sentinel")."""
+    redis_sentinel_master: str = "recorder"
+    """The name the Sentinels monitor the primary under."""
+    redis_password: str | None = Field(None, repr=False)
+    """The Redis password (under Sentinel; a URL carries its own)."""
+    redis_sentinel_password: str | None = Field(None, repr=False)
+    """The Sentinels' own password, when they have one."""
+    redis_db: int = Field(0, ge=0)
+    """The database number under Sentinel."""
+    redis_tls: bool = False
+    """TLS to the Sentinels and the primary (certificates checked against the system's)."""
     host: str = "127.0.0.1"
     """Address of the control API, WHIP and the page."""
     port: int = Field(8080, ge=0, le=65535)
@@ -285,6 +315,13 @@ class Settings(BaseSettings):
             raise ValueError("must be 'embedded' or a redis://, rediss:// or unix:// URL")
         return value
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _redis_sentinels(cls, value: str | None) -> str | None:
+        if value and not sentinel_addresses(value):
+            raise ValueError("names no host:port")
+        return value or None  # (sentinel_addresses raised for an entry that is not one)
+
     @model_validator(mode="after")
     def _derived(self) -> Settings:
         if self.public_url is None:
@@ -343,7 +380,16 @@ class Settings(BaseSettings):
 
     @property
     def embedded(self) -> bool:
-        return self.redis_url == "embedded"
+        return self.redis_url == "embedded" and not self.redis_sentinels
+
+    @property
+    def sentinel(self) -> SentinelStore | None:
+        """Where the Sentinels are, when the store is found through them."""
+        if not self.redis_sentinels:
+            return None
+        return SentinelStore(sentinel_addresses(self.redis_sentinels),
+                             self.redis_sentinel_master, self.redis_password,
+                             self.redis_sentinel_password, self.redis_db, self.redis_tls)
 
     def upload_target_missing(self, target: UploadTarget) -> list[str]:
         """The settings `target` needs that this node lacks ([] when it can upload there)."""

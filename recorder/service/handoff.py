@@ -53,9 +53,13 @@ class UploadHandoff:
         """`queue_of(node_id)` is a node's upload stream."""
         self._store = store
         self._queue_of = queue_of
+        # what this node handed to its workers, written back if the store loses it
+        # (service/reassertion.py); forgotten there once the store shows it finished
+        self.handed_off: dict[str, RecordingState] = {}
 
     async def enqueue(self, state: RecordingState, reason: str) -> None:
         """Queue once; Unavailable if the store cannot be reached."""
+        self.handed_off[state.recording_id] = state
         await self._queue_of(state.node_id).enqueue(state.recording_id, reason)
 
     async def queue(self, state: RecordingState, reason: str) -> None:

@@ -23,7 +23,22 @@ class RecordingQueries:
         self.draining = False
 
     async def status(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
-        return await self._owned(caller, room_id, recording_id)
+        """The stored state; for a recording this node runs, what the node knows when the
+        store cannot tell (unreachable, or it lost the state and is being written back)."""
+        try:
+            return await self._owned(caller, room_id, recording_id)
+        except (NotFound, Unavailable):
+            local = self.known_here(recording_id)
+            if local is None:
+                raise
+        caller.check_recording(recording_id, local.room_id, local.user_id)
+        if local.room_id != room_id:
+            raise NotFound(f"recording {recording_id} is not in room {room_id}")
+        return local
+
+    def known_here(self, recording_id: str) -> RecordingState | None:
+        """The state of a recording this node runs, as it knows it (None: not here)."""
+        return None
 
     async def list_room(self, caller: Caller, room_id: str,
                         page: PageRequest) -> Page[RecordingState]:
@@ -66,7 +81,13 @@ class RecordingQueries:
 
     async def _owned(self, caller: Caller, room_id: str, recording_id: str) -> RecordingState:
         caller.check_room(room_id)
-        state = await self._store.get(recording_id)
+        try:
+            state = await self._store.get(recording_id)
+        except NotFound:
+            if self.known_here(recording_id) is None:
+                raise
+            raise Unavailable(f"recording {recording_id}: the store lost its state; the "
+                              "node that runs it is writing it back", retry_after=1) from None
         caller.check_recording(recording_id, state.room_id, state.user_id)  # 403 before 404
         if state.room_id != room_id:
             raise NotFound(f"recording {recording_id} is not in room {room_id}")

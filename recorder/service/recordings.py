@@ -48,21 +48,26 @@ from recorder.service.budget import CpuBudget
 from recorder.service.caps import PublisherSlots, RoomCap
 from recorder.service.completion import Completion
 from recorder.service.deferred import as_received_capture
+from recorder.service.finished import FinishedStates
 from recorder.service.handoff import UploadHandoff
 from recorder.service.manifests import write_final_manifest
 from recorder.service.publishers import Publishers
 from recorder.service.publog import PublisherLog
 from recorder.service.queries import RecordingQueries
+from recorder.service.restore_gate import RestoreGate
 from recorder.service.room_hosts import RoomHosts
 from recorder.service.room_record import RunningRecording
 from recorder.service.rooms import RoomRegistry
 from recorder.service.timed_events import EventCountsWriter, check_recording
 from recorder.service.timer_loop import TimerLoop
+from recorder.service.unwritten import UnwrittenChanges
 from recorder.state.jobs import UploadQueue
 from recorder.state.store import StateStore
 
 logger = logging.getLogger(__name__)
 
+COMPLETE_RETRY_SECONDS = 1.0  # a finished capture waits this long between tries at the store
+STORE_WAIT_SECONDS = 1.0  # a timer's or room event's write waits this long, then acts anyway
 
 
 class RecordingService(RecordingQueries):
@@ -76,8 +81,10 @@ class RecordingService(RecordingQueries):
         self._events: asyncio.Queue[tuple[str, msg.RoomEvent]] = asyncio.Queue()
         self._rooms = RoomRegistry(settings, lambda room, ev: self._events.put_nowait((room, ev)))
         self._timers = TimerLoop(self._rooms, timers.TimerLimits(
-            settings.no_media_timeout_seconds, settings.max_pause_seconds), self._stop,
+            settings.no_media_timeout_seconds, settings.max_pause_seconds), self._stop_on_timer,
             self._fail)
+        self.unwritten = UnwrittenChanges()  # made while the store was away
+        self.finished = FinishedStates()  # written back if the store loses them
         self._cpu = CpuBudget(settings.cpu, self._rooms)
         self._room_cap = RoomCap(settings.max_rooms, self._rooms.hosted)
         self._publishers = Publishers(
@@ -89,6 +96,7 @@ class RecordingService(RecordingQueries):
         self._completion = Completion(settings.node, store, self._uploads,
                                       settings.deferred_concurrency, self._fail)
         self._counts = EventCountsWriter(store)
+        self.restore_gate = RestoreGate()  # closed while a lost store is being written back
 
     # ---- lifecycle of the service itself --------------------------------------------------
 
@@ -133,6 +141,31 @@ class RecordingService(RecordingQueries):
 
     # ---- what runs here (room ownership, takeover, metrics) -------------------------------
 
+    def running_states(self) -> list[RecordingState]:
+        """The states of the recordings this node runs, as the store last had them (a
+        change made while it was away is written after they are re-asserted)."""
+        states = {running.state.recording_id: running.state
+                  for running in self._rooms.recordings()}
+        states.update(self.unwritten.bases())
+        return list(states.values())
+
+    def known_here(self, recording_id: str) -> RecordingState | None:
+        running = self._rooms.recording(recording_id)
+        return None if running is None else running.state.model_copy(deep=True)
+
+    def written(self, state: RecordingState) -> None:
+        """A change made while the store was away is written now."""
+        running = self._rooms.recording(state.recording_id)
+        if running is None:
+            self.finished.keep(state)  # (kept only when final)
+        elif not self.unwritten.waiting(state.recording_id):
+            running.state = state
+
+    @property
+    def handed_off(self) -> dict[str, RecordingState]:
+        """Recordings this node queued for upload, until the store shows them finished."""
+        return {} if self._uploads is None else self._uploads.handed_off
+
     def runs(self, recording_id: str) -> bool:
         """Whether this node runs the recording (admitted, capturing or finishing)."""
         return self._rooms.recording(recording_id) is not None
@@ -174,6 +207,7 @@ class RecordingService(RecordingQueries):
         caller.check_room(room_id)
         if self.draining:
             raise Draining("this node is draining: no new recordings")
+        self.restore_gate.check("start")
         state, pull = new_recording(self._settings, caller, room_id, request,
                                     uploads=self._uploads is not None)
         with self._room_cap.opening(room_id) as rooms_refused:
@@ -267,6 +301,7 @@ class RecordingService(RecordingQueries):
         caller.check_room(room_id)
         if self.draining:
             raise Draining("this node is draining: no new publishers")
+        self.restore_gate.check("WHIP publish")
         return await self._publishers.publish(caller, room_id, role, offer_sdp)
 
     async def unpublish(self, caller: Caller, room_id: str, session_id: str) -> None:
@@ -282,19 +317,64 @@ class RecordingService(RecordingQueries):
         stop_reason: StopReason | None = None,
         error: str | None = None,
         at: datetime | None = None,
+        may_wait: bool = False,
     ) -> RecordingState:
+        """Write the change; with `may_wait` (the node's own timers and events, never a
+        client's request) a store that cannot be reached does not hold the recording up:
+        the change acts here now and is written when the store returns, in order."""
         when = at or lifecycle.now()
-        state = await self._store.update(
-            recording_id,
-            lambda s: lifecycle.apply(s, action, when, stop_reason=stop_reason, error=error),
-        )
+
+        def change(s: RecordingState) -> RecordingState:
+            return lifecycle.apply(s, action, when, stop_reason=stop_reason, error=error)
+
         running = self._rooms.recording(recording_id)
+        if running is not None and self.unwritten.waiting(recording_id):
+            if not may_wait:
+                raise Unavailable(f"recording {recording_id}: changes made while the store "
+                                  "was away are still being written")
+            return self._wait_for_store(running, change)
+        try:
+            if may_wait and running is not None:  # a hung store counts as unreachable
+                state = await asyncio.wait_for(self._store.update(recording_id, change),
+                                               STORE_WAIT_SECONDS)
+            else:
+                state = await self._store.update(recording_id, change)
+        except NotFound:
+            if running is None:
+                raise
+            if not may_wait:  # the store lost it: it is being written back
+                raise Unavailable(f"recording {recording_id}: the store lost its state; "
+                                  "this node is writing it back", retry_after=1) from None
+            return self._wait_for_store(running, change)
+        except (Unavailable, TimeoutError):
+            if not may_wait or running is None:
+                raise
+            # a write that timed out may still land: its replay is then refused by the
+            # lifecycle (InvalidTransition) and dropped, so it is written once
+            return self._wait_for_store(running, change)
         if running is not None:
             running.state = state
         return state
 
-    async def _stop(self, recording_id: str, reason: StopReason) -> RecordingState:
-        state = await self._transition(recording_id, Action.STOP, stop_reason=reason)
+    def _wait_for_store(self, running: RunningRecording,
+                        change: Callable[[RecordingState], RecordingState]) -> RecordingState:
+        """Act on `change` now, write it when the store returns (InvalidTransition when the
+        recording's known state does not allow it: nothing is kept)."""
+        after = change(running.state.model_copy(deep=True))
+        self.unwritten.add(running.state, change)  # the first change's base is kept
+        logger.warning("recording %s: store unreachable: %s -> %s now, written when it "
+                       "returns", after.recording_id, running.state.status.value,
+                       after.status.value)
+        running.state = after
+        return after
+
+    async def _stop_on_timer(self, recording_id: str, reason: StopReason) -> RecordingState:
+        return await self._stop(recording_id, reason, may_wait=True)
+
+    async def _stop(self, recording_id: str, reason: StopReason, *,
+                    may_wait: bool = False) -> RecordingState:
+        state = await self._transition(recording_id, Action.STOP, stop_reason=reason,
+                                       may_wait=may_wait)
         if state.status is Status.CANCELLED:  # stopped before any media: nothing to keep
             await self._discard(state)
         else:
@@ -308,7 +388,8 @@ class RecordingService(RecordingQueries):
 
     async def _fail(self, recording_id: str, error: str) -> None:
         try:
-            state = await self._transition(recording_id, Action.FAIL, error=error)
+            state = await self._transition(recording_id, Action.FAIL, error=error,
+                                           may_wait=True)
         except InvalidTransition:
             return
         except NotFound:  # its state expired or was removed: only the capture is left
@@ -326,10 +407,13 @@ class RecordingService(RecordingQueries):
         if not keep_files:
             await asyncio.to_thread(shutil.rmtree, state.local_path, True)
         self._forget(state.recording_id)
+        self.finished.keep(state)
         await write_final_manifest(self._store, state)
 
     def _forget(self, recording_id: str) -> None:
         self._counts.forget(recording_id)
+        if recording_id not in self.handed_off:  # else kept until its upload is done
+            self._store.written_webhooks.forget(recording_id)
         running = self._rooms.forget(recording_id)
         if running is not None:
             running.done.set()
@@ -349,7 +433,8 @@ class RecordingService(RecordingQueries):
         """Act on a room event (the room's record has seen it already)."""
         if isinstance(event, msg.MediaStarted):
             with contextlib.suppress(InvalidTransition):  # stopped or cancelled meanwhile
-                await self._transition(event.recording_id, Action.MEDIA_STARTED, at=event.at)
+                await self._transition(event.recording_id, Action.MEDIA_STARTED, at=event.at,
+                                       may_wait=True)
         elif isinstance(event, msg.CaptureProgress):
             await self._counts.progress(event)
         elif isinstance(event, msg.CaptureFinished):
@@ -379,8 +464,20 @@ class RecordingService(RecordingQueries):
                 self._forget(recording_id)
 
     async def _finish(self, event: msg.CaptureFinished) -> None:
-        """The capture closed its files: describe them in the state and complete it."""
+        """The capture closed its files: describe them in the state and complete it, once
+        what was changed while the store was away is written (then in order), and again
+        while the store cannot be reached."""
         try:
-            await self._completion.complete(event)
+            while True:
+                await self.unwritten.settled(event.recording_id)
+                try:
+                    await self._completion.complete(event)
+                    with contextlib.suppress(NotFound):
+                        self.finished.keep(await self._store.get(event.recording_id))
+                    return
+                except Unavailable as exc:
+                    logger.warning("recording %s: not completed yet: %s", event.recording_id,
+                                   exc.detail)
+                    await asyncio.sleep(COMPLETE_RETRY_SECONDS)
         finally:
             self._forget(event.recording_id)

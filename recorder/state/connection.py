@@ -15,10 +15,13 @@ from typing import Any
 
 import fakeredis
 import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recorder.core.errors import Unavailable
+from recorder.core.sentinel import SentinelStore
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +34,14 @@ _MAX_CONNECTIONS = 100  # per process; concurrent commands beyond it wait for on
 _POOL_WAIT_SECONDS = 5.0  # then the store counts as unreachable (503)
 
 
-async def connect(redis_url: str) -> aioredis.Redis:
-    """A client that decodes responses to `str`; connects lazily (a down Redis is not fatal)."""
+async def connect(redis_url: str, sentinel: SentinelStore | None = None) -> aioredis.Redis:
+    """A client that decodes responses to `str`; connects lazily (a down Redis is not fatal).
+
+    With `sentinel` the primary is asked of the Sentinels, again after every failed
+    connection, so a failover is a short outage (docs/operations.md, "Redis with Sentinel").
+    """
+    if sentinel is not None:
+        return _through_sentinels(sentinel)
     if redis_url == EMBEDDED:
         logger.info("state store: embedded (in-process, nothing survives a restart)")
         client: aioredis.Redis = fakeredis.FakeAsyncRedis(
@@ -52,12 +61,36 @@ async def connect(redis_url: str) -> aioredis.Redis:
     return aioredis.Redis.from_pool(pool)
 
 
+def _through_sentinels(where: SentinelStore) -> aioredis.Redis:
+    logger.info("state store: primary %r through Sentinels %s", where.master,
+                ", ".join(f"{host}:{port}" for host, port in where.sentinels))
+    asked: dict[str, Any] = {"socket_connect_timeout": _CONNECT_TIMEOUT_SECONDS,
+                             "socket_timeout": _CONNECT_TIMEOUT_SECONDS,
+                             "decode_responses": True}
+    if where.sentinel_password:
+        asked["password"] = where.sentinel_password
+    if where.tls:
+        asked["ssl"] = True
+    sentinels = Sentinel(where.sentinels, sentinel_kwargs=asked)
+    primary: dict[str, Any] = {"db": where.db, "decode_responses": True,
+                               "socket_connect_timeout": _CONNECT_TIMEOUT_SECONDS,
+                               "health_check_interval": _HEALTH_CHECK_SECONDS,
+                               "max_connections": _MAX_CONNECTIONS}
+    if where.password:
+        primary["password"] = where.password
+    if where.tls:
+        primary["ssl"] = True
+    client: aioredis.Redis = sentinels.master_for(where.master, **primary)
+    return client
+
+
 @contextmanager
 def store_errors() -> Iterator[None]:
-    """Turn an unreachable Redis into `Unavailable` (503) so callers handle one error type."""
+    """Turn an unreachable Redis into `Unavailable` (503) so callers handle one error type
+    (a primary that became a replica in a failover, READONLY, is unreachable too)."""
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
+    except (RedisConnectionError, RedisTimeoutError, ReadOnlyError) as exc:
         _raise_if_cancelling(exc)
         raise Unavailable(f"store unreachable: {exc}") from exc
     _raise_if_cancelling(None)

@@ -15,6 +15,7 @@ they were idle for the claim time, which a live consumer prevents by renewing (X
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,22 @@ async def ensure_group(redis: aioredis.Redis, key: str, group: str) -> None:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+
+async def read_group(redis: aioredis.Redis, key: str, group: str,
+                     read: Callable[[], Awaitable[Any]]) -> Any:
+    """`read()`, an XREADGROUP or XAUTOCLAIM of `group`; None when the store had lost the
+    group (it restarted empty: docs/operations.md, "When the store fails"), which is then
+    made again, so a consumer waits and resumes instead of failing."""
+    try:
+        with store_errors():
+            return await read()
+    except ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+    logger.warning("%s: the store lost the consumer group %s; made again", key, group)
+    await ensure_group(redis, key, group)
+    return None
 
 
 _SCAN_BATCH = 500
@@ -124,9 +141,10 @@ class UploadQueue:
     async def read(self, consumer: str, block_ms: int) -> tuple[str, UploadJob | None] | None:
         """The next new entry for `consumer`, waiting up to `block_ms` (its job is None when
         the entry is malformed: the consumer drops it)."""
-        with store_errors():
-            reply: Any = await self._redis.xreadgroup(GROUP, consumer, {self.key: ">"}, count=1,
-                                                      block=block_ms)
+        reply: Any = await read_group(
+            self._redis, self.key, GROUP,
+            lambda: self._redis.xreadgroup(GROUP, consumer, {self.key: ">"}, count=1,
+                                           block=block_ms))
         for _, entries in reply or []:
             for entry_id, fields in entries:
                 return entry_id, self._parse(entry_id, fields)
@@ -135,9 +153,10 @@ class UploadQueue:
     async def claim_stale(self, consumer: str, min_idle_ms: int
                           ) -> tuple[str, UploadJob | None] | None:
         """One entry another consumer left idle for `min_idle_ms` (it died), now ours."""
-        with store_errors():
-            reply: Any = await self._redis.xautoclaim(self.key, GROUP, consumer, min_idle_ms,
-                                                 start_id="0-0", count=1)
+        reply: Any = await read_group(
+            self._redis, self.key, GROUP,
+            lambda: self._redis.xautoclaim(self.key, GROUP, consumer, min_idle_ms,
+                                           start_id="0-0", count=1))
         entries = reply[1] if reply and len(reply) > 1 else []
         for entry_id, fields in entries:
             if fields:  # None when the entry was deleted meanwhile

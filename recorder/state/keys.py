@@ -109,5 +109,9 @@ class KeySpace:
     def upload(self, recording_id: str, file_name: str) -> str:
         return f"{self.prefix}upload:{recording_id}:{file_name}"
 
+    def epoch(self) -> str:
+        """Which data the store holds: rewritten when it lost it (docs/operations.md)."""
+        return f"{self.prefix}epoch"
+
     def webhooks_dead(self) -> str:
         return f"{self.prefix}webhooks:dead"

@@ -30,6 +30,12 @@ class UserSlots:
         self._redis = redis
         self._keys = keys
         self._claim = redis.register_script(scripts.CLAIM_SLOT)
+        # what this process holds, written back if the store loses it (state/reassert.py)
+        self._held: dict[tuple[str, str], dict[str, str]] = {}
+
+    def held(self) -> dict[tuple[str, str], dict[str, str]]:
+        """The slots this process claimed and has not released: {(kind, user): {slot: node}}."""
+        return {key: dict(slots) for key, slots in self._held.items()}
 
     async def claim(self, kind: str, user_id: str, slot_id: str, node_id: str,
                     cap: int) -> None:
@@ -42,8 +48,13 @@ class UserSlots:
             name = CAP_NAMES[kind]
             logger.info("user %s refused a %s slot: %s (%d) reached", user_id, kind, name, cap)
             raise LimitReached(name, cap)
+        self._held.setdefault((kind, user_id), {})[slot_id] = node_id
 
     async def release(self, kind: str, user_id: str, slot_id: str) -> None:
+        mine = self._held.get((kind, user_id), {})
+        mine.pop(slot_id, None)
+        if not mine:
+            self._held.pop((kind, user_id), None)
         with store_errors():
             await awaited(self._redis.hdel(self._keys.slots(kind, user_id), slot_id))
 

@@ -36,6 +36,7 @@ from recorder.state.keys import KeySpace
 from recorder.state.nodes import LAST_SEEN_SECONDS, NodeInfo
 from recorder.state.slots import UserSlots
 from recorder.state.totals import FINISHED, ClusterTotals
+from recorder.state.written_webhooks import WrittenWebhooks
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,13 @@ class StateStore:
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         webhooks: WebhookRouting | None = None,
+        epoch_gated: bool = False,
     ) -> None:
+        """`epoch_gated`: admission waits for the store's epoch and its gate (recorderd;
+        docs/operations.md, "When the store fails")."""
         self._redis = redis
+        self._epoch_gated = epoch_gated
+        self.written_webhooks = WrittenWebhooks()
         self._webhooks = webhooks or WebhookRouting()
         self._keys = keys
         self._state_ttl = state_ttl
@@ -96,7 +102,7 @@ class StateStore:
         }
         ordered = limits.ordered()
         script_keys = [k.state(new.recording_id), k.room(new.room_id), k.user(new.user_id),
-                       k.starts(new.user_id)]
+                       k.starts(new.user_id), k.epoch()]
         script_keys += [limited[name] for name, _ in ordered]
         args = self._admit_args(new, ordered, "" if cpu_refused is None else "cpu",
                                 starts_per_minute, "" if rooms_refused is None else "max_rooms")
@@ -105,6 +111,8 @@ class StateStore:
             if (result[0] == "limit" and str(result[1]) in limited
                     and await self._prune(limited[str(result[1])])):
                 result = await self._run(self._admit, script_keys, args)
+        if result[0] == "restoring":
+            raise _restoring(int(result[1]))
         if result[0] == "exists":
             raise InvalidInput(f"recording {new.recording_id} already exists")
         if result[0] == "limit":
@@ -123,6 +131,7 @@ class StateStore:
             new.recording_id, new.to_json(), self._state_ttl, self._index_ttl,
             self._keys.events(), event.model_dump_json(), cpu, starts_per_minute,
             round(time.time() * 1000), START_RATE_WINDOW_MS, rooms,
+            "1" if self._epoch_gated else "",
         ]
         for name, limit in ordered:
             args += [name, limit]
@@ -193,6 +202,7 @@ class StateStore:
                 if changed:
                     logger.info("recording %s %s -> %s", recording_id, before.status, after.status)
                 if job:
+                    self.written_webhooks.record(recording_id, after.version, job)
                     logger.info("recording %s: webhook queued", recording_id)
                 return after
             # Someone wrote in between: back off a little so a burst of writers spreads out.
@@ -273,6 +283,16 @@ class StateStore:
     async def ping(self) -> None:
         with store_errors():
             await awaited(self._redis.ping())
+
+    def membership(self, state: RecordingState) -> tuple[list[str], list[str]]:
+        """The sets that hold the id of a recording in `state`, and those that must not."""
+        k = self._keys
+        active_sets = [k.active(), k.active_room(state.room_id), k.active_user(state.user_id)]
+        if state.status in ACTIVE:
+            return [*active_sets], [k.processing(state.node_id)]
+        if state.status is Status.PROCESSING:
+            return [k.processing(state.node_id)], active_sets
+        return [], [*active_sets, k.processing(state.node_id)]
 
     def _set_changes(
         self, before: RecordingState, after: RecordingState
@@ -361,3 +381,14 @@ class StateStore:
     @staticmethod
     async def _run(script: Any, keys: Iterable[str], args: list[str | int]) -> Any:
         return await script(keys=list(keys), args=args)
+
+
+def _restoring(ms_left: int) -> Unavailable:
+    """503 while the store has no epoch yet or the nodes re-assert after it lost its data."""
+    if ms_left <= 0:
+        return Unavailable("the store lost its data and is being restored by the nodes: "
+                           "no start is admitted until they have re-asserted theirs",
+                           retry_after=1)
+    return Unavailable("the store lost its data; the nodes re-assert their recordings "
+                       "before any start is admitted",
+                       retry_after=max(1, math.ceil(ms_left / 1000)))

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from tests.support.api import PREFIX, call, wait_status
 from tests.support.daemon import Daemon, run_daemon
+from tests.support.flush import flush_keeping_epochs
 from tests.support.media import probe
 from tests.support.publisher import WhipPublisher
 
@@ -30,7 +31,7 @@ def nodes(redis_url: str) -> Iterator[tuple[Daemon, Daemon]]:
 @pytest.fixture
 async def clean_redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     r = aioredis.from_url(redis_url, decode_responses=True)
-    await r.flushdb()
+    await flush_keeping_epochs(r)
     yield r
     await r.aclose()
 
@@ -65,11 +66,11 @@ async def test_limits_hold_under_a_burst_over_two_nodes(
     # those have left the active set.
     assert {s["recording_id"] for s in stored if s["status"] != "failed"} == \
         await clean_redis.smembers(f"{PREFIX}active")
-    await clean_redis.flushdb()
+    await flush_keeping_epochs(clean_redis)
     # One user in 20 rooms: max_per_user (3).
     codes = await start_burst(nodes, [("solo", f"room-{i}") for i in range(20)])
     assert (codes.count(201), codes.count(-2)) == (3, 17), codes
-    await clean_redis.flushdb()
+    await flush_keeping_epochs(clean_redis)
     # 20 users in one room: max_per_room (1), named before the others.
     codes = await start_burst(nodes, [(f"v{i}", "one-room") for i in range(20)])
     assert (codes.count(201), codes.count(-3)) == (1, 19), codes
