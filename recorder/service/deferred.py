@@ -94,6 +94,9 @@ class DeferredTranscodes:
         self._fail = fail
         self._python = python
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # the states of the recordings queued or transcoding, as the store had them: the
+        # node writes them back if the store loses them (docs/operations.md)
+        self._states: dict[str, RecordingState] = {}
         self._children: dict[str, asyncio.subprocess.Process] = {}
         self._stopped = False
 
@@ -104,6 +107,10 @@ class DeferredTranscodes:
     @property
     def running(self) -> int:
         return len(self._children)
+
+    def states(self) -> list[RecordingState]:
+        """The recordings queued or transcoding here (`processing`), as the store had them."""
+        return [state for rid, state in self._states.items() if rid in self._tasks]
 
     async def submit(self, state: RecordingState, event: msg.CaptureFinished) -> None:
         """Keep the job beside the as-received files, then run it (unless draining).
@@ -121,7 +128,7 @@ class DeferredTranscodes:
         logger.info("recording %s: as-received capture finished (%d file(s), %.2f s); transcode to "
                     "%s %s %s queued", state.recording_id, len(job.sources),
                     job.duration_seconds, job.layout.value, job.quality.value, job.format.value)
-        self._start(job)
+        self._start(job, state)
 
     async def resume(self, states: Iterable[RecordingState]) -> int:
         """After a restart: run again the transcodes of `processing` recordings left
@@ -141,10 +148,10 @@ class DeferredTranscodes:
             found += 1
             logger.info("recording %s: resuming its deferred transcode after a restart",
                         state.recording_id)
-            self._start(job)
+            self._start(job, state)
         return found
 
-    def _start(self, job: TranscodeJob) -> None:
+    def _start(self, job: TranscodeJob, state: RecordingState) -> None:
         rid = job.recording_id
         if self._stopped:
             logger.info("recording %s: draining: its transcode runs after the restart", rid)
@@ -153,7 +160,12 @@ class DeferredTranscodes:
             return
         task = asyncio.create_task(self._run(job), name=f"transcode-{rid[:8]}")
         self._tasks[rid] = task
-        task.add_done_callback(lambda _: self._tasks.pop(rid, None))
+        self._states[rid] = state
+        task.add_done_callback(lambda _: self._ended(rid))
+
+    def _ended(self, recording_id: str) -> None:
+        self._tasks.pop(recording_id, None)
+        self._states.pop(recording_id, None)
 
     async def stop(self) -> None:
         """Drain: no new transcodes; running children are stopped (their recordings stay

@@ -144,8 +144,9 @@ class RecordingService(RecordingQueries):
     def running_states(self) -> list[RecordingState]:
         """The states of the recordings this node runs, as the store last had them (a
         change made while it was away is written after they are re-asserted)."""
-        states = {running.state.recording_id: running.state
-                  for running in self._rooms.recordings()}
+        states = {state.recording_id: state for state in self._completion.deferred.states()}
+        states.update((running.state.recording_id, running.state)
+                      for running in self._rooms.recordings())
         states.update(self.unwritten.bases())
         return list(states.values())
 

@@ -61,6 +61,8 @@ async def test_outputs_are_handed_on_before_the_live_files_go(tmp_path: Path) ->
     assert captured_as_received(event)
     await runner.submit(state(tmp_path, "rec-ok"), event)
     assert runner.owns("rec-ok")
+    # what the node writes back while it transcodes, should the store lose it
+    assert [s.recording_id for s in runner.states()] == ["rec-ok"]
     await asyncio.wait_for(outcomes.done.wait(), 600)
     assert outcomes.failed == []
     [done] = outcomes.completed
@@ -71,6 +73,7 @@ async def test_outputs_are_handed_on_before_the_live_files_go(tmp_path: Path) ->
     assert outcomes.live_files_at_completion == [True]
     await asyncio.sleep(0.5)
     assert not (tmp_path / "live").exists()
+    assert runner.states() == []
     assert (tmp_path / "recording_rec-ok.webm").stat().st_size > 0
     await runner.stop()
 
