@@ -85,10 +85,12 @@ async def test_no_media_fails_a_pending_recording_and_frees_its_slot(
         state = await call(http, "POST", f"{node.url}/api/webrtc/rooms/empty/recording/start",
                            headers, 201)
         base = f"{node.url}/api/webrtc/rooms/empty/recording/{state['recording_id']}"
-        assert await clean_redis.smembers(f"{PREFIX}active") == {state["recording_id"]}
+        # (the earlier tests' recordings may still be pending: the nodes write back what
+        # they run after a flush, so only this one's membership is checked)
+        assert state["recording_id"] in await clean_redis.smembers(f"{PREFIX}active")
         final = await wait_status(http, base, headers, {"failed"}, within=15)
         assert "no media" in final["error"]
-        assert await clean_redis.scard(f"{PREFIX}active") == 0
+        assert state["recording_id"] not in await clean_redis.smembers(f"{PREFIX}active")
         # The slot is free again.
         await call(http, "POST", f"{node.url}/api/webrtc/rooms/empty/recording/start",
                    headers, 201)
