@@ -18,6 +18,8 @@ from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 
+from recorder.media.encoded import OPUS_LOOKAHEAD_SECONDS
+
 # A frame whose sender time is this far ahead of where its arrival puts it, or this far
 # behind the previous frame's, is not the same timeline any more (a new sender or SSRC,
 # an encoder restart): the mapping restarts at the frame's arrival. A frame this late is
@@ -215,7 +217,7 @@ class PublisherClock:
             return own
         if ntp is not None and self._audio is not None:
             audio_ntp, audio_wall = self._audio
-            return audio_wall + (ntp - audio_ntp)
+            return audio_wall + (ntp - audio_ntp) + OPUS_LOOKAHEAD_SECONDS
         return own
 
     def forget(self, source_id: str) -> None:

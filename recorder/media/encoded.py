@@ -18,6 +18,10 @@ from typing import Final
 
 VIDEO_CLOCK: Final = 90_000
 AUDIO_CLOCK: Final = 48_000
+# An Opus encoder looks 312 samples ahead (6.5 ms: libopus, in browsers and in aiortc), so
+# a packet's sound is heard that long after its RTP time says: a picture taken with the
+# sound of RTP time t belongs 6.5 ms after t's place in a file (docs/media.md, "Timing").
+OPUS_LOOKAHEAD_SECONDS: Final = 312 / AUDIO_CLOCK
 _H264_IDR: Final = 5
 
 

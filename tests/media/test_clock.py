@@ -5,6 +5,7 @@ from fractions import Fraction
 import pytest
 
 from recorder.media.clock import MediaClock, PublisherClock, SourceClock
+from recorder.media.encoded import OPUS_LOOKAHEAD_SECONDS
 
 VIDEO = Fraction(1, 90_000)
 AUDIO = Fraction(1, 48_000)
@@ -172,13 +173,14 @@ def test_a_sender_clock_that_stood_still_reanchors_after_a_window() -> None:
 
 def test_video_follows_the_sound_by_the_senders_clock() -> None:
     # audio reaches us 150 ms after video for the same sender instant (a jitter buffer
-    # holds it): by sender time a picture lands with its sound, not 150 ms early
+    # holds it): by sender time a picture lands with its sound, not 150 ms early, and
+    # that sound is heard the encoder's lookahead after its RTP time
     clock = PublisherClock()
     for k in range(50):
         t = k * 0.02
         clock.wall("a", "audio", k * 960, AUDIO, 5000.0 + t, 100.15 + t)
     wall = clock.wall("v", "video", 0, VIDEO, 5000.98, 100.98)
-    assert wall == pytest.approx(100.15 + 0.98)
+    assert wall == pytest.approx(100.15 + 0.98 + OPUS_LOOKAHEAD_SECONDS)
 
 
 def test_without_sender_reports_each_track_keeps_its_first_arrival() -> None:

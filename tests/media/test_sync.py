@@ -10,7 +10,7 @@ import pytest
 from av.codec.context import CodecContext
 from av.packet import Packet
 
-from recorder.media.encoded import AUDIO_CLOCK, EncodedFrame
+from recorder.media.encoded import AUDIO_CLOCK, OPUS_LOOKAHEAD_SECONDS, EncodedFrame
 from recorder.media.sync import SILENCE_PACKETS, AudioMaster, opus_samples, silence_packets
 
 OPUS_20MS = bytes([31 << 3]) + b"\x00" * 40  # a CELT 20 ms packet (content irrelevant)
@@ -79,16 +79,39 @@ def test_a_stall_of_ours_moves_nothing_but_a_new_sender_timeline_is_a_cut() -> N
     assert jump.at == pytest.approx(5.04)
 
 
+def test_an_opus_packets_sound_is_heard_its_encoders_lookahead_after_its_time() -> None:
+    # what browsers and aiortc send: libopus at 48 kHz, 20 ms packets stamped with the time
+    # of their input frame; a click at input sample 9600 decodes 312 samples later
+    encoder: Any = CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.format, encoder.layout = AUDIO_CLOCK, "s16", "mono"
+    encoder.options = {"application": "voip"}
+    decoder: Any = CodecContext.create("opus", "r")
+    decoder.sample_rate, decoder.layout = AUDIO_CLOCK, "mono"
+    sound = np.zeros(AUDIO_CLOCK, dtype=np.int16)
+    sound[9600:9600 + 480] = 20000
+    heard = []
+    for k in range(50):
+        frame = av.AudioFrame.from_ndarray(sound[None, k * 960:(k + 1) * 960], format="s16",
+                                           layout="mono")
+        frame.sample_rate, frame.pts = AUDIO_CLOCK, k * 960
+        for packet in encoder.encode(frame):
+            heard.extend(f.to_ndarray().reshape(-1) for f in decoder.decode(packet))
+    decoded = np.abs(np.concatenate(heard))
+    onset = int(np.argmax(decoded > 0.25 * decoded.max()))
+    assert onset - 9600 == pytest.approx(OPUS_LOOKAHEAD_SECONDS * AUDIO_CLOCK, abs=8)
+
+
 def test_pictures_land_on_the_sound_captured_with_them() -> None:
     # the microphone is 0.5 % fast: after 60 s its sound is 0.3 s further into the file
-    # than our clock says; a picture sent with it lands with it, not 0.3 s early
+    # than our clock says; a picture sent with it lands with it, not 0.3 s early (with
+    # the sound heard the encoder's lookahead after its RTP time)
     master = AudioMaster()
     for k in range(3001):
         master.audio(CUT, SOURCE, sound(k * 960, 5000 + k * 0.02 / 1.005), k * 0.02 / 1.005,
                      100 + k * 0.02 / 1.005)
     sent = 5000 + 3000 * 0.02 / 1.005
     at = master.video(CUT, picture(0, sent + 0.01), 60 / 1.005, 160.0)
-    assert at == pytest.approx(60.01)
+    assert at == pytest.approx(60.01 + OPUS_LOOKAHEAD_SECONDS)
     # without sender reports: by arrival against the latest sound
     assert master.video(CUT, picture(0), 0.0, 100 + 60 / 1.005 + 0.02) == pytest.approx(60.02)
 

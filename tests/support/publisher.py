@@ -67,6 +67,16 @@ def _in_marker(t: float, markers: Sequence[float]) -> bool:
     return any(m <= t < m + MARKER_SECONDS for m in markers)
 
 
+def _in_marker_each(times: np.ndarray, markers: Sequence[float]) -> np.ndarray:
+    """For each of ``times``, whether it falls in a marker."""
+    inside = np.zeros(len(times), dtype=bool)
+    first, last = float(times[0]), float(times[-1])
+    for m in markers:
+        if m <= last and first < m + MARKER_SECONDS:
+            inside |= (times >= m) & (times < m + MARKER_SECONDS)
+    return inside
+
+
 class SyntheticVideo(MediaStreamTrack):
     """A bar sweeping across a flat `shade` of grey at `fps`; white frames during markers."""
 
@@ -130,11 +140,14 @@ class SyntheticAudio(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         start = self._n * AUDIO_SAMPLES
-        t = start / self._rate
-        await self._clock.sleep_until(t)
+        await self._clock.sleep_until(start / self._rate)
         offset = start % AUDIO_RATE
-        source = self._beep if _in_marker(t, self._markers) else self._base
-        samples = source[offset:offset + AUDIO_SAMPLES]
+        samples = self._base[offset:offset + AUDIO_SAMPLES].copy()
+        # the beep starts on the sample the microphone takes at the marker, not on the
+        # first frame after it (which a skewed sample clock puts up to 20 ms late)
+        beeping = _in_marker_each((start + np.arange(AUDIO_SAMPLES)) / self._rate,
+                                  self._markers)
+        samples[beeping] = self._beep[offset:offset + AUDIO_SAMPLES][beeping]
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = AUDIO_RATE
         frame.pts = start
