@@ -89,7 +89,7 @@ def test_an_opus_packets_sound_is_heard_its_encoders_lookahead_after_its_time() 
     decoder.sample_rate, decoder.layout = AUDIO_CLOCK, "mono"
     sound = np.zeros(AUDIO_CLOCK, dtype=np.int16)
     sound[9600:9600 + 480] = 20000
-    heard = []
+    heard: list[Any] = []
     for k in range(50):
         frame = av.AudioFrame.from_ndarray(sound[None, k * 960:(k + 1) * 960], format="s16",
                                            layout="mono")
