@@ -16,7 +16,8 @@ this machine, half 0.05 % slow, and each microphone drifts a further 0.1 % fast 
 from its publisher's clock. Every minute the soak prints, for each file, the A/V offsets
 of the flashes of that minute (``bench.soak_watch`` reads each file once, as it grows),
 for each process of ``recorderd``'s tree its RSS and PSS, each recording's dropped
-frames (as its state says them: the node writes the counts when the recording finishes)
+frames (as its state says them: the node writes the counts when the recording finishes;
+and the node's total so far, from /metrics)
 and the file sizes; at the end, each process's memory slope after minute 5. The results
 so far are in bench/RESULTS.md.
 """
@@ -236,10 +237,16 @@ async def record(http: aiohttp.ClientSession, state: Soak, headers: dict[str, st
 
 async def dropped(http: aiohttp.ClientSession, soak: Soak, headers: dict[str, str]
                   ) -> dict[str, int]:
+    """Each room's dropped frames as its state says them (written when it finishes), and
+    the node's live total so far (``node``, from /metrics) to tell when they dropped."""
     out = {}
     for rid, base in soak.bases.items():
         state = await call(http, "GET", f"{base}/status", headers, 200)
         out[soak.rooms[rid]] = int((state.get("frames") or {}).get("dropped", 0))
+    async with http.get(f"{soak.daemon.url}/metrics") as response:
+        for line in (await response.text()).splitlines():
+            if line.startswith("recorder_frames_dropped_total "):
+                out["node"] = int(float(line.split()[1]))
     return out
 
 

@@ -138,6 +138,7 @@ class AudioPipeline(PipelineWorker[AudioItem]):
         self._counts = counts
         self._mixer = AudioMixer(AUDIO_RATE, _CHANNELS, BLOCK_SAMPLES)
         self._converters: dict[str, _Converter] = {}
+        self._warned_late = False  # logged once per recording: a stall drops many
 
     def handle(self, item: AudioItem) -> None:
         if isinstance(item, RemoveAudio):
@@ -156,6 +157,12 @@ class AudioPipeline(PipelineWorker[AudioItem]):
                    for position, samples in chunks)
         if chunks and not kept:  # it came after its place was mixed (the process stalled
             self._counts.dropped()  # longer than the latency allows): a soak sees it
+            if not self._warned_late:
+                self._warned_late = True
+                late = (self._mixer.mixed - chunks[0][0] + lag) / AUDIO_RATE
+                logger.warning("recording %s: sound of %s came %.2f s after its place was "
+                               "mixed; dropping such sound", self.recording_id,
+                               item.source_id, late)
         else:  # mixed, or held in the resampler for the next chunk
             self._counts.written()
 
