@@ -24,6 +24,11 @@ other version loudly) and each is proved by tests/rtc/test_taps.py:
 - ``RTCRtpReceiver._send_rtcp_pli``: :meth:`ReceiverTap.request_keyframe` calls it; the
   hook counts the PLIs aiortc sends on its own (a picture was lost), which frames carry
   as ``losses`` so a passthrough file skips pictures until the keyframe that mends it.
+- ``RTCRtpReceiver.__remote_bitrate_estimator`` (a video receiver's REMB estimator) is
+  wrapped in a :class:`_ThrottledEstimator`: aiortc sends a REMB for every packet while its
+  delay detector says "overusing", which a busy worker's own scheduling jitter makes it say;
+  at 12 streams those sends were 14 % of a room worker's CPU. REMBs now go at most every
+  200 ms, as libwebrtc sends them.
 - ``RTCRtpReceiver._handle_rtcp_packet``: sender reports (NTP <-> RTP) are noted so each
   frame carries the sender's wall time (``ntp``), which aligns a sender's audio and video.
   The reports also give the RTP clock's true rate (a microphone's clock may run 0.5 %
@@ -57,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_AIORTC: Final = ("1.16.0",)
 _TAP: Final = "_recorder_tap"  # attribute on a receiver and on its decoder thread
+REMB_INTERVAL_MS: Final = 200  # libwebrtc's REMB throttle
 RATE_BASELINE_SECONDS: Final = 2.0  # sender reports this far apart measure the RTP rate
 MAX_RATE_ERROR: Final = 0.02
 MAX_REPORT_GAP_SECONDS: Final = 60.0
@@ -64,7 +70,7 @@ RECENT_REPORTS: Final = 8  # about 8 s of reports: the least late of them maps f
 _HOOKED: Final = "_recorder_hooked"  # marks our wrappers, so install() is idempotent
 _SEAM: Final = "get_decoder"  # what decoder_worker calls (not exported by aiortc)
 _PRIVATE: Final = ("timestamp_mapper", "decoder_thread", "decoder_queue", "decoder_error",
-                   "rtx_ssrc")
+                   "rtx_ssrc", "remote_bitrate_estimator")
 
 
 def _private(receiver: RTCRtpReceiver, name: str) -> Any:
@@ -354,6 +360,29 @@ async def _receive(self: RTCRtpReceiver, parameters: Any) -> None:
         thread_queue = _private(self, "decoder_queue")
         if not isinstance(thread_queue, _TapQueue):  # receive() may be called again
             _set_private(self, "decoder_queue", _TapQueue(tap, thread_queue))
+    estimator = _private(self, "remote_bitrate_estimator")
+    if estimator is not None and not isinstance(estimator, _ThrottledEstimator):
+        _set_private(self, "remote_bitrate_estimator", _ThrottledEstimator(estimator))
+
+
+class _ThrottledEstimator:
+    """aiortc's REMB estimator whose answers (a REMB to send) come at most every
+    ``REMB_INTERVAL_MS`` of arrival time; it still sees every packet."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._sent_at: int | None = None
+
+    def add(self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+            ) -> tuple[int, list[int]] | None:
+        remb: tuple[int, list[int]] | None = self._inner.add(
+            arrival_time_ms=arrival_time_ms, abs_send_time=abs_send_time,
+            payload_size=payload_size, ssrc=ssrc)
+        if remb is None or (self._sent_at is not None
+                            and arrival_time_ms - self._sent_at < REMB_INTERVAL_MS):
+            return None
+        self._sent_at = arrival_time_ms
+        return remb
 
 
 @functools.wraps(_original_rtcp)

@@ -229,3 +229,31 @@ def test_a_sender_report_before_the_first_packet_is_ignored() -> None:
     frame = tap.frame("opus", 48_000, "audio", type("J", (), {"data": b"\xf8", "timestamp":
                                                                   48_240 * 7})())
     assert frame.ntp == pytest.approx(3_900_000_007, abs=0.001)
+
+
+class _EveryPacket:
+    """An estimator that asks for a REMB at every packet, as aiortc's does while overusing."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def add(self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+            ) -> tuple[int, list[int]]:
+        self.seen += 1
+        return 1_000_000, [ssrc]
+
+
+def test_rembs_go_at_most_every_200_ms_and_the_estimator_sees_every_packet() -> None:
+    inner = _EveryPacket()
+    throttled = taps._ThrottledEstimator(inner)
+    sent = [ms for ms in range(1000)
+            if throttled.add(arrival_time_ms=ms, abs_send_time=0, payload_size=1200, ssrc=7)]
+    assert sent == [0, 200, 400, 600, 800]
+    assert inner.seen == 1000
+
+
+async def test_a_video_receivers_rembs_are_throttled(received: Received) -> None:
+    await received.until("video", 5)
+    video = received.taps["video"]._receiver
+    estimator = taps._private(video, "remote_bitrate_estimator")
+    assert isinstance(estimator, taps._ThrottledEstimator)
