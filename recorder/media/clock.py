@@ -50,6 +50,13 @@ FIT_REFIT_WINDOWS = 3
 MAX_RATE_ERROR = 0.01
 
 
+def with_the_sound(sound_at: float, sound_ntp: float, picture_ntp: float) -> float:
+    """Where a picture goes, on any timeline, against a sound at ``sound_at``: by the two
+    frames' sender times, plus the Opus lookahead (the sound of an RTP time is heard 6.5 ms
+    after it). Both captures place pictures with it."""
+    return sound_at + (picture_ntp - sound_ntp) + OPUS_LOOKAHEAD_SECONDS
+
+
 @dataclass(frozen=True, slots=True)
 class SenderTime:
     """What the receiver tap puts in a decoded frame's ``opaque``: the sender's wall time
@@ -217,7 +224,7 @@ class PublisherClock:
             return own
         if ntp is not None and self._audio is not None:
             audio_ntp, audio_wall = self._audio
-            return audio_wall + (ntp - audio_ntp) + OPUS_LOOKAHEAD_SECONDS
+            return with_the_sound(audio_wall, audio_ntp, ntp)
         return own
 
     def forget(self, source_id: str) -> None:

@@ -29,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from recorder.media.encoded import AUDIO_CLOCK, OPUS_LOOKAHEAD_SECONDS, EncodedFrame
+from recorder.media.clock import with_the_sound
+from recorder.media.encoded import AUDIO_CLOCK, EncodedFrame
 
 # Opus frame sizes at 48 kHz by TOC configuration (RFC 6716 3.1): SILK 10/20/40/60 ms,
 # hybrid 10/20 ms, CELT 2.5/5/10/20 ms.
@@ -182,5 +183,5 @@ class AudioMaster:
             return at + self._shift
         ntp, sound_wall, sound_at = segment.last
         if frame.ntp is not None and ntp is not None:
-            return max(0.0, sound_at + frame.ntp - ntp + OPUS_LOOKAHEAD_SECONDS)
+            return max(0.0, with_the_sound(sound_at, ntp, frame.ntp))
         return max(0.0, sound_at + wall - sound_wall)
