@@ -37,6 +37,7 @@ from recorder.core.errors import MediaError
 from recorder.core.presets import PRESETS, Layout
 from recorder.media.capture import Capture, CaptureResult, CaptureSpec
 from recorder.media.sources import Publisher
+from recorder.media.timeline import DEFAULT_LATENCY
 from recorder.media.transcode_job import OutputResult, SourceFile, TranscodeJob
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ logger = logging.getLogger(__name__)
 # How far the virtual clock moves before the encoders must catch up: a few frames per
 # source, well inside the capture's inboxes (32 pictures per source, 1024 audio frames).
 STEP_SECONDS: Final = 0.1
+# The encoders stay this far behind the virtual clock, as they do live: a source's clock
+# may place a frame a little before its arrival (it follows a sender's drifting clock in
+# small steps), and a sound placed where the mix has already passed would be lost.
+LATENCY_SECONDS: Final = DEFAULT_LATENCY
 POLL_SECONDS: Final = 0.002
 PROGRESS_LOG_SECONDS: Final = 10.0
 _DECODE_TRIES: Final = 16
@@ -96,7 +101,7 @@ def transcode(job: TranscodeJob) -> tuple[CaptureResult, float]:
     path = directory / job.output_name() if job.layout is Layout.COMPOSITE else directory
     clock = VirtualClock()
     capture = Capture(CaptureSpec(rid, path, job.format, job.quality, job.layout),
-                      clock=clock, latency=0.0)
+                      clock=clock, latency=LATENCY_SECONDS)
     try:
         first = _Replay(job, capture, clock).run()
         result = capture.stop()
@@ -169,7 +174,7 @@ class _Replay:
     def _advance(self, to: float) -> None:
         capture = self._capture
         self._clock.now = to
-        target = capture.media_seconds - self._slack
+        target = capture.media_seconds - LATENCY_SECONDS - self._slack
         while capture.encoded_seconds < target:
             if capture.error is not None:
                 raise MediaError(capture.error)
