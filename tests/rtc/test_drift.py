@@ -235,6 +235,7 @@ async def test_a_deferred_transcode_with_a_slow_microphone(make_room: MakeRoom,
     job = TranscodeJob("rec-1", str(out), Format.WEBM, Quality.LOW, Layout.COMPOSITE,
                        live.duration_seconds, (source,))
     result, _ = await asyncio.to_thread(transcode, job)
+    assert result.frames.dropped == 0  # offline: nothing dropped
     # the output is back on the recording's clock: 12 s of the publisher's between the
     # first and the last beep, within what a source's clock follows a sender's drift by
     # (its 20 ms tolerance and one 10 ms step, recorder/media/clock.py)
