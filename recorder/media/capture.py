@@ -37,7 +37,7 @@ from recorder.media.clock import PublisherClock, sender_ntp
 from recorder.media.counts import FrameCounter
 from recorder.media.output import COMPOSITE, TRACK, Output, OutputFile
 from recorder.media.sources import Publisher
-from recorder.media.timeline import DEFAULT_LATENCY, Timeline
+from recorder.media.timeline import Timeline
 from recorder.media.tracks import TrackNames
 
 logger = logging.getLogger(__name__)
@@ -103,14 +103,14 @@ class Capture(CaptureBase):
     cannot be made); ``tracks`` files open with their publisher's first frame.
     """
 
-    def __init__(self, spec: CaptureSpec, *, clock: Callable[[], float] = time.monotonic,
-                 latency: float = DEFAULT_LATENCY) -> None:
+    def __init__(self, spec: CaptureSpec, *, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
         if spec.quality is Quality.SOURCE:
             raise ValueError("quality 'source' is not transcoded by this capture")
         self.spec = spec
         self._rid = spec.recording_id
         self._preset = PRESETS[spec.quality]
-        self._timeline = Timeline(clock, latency)
+        self._timeline = Timeline(clock)
         self._counts = FrameCounter()
         self._outputs: list[Output] = []
         self._by_name: dict[str, Output] = {}
@@ -273,6 +273,12 @@ class Capture(CaptureBase):
         return errors
 
     # ---- progress ---------------------------------------------------------------------
+
+    @property
+    def due_seconds(self) -> float:
+        """Media time the encoders may emit up to now: the media clock less the latency
+        that lets a frame placed a little before its arrival still reach its slot."""
+        return self._timeline.horizon().until
 
     @property
     def encoded_seconds(self) -> float:

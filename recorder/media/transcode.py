@@ -37,7 +37,6 @@ from recorder.core.errors import MediaError
 from recorder.core.presets import PRESETS, Layout
 from recorder.media.capture import Capture, CaptureResult, CaptureSpec
 from recorder.media.sources import Publisher
-from recorder.media.timeline import DEFAULT_LATENCY
 from recorder.media.transcode_job import OutputResult, SourceFile, TranscodeJob
 
 logger = logging.getLogger(__name__)
@@ -45,10 +44,6 @@ logger = logging.getLogger(__name__)
 # How far the virtual clock moves before the encoders must catch up: a few frames per
 # source, well inside the capture's inboxes (32 pictures per source, 1024 audio frames).
 STEP_SECONDS: Final = 0.1
-# The encoders stay this far behind the virtual clock, as they do live: a source's clock
-# may place a frame a little before its arrival (it follows a sender's drifting clock in
-# small steps), and a sound placed where the mix has already passed would be lost.
-LATENCY_SECONDS: Final = DEFAULT_LATENCY
 POLL_SECONDS: Final = 0.002
 PROGRESS_LOG_SECONDS: Final = 10.0
 _DECODE_TRIES: Final = 16
@@ -101,7 +96,7 @@ def transcode(job: TranscodeJob) -> tuple[CaptureResult, float]:
     path = directory / job.output_name() if job.layout is Layout.COMPOSITE else directory
     clock = VirtualClock()
     capture = Capture(CaptureSpec(rid, path, job.format, job.quality, job.layout),
-                      clock=clock, latency=LATENCY_SECONDS)
+                      clock=clock)
     try:
         first = _Replay(job, capture, clock).run()
         result = capture.stop()
@@ -174,7 +169,9 @@ class _Replay:
     def _advance(self, to: float) -> None:
         capture = self._capture
         self._clock.now = to
-        target = capture.media_seconds - LATENCY_SECONDS - self._slack
+        # as far as the encoders may go: the live latency behind the clock, so a sound a
+        # source's clock places a little before it is fed in is not after its mixed place
+        target = capture.due_seconds - self._slack
         while capture.encoded_seconds < target:
             if capture.error is not None:
                 raise MediaError(capture.error)
